@@ -1,0 +1,479 @@
+/**
+ * The headless WebGPU runtime: device acquisition, allocation, upload, readback and submission.
+ *
+ * This is the only module that touches `navigator.gpu`. One {@link Gpu} wraps one device; all
+ * work for a training step is recorded into one compute pass and submitted once
+ * ({@link Gpu.run}). Validation and out-of-memory errors are caught with error scopes and
+ * raised as exceptions that name the kernel and shapes; a lost device raises
+ * {@link GpuDeviceLostError} instead of hanging.
+ *
+ * @example
+ * ```ts
+ * import { requestGpu } from "./device.ts";
+ * const gpu = await requestGpu({ log: false });
+ * const x = gpu.upload("x", new Float32Array([1, 2, 3]), [3]);
+ * console.log(await gpu.read(x)); // Float32Array [1, 2, 3]
+ * gpu.destroy();
+ * ```
+ *
+ * @module
+ */
+
+import {
+  GpuDeviceLostError,
+  GpuLimitError,
+  GpuOutOfMemoryError,
+  GpuValidationError,
+  NoAdapterError,
+  ShapeError,
+} from "./errors.ts";
+import { KernelCache, type Op } from "./kernel.ts";
+import {
+  type DType,
+  DTYPE_BYTES,
+  dtypeOf,
+  type HostArray,
+  hostArray,
+  numel,
+  roundUp,
+  Tensor,
+  type TensorSpec,
+} from "./tensor.ts";
+
+/** Options of {@link requestGpu}. */
+export interface GpuOptions {
+  /** Adapter preference. @default {"high-performance"} */
+  powerPreference?: GPUPowerPreference;
+  /** Enable `shader-f16` when the adapter offers it. @default {true} */
+  f16?: boolean;
+  /**
+   * Where the adapter description is logged; `false` for silence.
+   * @default {console.error}
+   */
+  log?: ((line: string) => void) | false;
+  /**
+   * Refuse software adapters (llvmpipe/lavapipe, SwiftShader): use on machines that must run
+   * on a real GPU. Also enabled by the environment variable `ADEPT_REQUIRE_HARDWARE_GPU=1`.
+   * @default {false}
+   */
+  requireHardware?: boolean;
+}
+
+/** What the adapter says about itself. */
+export interface AdapterSummary {
+  /** Driver/device description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  description: string;
+  /** Vendor name or PCI id. */
+  vendor: string;
+  /** Architecture, when reported. */
+  architecture: string;
+  /** Enabled device features. */
+  features: string[];
+  /** True for CPU implementations such as Mesa's lavapipe. */
+  software: boolean;
+}
+
+/** Limits the kernels need; each is requested up to the adapter's maximum. */
+const WANTED_LIMITS = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupSizeZ",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBuffersPerShaderStage",
+  "maxUniformBufferBindingSize",
+] as const;
+
+/** Alignment of every tensor view (satisfies storage-offset and copy alignment everywhere). */
+export const VIEW_ALIGNMENT = 256;
+
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env: behave as if unset
+  }
+}
+
+/**
+ * Acquires a headless WebGPU device with the limits and features the kernels need.
+ *
+ * @throws {NoAdapterError} when no adapter exists, with instructions to get one.
+ */
+export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
+  if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
+    throw new NoAdapterError("navigator.gpu is not available in this runtime");
+  }
+  const adapter = await navigator.gpu.requestAdapter({
+    powerPreference: options.powerPreference ?? "high-performance",
+  });
+  if (!adapter) throw new NoAdapterError("requestAdapter() returned null");
+  const info = adapter.info;
+  const description = info.description || info.device || "unknown adapter";
+  const software = /llvmpipe|lavapipe|swiftshader|software/i.test(
+    `${description} ${info.device} ${info.architecture}`,
+  );
+  const requireHardware = options.requireHardware ?? readEnv("ADEPT_REQUIRE_HARDWARE_GPU") === "1";
+  if (requireHardware && software) {
+    throw new NoAdapterError(
+      `only the software adapter "${description}" was found, and a hardware GPU is required; ` +
+        "check that the GPU's Vulkan ICD is installed and visible (VK_DRIVER_FILES)",
+    );
+  }
+  const requiredLimits: Record<string, number> = {};
+  for (const k of WANTED_LIMITS) {
+    const v = (adapter.limits as unknown as Record<string, number>)[k];
+    if (typeof v === "number") requiredLimits[k] = v;
+  }
+  const requiredFeatures: GPUFeatureName[] = [];
+  if ((options.f16 ?? true) && adapter.features.has("shader-f16")) {
+    requiredFeatures.push("shader-f16");
+  }
+  if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  const summary: AdapterSummary = {
+    description,
+    vendor: String(info.vendor ?? ""),
+    architecture: String(info.architecture ?? ""),
+    features: [...device.features].map(String).sort(),
+    software,
+  };
+  const log = options.log === undefined ? (l: string) => console.error(l) : options.log;
+  if (log) {
+    log(
+      `[gpu] adapter: ${summary.description} (vendor ${summary.vendor || "?"}` +
+        `${summary.architecture ? `, ${summary.architecture}` : ""}${
+          software ? ", software" : ""
+        }); features: ${summary.features.join(",") || "none"}`,
+    );
+  }
+  return new Gpu(device, summary);
+}
+
+interface Pending {
+  context: string;
+  errors: Promise<(GPUError | null)[]>;
+}
+
+/** A named set of tensors allocated once in as few buffers as the device allows. */
+export interface Arena<K extends string = string> {
+  /** Arena name (prefix of tensor names). */
+  readonly name: string;
+  /** The tensors, by name. */
+  readonly tensors: Readonly<Record<K, Tensor>>;
+  /** The buffers backing the tensors. */
+  readonly buffers: readonly GPUBuffer[];
+  /** Total bytes allocated. */
+  readonly byteLength: number;
+}
+
+/** Bytes needed by an arena of `specs` (with view alignment), without allocating. */
+export function arenaBytes(specs: Record<string, TensorSpec>): number {
+  let total = 0;
+  for (const s of Object.values(specs)) {
+    total += roundUp(Math.max(4, numel(s.shape) * DTYPE_BYTES[s.dtype ?? "f32"]), VIEW_ALIGNMENT);
+  }
+  return total;
+}
+
+/** One WebGPU device and everything allocated on it. */
+export class Gpu {
+  /** Compiled kernels of this device. */
+  readonly kernels: KernelCache;
+  #lost: GPUDeviceLostInfo | null = null;
+  #lostPromise: Promise<never>;
+  #pending: Pending[] = [];
+  #uncaptured: GPUError[] = [];
+  #allocated = 0;
+  #staging = new Map<number, GPUBuffer[]>();
+
+  constructor(
+    /** The WebGPU device. */
+    readonly device: GPUDevice,
+    /** What the adapter reported. */
+    readonly adapter: AdapterSummary,
+  ) {
+    this.kernels = new KernelCache(this);
+    this.#lostPromise = device.lost.then((info) => {
+      this.#lost = info;
+      throw new GpuDeviceLostError(info.reason, info.message);
+    });
+    this.#lostPromise.catch(() => {}); // observed through #guard and assertAlive
+    device.addEventListener("uncapturederror", (e) => {
+      this.#uncaptured.push((e as GPUUncapturedErrorEvent).error);
+    });
+  }
+
+  /** Whether the `shader-f16` feature is enabled. */
+  get hasF16(): boolean {
+    return this.device.features.has("shader-f16");
+  }
+
+  /** Bytes currently allocated through this object. */
+  get allocatedBytes(): number {
+    return this.#allocated;
+  }
+
+  /** Device limits in effect. */
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  /** Throws {@link GpuDeviceLostError} if the device was lost. */
+  assertAlive(): void {
+    if (this.#lost) throw new GpuDeviceLostError(this.#lost.reason, this.#lost.message);
+  }
+
+  /** Awaits `p`, or throws {@link GpuDeviceLostError} as soon as the device is lost. */
+  #guard<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.#lostPromise]);
+  }
+
+  /**
+   * Runs `fn` inside validation and out-of-memory error scopes. Errors are collected and
+   * raised by the next {@link Gpu.flush} (called by `run`, `read` and `sync`) with `context`.
+   */
+  checked<T>(context: string, fn: () => T): T {
+    this.assertAlive();
+    const d = this.device;
+    d.pushErrorScope("out-of-memory");
+    d.pushErrorScope("validation");
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      const v = d.popErrorScope();
+      const o = d.popErrorScope();
+      this.#pending.push({ context, errors: Promise.all([v, o]) });
+    }
+    return result;
+  }
+
+  /** Raises the first error caught since the last flush, naming where it happened. */
+  async flush(): Promise<void> {
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const p of pending) {
+      const [v, o] = await this.#guard(p.errors);
+      if (o) throw new GpuOutOfMemoryError(p.context, o.message);
+      if (v) throw new GpuValidationError(p.context, v.message);
+    }
+    const u = this.#uncaptured.shift();
+    if (u) {
+      this.#uncaptured = [];
+      throw new GpuValidationError("an unscoped GPU call", u.message);
+    }
+    this.assertAlive();
+  }
+
+  /** Allocates a raw buffer, checking the size against `maxBufferSize`. */
+  allocBuffer(label: string, size: number, usage: GPUBufferUsageFlags): GPUBuffer {
+    const max = this.device.limits.maxBufferSize;
+    if (size > max) {
+      throw new GpuLimitError(
+        `buffer ${label} needs ${size} bytes, more than the device's maxBufferSize of ${max} ` +
+          "bytes; use a smaller batch or sequence length",
+      );
+    }
+    const buffer = this.checked(
+      `allocating ${label} (${size} bytes)`,
+      () => this.device.createBuffer({ label, size: roundUp(Math.max(size, 4), 4), usage }),
+    );
+    this.#allocated += buffer.size;
+    return buffer;
+  }
+
+  /** Frees a buffer made by {@link Gpu.allocBuffer}. */
+  freeBuffer(buffer: GPUBuffer): void {
+    this.#allocated -= buffer.size;
+    buffer.destroy();
+  }
+
+  /**
+   * A standalone tensor, zero-filled, optionally uploaded from `data`.
+   *
+   * @example
+   * ```ts ignore
+   * const w = gpu.tensor("w", [768, 19]);
+   * ```
+   */
+  tensor(name: string, shape: readonly number[], dtype: DType = "f32", data?: HostArray): Tensor {
+    this.#checkDtype(dtype, name);
+    const bytes = numel(shape) * DTYPE_BYTES[dtype];
+    const buffer = this.allocBuffer(
+      name,
+      roundUp(Math.max(bytes, 4), 4),
+      GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    );
+    const t = new Tensor(buffer, 0, shape, dtype, name);
+    if (data) this.write(t, data);
+    return t;
+  }
+
+  /** A tensor of `shape` holding `data`; the dtype follows the typed array. */
+  upload(name: string, data: HostArray, shape: readonly number[] = [data.length]): Tensor {
+    const dtype = dtypeOf(data);
+    if (!dtype) throw new ShapeError(`upload of ${name}: unsupported array type`);
+    return this.tensor(name, shape, dtype, data);
+  }
+
+  /**
+   * Allocates all `specs` at once and hands out named views. Tensors are packed into buffers
+   * of at most `maxBufferSize` bytes, each view aligned to {@link VIEW_ALIGNMENT} bytes.
+   *
+   * @example
+   * ```ts ignore
+   * const acts = gpu.arena("acts", { x: { shape: [B, S, C] }, ids: { shape: [B, S], dtype: "i32" } });
+   * acts.tensors.x; // Tensor (B, S, C) f32
+   * ```
+   */
+  arena<K extends string>(name: string, specs: Record<K, TensorSpec>): Arena<K> {
+    const max = this.device.limits.maxBufferSize;
+    const chunks: { size: number; items: [K, number][] }[] = [{ size: 0, items: [] }];
+    for (const key of Object.keys(specs) as K[]) {
+      const s = specs[key];
+      const dtype = s.dtype ?? "f32";
+      this.#checkDtype(dtype, `${name}.${key}`);
+      const bytes = roundUp(Math.max(4, numel(s.shape) * DTYPE_BYTES[dtype]), 4);
+      if (bytes > max) {
+        throw new GpuLimitError(
+          `tensor ${name}.${key} (${s.shape.join("x")} ${dtype}) needs ${bytes} bytes, more than ` +
+            `the device's maxBufferSize of ${max} bytes`,
+        );
+      }
+      let chunk = chunks[chunks.length - 1];
+      const at = roundUp(chunk.size, VIEW_ALIGNMENT);
+      if (at + bytes > max) {
+        chunk = { size: 0, items: [] };
+        chunks.push(chunk);
+      }
+      const off = roundUp(chunk.size, VIEW_ALIGNMENT);
+      chunk.items.push([key, off]);
+      chunk.size = off + bytes;
+    }
+    const tensors = {} as Record<K, Tensor>;
+    const buffers: GPUBuffer[] = [];
+    let total = 0;
+    chunks.forEach((c, i) => {
+      if (c.items.length === 0) return;
+      const buffer = this.allocBuffer(
+        chunks.length > 1 ? `${name}[${i}]` : name,
+        roundUp(c.size, 4),
+        GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      );
+      buffers.push(buffer);
+      total += buffer.size;
+      for (const [key, off] of c.items) {
+        const s = specs[key];
+        tensors[key] = new Tensor(buffer, off, s.shape, s.dtype ?? "f32", `${name}.${key}`);
+      }
+    });
+    return { name, tensors, buffers, byteLength: total };
+  }
+
+  /** Frees every buffer of an arena. */
+  freeArena(arena: Arena): void {
+    for (const b of arena.buffers) this.freeBuffer(b);
+  }
+
+  #checkDtype(dtype: DType, name: string): void {
+    if (!(dtype in DTYPE_BYTES)) throw new ShapeError(`tensor ${name}: unknown dtype "${dtype}"`);
+    if (dtype === "f16" && !this.hasF16) {
+      throw new ShapeError(
+        `tensor ${name}: dtype f16 needs the adapter feature shader-f16, which this adapter ` +
+          `("${this.adapter.description}") does not offer; use f32`,
+      );
+    }
+  }
+
+  /** Uploads `data` (same dtype and element count) into `t`. */
+  write(t: Tensor, data: HostArray): void {
+    this.assertAlive();
+    const dtype = dtypeOf(data);
+    if (dtype !== t.dtype || data.length !== t.size) {
+      throw new ShapeError(
+        `write to ${t.describe()}: got ${data.length} elements of ${dtype ?? "an unknown type"}, ` +
+          `expected ${t.size} of ${t.dtype}`,
+      );
+    }
+    const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    if (bytes.byteLength % 4 === 0) {
+      this.device.queue.writeBuffer(t.buffer, t.offset, bytes);
+    } else {
+      const padded = new Uint8Array(roundUp(bytes.byteLength, 4));
+      padded.set(bytes);
+      this.device.queue.writeBuffer(t.buffer, t.offset, padded);
+    }
+  }
+
+  /** Fills `t` with zeros. */
+  zero(t: Tensor): void {
+    this.write(t, hostArray(t.dtype, t.size));
+  }
+
+  /**
+   * Records `ops` into one compute pass, submits once, and raises any validation or
+   * out-of-memory error with the labels of the ops involved.
+   */
+  async run(ops: Op | readonly Op[], label = "step"): Promise<void> {
+    await this.flush();
+    const list = Array.isArray(ops) ? ops as readonly Op[] : [ops as Op];
+    const labels = list.length <= 6
+      ? list.map((o) => o.label).join("; ")
+      : `${list.slice(0, 6).map((o) => o.label).join("; ")}; … (${list.length} ops)`;
+    this.checked(`${label} [${labels}]`, () => {
+      const enc = this.device.createCommandEncoder({ label });
+      const pass = enc.beginComputePass({ label });
+      for (const op of list) op.record(pass);
+      pass.end();
+      this.device.queue.submit([enc.finish()]);
+    });
+    await this.flush();
+  }
+
+  /** Waits until the queue is idle (raises on a lost device instead of hanging). */
+  async sync(): Promise<void> {
+    await this.flush();
+    await this.#guard(this.device.queue.onSubmittedWorkDone());
+    this.assertAlive();
+  }
+
+  /** Copies `t` back to the host. Costs at least one queue round trip (~10 ms in Deno). */
+  async read<D extends DType>(t: Tensor & { dtype: D }): Promise<HostArray<D>>;
+  async read(t: Tensor): Promise<HostArray>;
+  async read(t: Tensor): Promise<HostArray> {
+    await this.flush();
+    const size = t.bindingSize;
+    const pool = this.#staging.get(size) ?? [];
+    const staging = pool.pop() ??
+      this.allocBuffer(`staging(${size})`, size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    this.checked(`reading ${t.describe()}`, () => {
+      const enc = this.device.createCommandEncoder({ label: `read ${t.name}` });
+      enc.copyBufferToBuffer(t.buffer, t.offset, staging, 0, size);
+      this.device.queue.submit([enc.finish()]);
+    });
+    await this.flush();
+    await this.#guard(staging.mapAsync(GPUMapMode.READ));
+    const out = hostArray(t.dtype, t.size);
+    new Uint8Array(out.buffer).set(
+      new Uint8Array(staging.getMappedRange(0, size), 0, t.byteLength),
+    );
+    staging.unmap();
+    pool.push(staging);
+    this.#staging.set(size, pool);
+    return out;
+  }
+
+  /** Reads a tensor as a Float64Array (any numeric dtype), for comparisons. */
+  async readF64(t: Tensor): Promise<Float64Array> {
+    return Float64Array.from(await this.read(t) as ArrayLike<number>, Number);
+  }
+
+  /** Releases the device. Further calls raise {@link GpuDeviceLostError}. */
+  destroy(): void {
+    this.device.destroy();
+  }
+}

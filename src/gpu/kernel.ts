@@ -1,0 +1,343 @@
+/**
+ * Compiled kernels and the operations that dispatch them.
+ *
+ * A kernel is a WGSL file of `kernels/` compiled once per set of baked constants and cached
+ * under the key `name{constants}`. An {@link Op} is a ready-to-record list of dispatches
+ * (pipeline + bind group + workgroup counts) that a launcher built once; recording it into a
+ * compute pass costs no allocation, so a training step can be replayed many times.
+ *
+ * @module
+ */
+
+import type { Gpu } from "./device.ts";
+import { GpuLimitError } from "./errors.ts";
+import { Tensor } from "./tensor.ts";
+import { type KernelInterface, parseKernelInterface } from "./wgsl.ts";
+import { type KernelName, WGSL } from "./wgsl.generated.ts";
+
+export type { KernelName };
+
+/** Values of pipeline-overridable constants (`override` in WGSL); booleans become 0/1. */
+export type Constants = Record<string, number | boolean>;
+
+/** A compiled kernel variant. */
+export interface CompiledKernel {
+  /** Cache key: kernel name, variant and constants. */
+  key: string;
+  /** The pipeline. */
+  pipeline: GPUComputePipeline;
+  /** Its explicit bind group layout (group 0). */
+  layout: GPUBindGroupLayout;
+  /** The kernel's parsed interface. */
+  iface: KernelInterface;
+}
+
+/** Compiles kernels on first use and caches them under `name + constants`. */
+export class KernelCache {
+  #cache = new Map<string, CompiledKernel>();
+  #ifaces = new Map<string, KernelInterface>();
+
+  constructor(private readonly gpu: Gpu) {}
+
+  /** Number of compiled pipelines. */
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  /** The parsed interface of a kernel (bindings, uniform fields, overrides). */
+  iface(name: KernelName): KernelInterface {
+    let iface = this.#ifaces.get(name);
+    if (!iface) {
+      const src = WGSL[name];
+      if (src === undefined) {
+        throw new Error(`unknown kernel "${name}": no kernels/${name}.wgsl was generated`);
+      }
+      iface = parseKernelInterface(name, src);
+      this.#ifaces.set(name, iface);
+    }
+    return iface;
+  }
+
+  /**
+   * The pipeline of `name` with `constants` baked in. With `allWritable`, every storage binding
+   * is declared `read_write`: needed when one buffer is bound as an input and as an output of the
+   * same dispatch (different views of one arena), which WebGPU forbids for read-only bindings.
+   */
+  get(name: KernelName, constants: Constants = {}, allWritable = false): CompiledKernel {
+    const ckeys = Object.keys(constants).sort();
+    const key = `${name}${allWritable ? "/rw" : ""}{${
+      ckeys.map((k) => `${k}=${Number(constants[k])}`).join(",")
+    }}`;
+    const hit = this.#cache.get(key);
+    if (hit) return hit;
+    const iface = this.iface(name);
+    for (const k of ckeys) {
+      if (!iface.overrides.includes(k)) {
+        throw new Error(
+          `kernel ${name} has no override constant "${k}" (it has: ${
+            iface.overrides.join(", ") || "none"
+          })`,
+        );
+      }
+    }
+    let code: string = WGSL[name];
+    if (allWritable) {
+      code = code.replace(/var<\s*storage\s*,\s*read\s*>/g, "var<storage, read_write>");
+    }
+    const device = this.gpu.device;
+    const compiled = this.gpu.checked(`compiling kernel ${key}`, () => {
+      const module = device.createShaderModule({ label: name, code });
+      const layout = device.createBindGroupLayout({
+        label: key,
+        entries: iface.bindings.map((b) => ({
+          binding: b.index,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: {
+            type: b.kind === "uniform"
+              ? "uniform"
+              : b.kind === "read" && !allWritable
+              ? "read-only-storage"
+              : "storage",
+          },
+        })),
+      });
+      const pipeline = device.createComputePipeline({
+        label: key,
+        layout: device.createPipelineLayout({ label: key, bindGroupLayouts: [layout] }),
+        compute: {
+          module,
+          entryPoint: "main",
+          constants: Object.fromEntries(ckeys.map((k) => [k, Number(constants[k])])),
+        },
+      });
+      return { key, pipeline, layout, iface };
+    });
+    this.#cache.set(key, compiled);
+    return compiled;
+  }
+}
+
+/** One recorded dispatch. */
+export interface Dispatch {
+  /** Compiled pipeline. */
+  pipeline: GPUComputePipeline;
+  /** Bind group 0. */
+  bindGroup: GPUBindGroup;
+  /** Workgroup counts (x, y, z), each within `maxComputeWorkgroupsPerDimension`. */
+  workgroups: readonly [number, number, number];
+}
+
+/**
+ * A ready-to-record operation: one or more dispatches built once by a launcher.
+ *
+ * @example
+ * ```ts ignore
+ * const op = matmul(gpu, { a, b, out });
+ * await gpu.run([op]);        // record + submit + check errors
+ * ```
+ */
+export class Op {
+  constructor(
+    /** Kernel name plus shapes, used in error messages and GPU labels. */
+    readonly label: string,
+    /** The dispatches, recorded in order. */
+    readonly dispatches: readonly Dispatch[],
+    /** Uniform buffers owned by this op, with their packers (see {@link Op.setParams}). */
+    private readonly uniforms: readonly UniformBlock[] = [],
+  ) {}
+
+  /** Records every dispatch into `pass`. */
+  record(pass: GPUComputePassEncoder): void {
+    for (const d of this.dispatches) {
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+    }
+  }
+
+  /**
+   * Rewrites uniform fields of every dispatch (for example a sequence length that changes per
+   * batch). The write lands before the next submit; fields not given keep their values.
+   */
+  setParams(params: Record<string, number>): void {
+    for (const u of this.uniforms) u.set(params);
+  }
+}
+
+/** A uniform buffer and the struct layout it follows. */
+export class UniformBlock {
+  readonly #data: ArrayBuffer;
+  readonly #u32: Uint32Array;
+  readonly #i32: Int32Array;
+  readonly #f32: Float32Array;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly buffer: GPUBuffer,
+    private readonly kernel: string,
+    private readonly fields: KernelInterface["params"],
+    initial: Record<string, number>,
+  ) {
+    this.#data = new ArrayBuffer(buffer.size);
+    this.#u32 = new Uint32Array(this.#data);
+    this.#i32 = new Int32Array(this.#data);
+    this.#f32 = new Float32Array(this.#data);
+    for (const f of fields) {
+      if (!(f.name in initial)) {
+        throw new Error(`kernel ${kernel}: uniform field "${f.name}" was not given a value`);
+      }
+    }
+    for (const k of Object.keys(initial)) {
+      if (!fields.some((f) => f.name === k)) {
+        throw new Error(
+          `kernel ${kernel}: unknown uniform field "${k}" (fields: ${
+            fields.map((f) => f.name).join(", ")
+          })`,
+        );
+      }
+    }
+    this.set(initial);
+  }
+
+  /** Packs `params` (by field name) and writes them to the buffer. */
+  set(params: Record<string, number>): void {
+    this.fields.forEach((f, i) => {
+      if (!(f.name in params)) return;
+      const v = params[f.name];
+      if (f.type === "f32") {
+        this.#f32[i] = v;
+      } else {
+        const lo = f.type === "u32" ? 0 : -(2 ** 31);
+        const hi = f.type === "u32" ? 2 ** 32 - 1 : 2 ** 31 - 1;
+        if (!Number.isInteger(v) || v < lo || v > hi) {
+          throw new GpuLimitError(
+            `kernel ${this.kernel}: uniform field ${f.name}: ${f.type} cannot hold ${v}`,
+          );
+        }
+        if (f.type === "u32") this.#u32[i] = v;
+        else this.#i32[i] = v;
+      }
+    });
+    this.gpu.device.queue.writeBuffer(this.buffer, 0, this.#data);
+  }
+}
+
+/** What a launcher gives {@link buildOp}. */
+export interface OpSpec {
+  /** Kernel file name (without `.wgsl`). */
+  kernel: KernelName;
+  /** Label for errors: op name plus shapes. */
+  label: string;
+  /** Storage bindings by WGSL variable name. */
+  bindings: Record<string, Tensor>;
+  /** Uniform values by field name (for kernels with a `params` uniform). */
+  params?: Record<string, number>;
+  /** Baked override constants. */
+  constants?: Constants;
+  /**
+   * Workgroup counts. A number is a 1-D count that is folded into (x, y) when it exceeds the
+   * per-dimension limit: kernels then compute `wid.x + wid.y * nwg.x` and guard the tail.
+   */
+  workgroups: number | readonly [number, number, number];
+}
+
+/** Splits a 1-D workgroup count into (x, y, 1) with x, y within `maxPerDim`. */
+export function grid1d(n: number, maxPerDim: number): [number, number, number] {
+  if (n <= maxPerDim) return [Math.max(1, n), 1, 1];
+  const y = Math.ceil(n / maxPerDim);
+  if (y > maxPerDim) {
+    throw new GpuLimitError(
+      `${n} workgroups exceed ${maxPerDim}² (maxComputeWorkgroupsPerDimension squared)`,
+    );
+  }
+  return [Math.ceil(n / y), y, 1];
+}
+
+/**
+ * Builds an {@link Op} of one dispatch: checks the bindings against the kernel's interface and
+ * the device's limits, picks the read/write variant when a buffer is both read and written,
+ * and creates the uniform buffer and bind group once.
+ */
+export function buildOp(gpu: Gpu, spec: OpSpec): Op {
+  return new Op(spec.label, ...buildDispatch(gpu, spec));
+}
+
+/** Builds several dispatches into one {@link Op} (for chunked launches). */
+export function buildOps(gpu: Gpu, label: string, specs: OpSpec[]): Op {
+  const ds: Dispatch[] = [];
+  const us: UniformBlock[] = [];
+  for (const s of specs) {
+    const [d, u] = buildDispatch(gpu, s);
+    ds.push(...d);
+    us.push(...u);
+  }
+  return new Op(label, ds, us);
+}
+
+function buildDispatch(gpu: Gpu, spec: OpSpec): [Dispatch[], UniformBlock[]] {
+  const iface = gpu.kernels.iface(spec.kernel);
+  const limits = gpu.device.limits;
+  const maxDim = limits.maxComputeWorkgroupsPerDimension;
+  const wg = typeof spec.workgroups === "number"
+    ? grid1d(spec.workgroups, maxDim)
+    : spec.workgroups;
+  for (const w of wg) {
+    if (!Number.isInteger(w) || w < 0 || w > maxDim) {
+      throw new GpuLimitError(
+        `${spec.label}: workgroup count ${w} exceeds maxComputeWorkgroupsPerDimension ${maxDim}`,
+      );
+    }
+  }
+  const given = new Set(Object.keys(spec.bindings));
+  const writtenBuffers = new Set<GPUBuffer>();
+  const readBuffers = new Set<GPUBuffer>();
+  for (const b of iface.bindings) {
+    if (b.kind === "uniform") continue;
+    const t = spec.bindings[b.name];
+    if (!(t instanceof Tensor)) {
+      throw new Error(
+        `${spec.label}: kernel ${spec.kernel} needs a tensor for binding "${b.name}"`,
+      );
+    }
+    given.delete(b.name);
+    if (t.bindingSize > limits.maxStorageBufferBindingSize) {
+      throw new GpuLimitError(
+        `${spec.label}: tensor ${t.describe()} is ${t.bindingSize} bytes, more than the ` +
+          `device's maxStorageBufferBindingSize of ${limits.maxStorageBufferBindingSize} bytes`,
+      );
+    }
+    (b.kind === "read_write" ? writtenBuffers : readBuffers).add(t.buffer);
+  }
+  if (given.size > 0) {
+    throw new Error(
+      `${spec.label}: kernel ${spec.kernel} has no binding(s) ${[...given].join(", ")}`,
+    );
+  }
+  const allWritable = [...readBuffers].some((b) => writtenBuffers.has(b));
+  const kernel = gpu.kernels.get(spec.kernel, spec.constants, allWritable);
+  const uniforms: UniformBlock[] = [];
+  const entries: GPUBindGroupEntry[] = iface.bindings.map((b) => {
+    if (b.kind === "uniform") {
+      const buffer = gpu.allocBuffer(
+        `${spec.label}.params`,
+        Math.max(16, Math.ceil(iface.params.length * 4 / 16) * 16),
+        GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      );
+      uniforms.push(new UniformBlock(gpu, buffer, spec.label, iface.params, spec.params ?? {}));
+      return { binding: b.index, resource: { buffer } };
+    }
+    const t = spec.bindings[b.name];
+    return {
+      binding: b.index,
+      resource: { buffer: t.buffer, offset: t.offset, size: t.bindingSize },
+    };
+  });
+  if (iface.params.length > 0 && uniforms.length === 0) {
+    throw new Error(`kernel ${spec.kernel}: has a params struct but no uniform binding`);
+  }
+  const bindGroup = gpu.checked(
+    `binding ${spec.label}`,
+    () => gpu.device.createBindGroup({ label: spec.label, layout: kernel.layout, entries }),
+  );
+  return [[{ pipeline: kernel.pipeline, bindGroup, workgroups: wg }], uniforms];
+}

@@ -1,0 +1,32 @@
+/**
+ * The headless WebGPU runtime.
+ *
+ * @module
+ */
+
+export {
+  type AdapterSummary,
+  type Arena,
+  arenaBytes,
+  Gpu,
+  type GpuOptions,
+  requestGpu,
+} from "./device.ts";
+export {
+  GpuDeviceLostError,
+  GpuLimitError,
+  GpuOutOfMemoryError,
+  GpuValidationError,
+  NoAdapterError,
+  ShapeError,
+} from "./errors.ts";
+export {
+  buildOp,
+  buildOps,
+  type Constants,
+  grid1d,
+  type KernelName,
+  Op,
+  type OpSpec,
+} from "./kernel.ts";
+export { type DType, type HostArray, numel, Tensor, type TensorSpec } from "./tensor.ts";

@@ -1,0 +1,127 @@
+/**
+ * Tensors: typed views into GPU buffers, with a shape, a dtype and a name.
+ *
+ * A {@link Tensor} never owns its buffer by itself: it is either a standalone allocation made by
+ * {@link Gpu.tensor} or a named view into an {@link Arena} that was sized and allocated once.
+ *
+ * @module
+ */
+
+import { fmtShape, ShapeError } from "./errors.ts";
+
+/** Element types a tensor can hold. `f16` needs the adapter's `shader-f16` feature. */
+export type DType = "f32" | "f16" | "i32" | "u32";
+
+/** Bytes per element of each dtype. */
+export const DTYPE_BYTES: Readonly<Record<DType, number>> = { f32: 4, f16: 2, i32: 4, u32: 4 };
+
+/** The typed array that holds host-side data of a dtype. */
+export type HostArray<D extends DType = DType> = D extends "f32" ? Float32Array
+  : D extends "f16" ? Float16Array
+  : D extends "i32" ? Int32Array
+  : D extends "u32" ? Uint32Array
+  : never;
+
+/** Rounds `n` up to a multiple of `m`. */
+export function roundUp(n: number, m: number): number {
+  return Math.ceil(n / m) * m;
+}
+
+/** Number of elements of a shape (1 for a scalar `[]`). Throws on a negative or fractional dim. */
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) {
+      throw new ShapeError(`invalid shape ${fmtShape(shape)}: dims must be integers >= 0`);
+    }
+    n *= d;
+  }
+  return n;
+}
+
+/** A typed array constructor for a dtype. */
+export function hostArray(dtype: DType, n: number): HostArray {
+  switch (dtype) {
+    case "f32":
+      return new Float32Array(n);
+    case "f16":
+      return new Float16Array(n);
+    case "i32":
+      return new Int32Array(n);
+    case "u32":
+      return new Uint32Array(n);
+  }
+}
+
+/** The dtype a typed array corresponds to, or undefined. */
+export function dtypeOf(data: ArrayBufferView): DType | undefined {
+  if (data instanceof Float32Array) return "f32";
+  if (data instanceof Float16Array) return "f16";
+  if (data instanceof Int32Array) return "i32";
+  if (data instanceof Uint32Array) return "u32";
+  return undefined;
+}
+
+/**
+ * A GPU tensor: `shape` and `dtype` over `byteLength` bytes of `buffer` starting at `offset`.
+ *
+ * The allocated size is rounded up to 4 bytes; `byteLength` is the logical size.
+ */
+export class Tensor {
+  /** Logical size in bytes (`numel(shape) * DTYPE_BYTES[dtype]`). */
+  readonly byteLength: number;
+  /** Number of elements. */
+  readonly size: number;
+
+  constructor(
+    /** The buffer holding the data. */
+    readonly buffer: GPUBuffer,
+    /** Byte offset of element 0 in `buffer` (a multiple of the storage offset alignment). */
+    readonly offset: number,
+    /** Dimensions, outermost first. */
+    readonly shape: readonly number[],
+    /** Element type. */
+    readonly dtype: DType,
+    /** Name used in error messages and GPU object labels. */
+    readonly name: string,
+  ) {
+    this.size = numel(shape);
+    this.byteLength = this.size * DTYPE_BYTES[dtype];
+  }
+
+  /** Bytes this tensor's binding covers: `byteLength` rounded up to 4 (at least 4). */
+  get bindingSize(): number {
+    return Math.max(4, roundUp(this.byteLength, 4));
+  }
+
+  /** `name(2, 3) f32`, for messages. */
+  describe(): string {
+    return `${this.name}${fmtShape(this.shape)} ${this.dtype}`;
+  }
+
+  /**
+   * A view of the same bytes with another shape of the same element count.
+   *
+   * @example
+   * ```ts ignore
+   * const flat = x.reshape([x.size]);
+   * ```
+   */
+  reshape(shape: readonly number[], name = this.name): Tensor {
+    if (numel(shape) !== this.size) {
+      throw new ShapeError(
+        `reshape of ${this.describe()} to ${fmtShape(shape)}: element counts differ ` +
+          `(${this.size} vs ${numel(shape)})`,
+      );
+    }
+    return new Tensor(this.buffer, this.offset, shape, this.dtype, name);
+  }
+}
+
+/** A tensor's requested shape and dtype in an arena. */
+export interface TensorSpec {
+  /** Dimensions, outermost first. */
+  shape: readonly number[];
+  /** Element type. @default {"f32"} */
+  dtype?: DType;
+}

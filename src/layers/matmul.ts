@@ -1,0 +1,514 @@
+/**
+ * Matrix products: `C = alpha · op(A) · op(B) (+ bias) (+ C)`, batched and strided, with the
+ * backward products, plus a float64 CPU reference.
+ *
+ * Shape legend: M rows of C, N columns, K the contracted dimension; leading dims are batch.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu/device.ts";
+import { fmtShape, ShapeError } from "../gpu/errors.ts";
+import { buildOps, type Op, type OpSpec } from "../gpu/kernel.ts";
+import { numel, type Tensor } from "../gpu/tensor.ts";
+
+/** Options of {@link matmul}. */
+export interface MatmulOptions {
+  /** A: (..., M, K), or (..., K, M) with `transA`. */
+  a: Tensor;
+  /** B: (..., K, N) or (K, N) shared by every batch; (..., N, K) / (N, K) with `transB`. */
+  b: Tensor;
+  /** C: (..., M, N). */
+  out: Tensor;
+  /** Optional bias (N), added to every row. */
+  bias?: Tensor;
+  /** Use A transposed. @default {false} */
+  transA?: boolean;
+  /** Use B transposed. @default {false} */
+  transB?: boolean;
+  /** Scale of the product. @default {1} */
+  alpha?: number;
+  /** Add into `out` instead of overwriting it. @default {false} */
+  accumulate?: boolean;
+  /** Name in error messages. @default {"matmul"} */
+  label?: string;
+}
+
+/** One operand of {@link matmulStrided}: a tensor plus element offsets and strides. */
+export interface StridedOperand {
+  /** The tensor holding the operand. */
+  tensor: Tensor;
+  /** Element offset of entry (0, 0) of batch (0, 0). @default {0} */
+  offset?: number;
+  /** Row stride (leading dimension) in elements. */
+  ld: number;
+  /** Element strides between outer and inner batch entries. @default {[0, 0]} */
+  batchStrides?: readonly [number, number];
+}
+
+/** Options of {@link matmulStrided}: explicit sizes, strides and a two-level batch. */
+export interface MatmulStridedOptions {
+  /** Rows of C. */
+  m: number;
+  /** Columns of C. */
+  n: number;
+  /** Contracted dimension. */
+  k: number;
+  /** Batch as (outer, inner) counts; entry z = zo * inner + zi. @default {[1, 1]} */
+  batch?: readonly [number, number];
+  /** A operand. */
+  a: StridedOperand;
+  /** B operand. */
+  b: StridedOperand;
+  /** C operand. */
+  out: StridedOperand;
+  /** Optional bias (N). */
+  bias?: Tensor;
+  /** @default {false} */
+  transA?: boolean;
+  /** @default {false} */
+  transB?: boolean;
+  /** @default {1} */
+  alpha?: number;
+  /** @default {false} */
+  accumulate?: boolean;
+  /** @default {"matmul"} */
+  label?: string;
+}
+
+const TILE = 64;
+
+function checkF32(label: string, ...ts: (Tensor | undefined)[]): void {
+  for (const t of ts) {
+    if (t && t.dtype !== "f32") {
+      throw new ShapeError(`${label}: ${t.describe()} must be f32`);
+    }
+  }
+}
+
+/** Largest element index (exclusive) an operand touches; checked against the tensor size. */
+function extent(
+  op: StridedOperand,
+  rows: number,
+  cols: number,
+  batch: readonly [number, number],
+): number {
+  const [so, si] = op.batchStrides ?? [0, 0];
+  if (rows === 0 || cols === 0) return 0;
+  return (op.offset ?? 0) + (batch[0] - 1) * so + (batch[1] - 1) * si + (rows - 1) * op.ld + cols;
+}
+
+/**
+ * The general launcher: sizes, strides, offsets and a two-level batch given explicitly, so that
+ * per-head attention products read Q, K, V in place. Batches beyond the workgroup limit are
+ * split into several dispatches.
+ *
+ * @example
+ * ```ts ignore
+ * // scores[b, h] = Q[b, :, h] · K[b, :, h]^T with Q, K stored (B, S, H·D)
+ * matmulStrided(gpu, {
+ *   m: S, n: S, k: D, batch: [B, H], transB: true,
+ *   a: { tensor: q, ld: H * D, batchStrides: [S * H * D, D] },
+ *   b: { tensor: k, ld: H * D, batchStrides: [S * H * D, D] },
+ *   out: { tensor: scores, ld: S, batchStrides: [H * S * S, S * S] },
+ * });
+ * ```
+ */
+export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
+  const label = o.label ?? "matmul";
+  const { m, n, k } = o;
+  const batch = o.batch ?? [1, 1];
+  for (
+    const [name, v] of [["m", m], ["n", n], ["k", k], ["batch", batch[0]], ["batch", batch[1]]]
+  ) {
+    if (!Number.isInteger(v) || (v as number) < 0) {
+      throw new ShapeError(`${label}: ${name} must be a non-negative integer, got ${v}`);
+    }
+  }
+  checkF32(label, o.a.tensor, o.b.tensor, o.out.tensor, o.bias);
+  const checks: [string, StridedOperand, number, number][] = [
+    ["A", o.a, o.transA ? k : m, o.transA ? m : k],
+    ["B", o.b, o.transB ? n : k, o.transB ? k : n],
+    ["C", o.out, m, n],
+  ];
+  for (const [name, op, rows, cols] of checks) {
+    if (op.ld < cols) {
+      throw new ShapeError(
+        `${label}: ${name} row stride ${op.ld} is smaller than its ${cols} columns`,
+      );
+    }
+    const need = extent(op, rows, cols, batch);
+    if (need > op.tensor.size) {
+      throw new ShapeError(
+        `${label}: ${name} = ${op.tensor.describe()} is too small: (${rows} x ${cols}) with row ` +
+          `stride ${op.ld}, batch ${batch.join("x")} needs ${need} elements`,
+      );
+    }
+  }
+  if (o.bias && o.bias.size !== n) {
+    throw new ShapeError(`${label}: bias ${o.bias.describe()} must have N = ${n} elements`);
+  }
+  const total = batch[0] * batch[1];
+  const maxZ = gpu.limits.maxComputeWorkgroupsPerDimension;
+  const gx = Math.ceil(n / TILE);
+  const gy = Math.ceil(m / TILE);
+  const specs: OpSpec[] = [];
+  for (let z0 = 0; z0 < total; z0 += maxZ) {
+    specs.push({
+      kernel: "matmul",
+      label: `${label}[z ${z0}..]`,
+      constants: {
+        TRANS_A: !!o.transA,
+        TRANS_B: !!o.transB,
+        HAS_BIAS: !!o.bias,
+        ACCUMULATE: !!o.accumulate,
+      },
+      bindings: { a: o.a.tensor, b: o.b.tensor, bias: o.bias ?? o.a.tensor, c: o.out.tensor },
+      params: {
+        m,
+        n,
+        k,
+        lda: o.a.ld,
+        ldb: o.b.ld,
+        ldc: o.out.ld,
+        batch_inner: Math.max(1, batch[1]),
+        z_offset: z0,
+        a_offset: o.a.offset ?? 0,
+        a_outer: o.a.batchStrides?.[0] ?? 0,
+        a_inner: o.a.batchStrides?.[1] ?? 0,
+        b_offset: o.b.offset ?? 0,
+        b_outer: o.b.batchStrides?.[0] ?? 0,
+        b_inner: o.b.batchStrides?.[1] ?? 0,
+        c_offset: o.out.offset ?? 0,
+        c_outer: o.out.batchStrides?.[0] ?? 0,
+        c_inner: o.out.batchStrides?.[1] ?? 0,
+        alpha: o.alpha ?? 1,
+      },
+      workgroups: [gx, gy, Math.min(maxZ, total - z0)],
+    });
+  }
+  const desc = `${label}(A=${o.a.tensor.describe()}${
+    o.transA ? "ᵀ" : ""
+  }, B=${o.b.tensor.describe()}${
+    o.transB ? "ᵀ" : ""
+  }, C=${o.out.tensor.describe()}, m=${m} n=${n} k=${k} batch=${batch.join("x")})`;
+  if (total === 0 || m === 0 || n === 0) return buildOps(gpu, desc, []);
+  return buildOps(gpu, desc, specs);
+}
+
+/** Sizes of a {@link matmul} after broadcasting rules, shared with the CPU reference. */
+export interface MatmulGeometry {
+  m: number;
+  n: number;
+  k: number;
+  /** Number of batch entries. */
+  batch: number;
+  /** Whether B is shared by every batch entry. */
+  sharedB: boolean;
+}
+
+/**
+ * Resolves the sizes of `op(A) · op(B) -> C` from shapes; throws a {@link ShapeError} naming the
+ * op and the shapes when they do not fit.
+ *
+ * Rules: A has rank >= 2, its leading dims are the batch. B has the same batch dims, or rank 2
+ * (shared). C is (...batch, M, N). Without `transA` and with a shared B, the batch is folded
+ * into M (one large product).
+ */
+export function matmulGeometry(
+  label: string,
+  aShape: readonly number[],
+  bShape: readonly number[],
+  outShape: readonly number[],
+  transA = false,
+  transB = false,
+): MatmulGeometry {
+  const bad = (why: string) =>
+    new ShapeError(
+      `${label}: ${why}: A ${fmtShape(aShape)}${transA ? "ᵀ" : ""}, B ${fmtShape(bShape)}${
+        transB ? "ᵀ" : ""
+      }, C ${fmtShape(outShape)}`,
+    );
+  if (aShape.length < 2 || bShape.length < 2 || outShape.length < 2) {
+    throw bad("operands need at least 2 dims");
+  }
+  const batchDims = aShape.slice(0, -2);
+  const [ar, ac] = aShape.slice(-2);
+  const [br, bc] = bShape.slice(-2);
+  const m = transA ? ac : ar;
+  const k = transA ? ar : ac;
+  const kb = transB ? bc : br;
+  const n = transB ? br : bc;
+  if (k !== kb) throw bad(`inner dimensions differ (${k} vs ${kb})`);
+  const sharedB = bShape.length === 2;
+  if (!sharedB && fmtShape(bShape.slice(0, -2)) !== fmtShape(batchDims)) {
+    throw bad("batch dims of A and B differ");
+  }
+  if (fmtShape(outShape) !== fmtShape([...batchDims, m, n])) {
+    throw bad(`C must be ${fmtShape([...batchDims, m, n])}`);
+  }
+  return { m, n, k, batch: numel(batchDims), sharedB };
+}
+
+/**
+ * `out = alpha · op(a) · op(b) (+ bias) (+ out)`.
+ *
+ * @example
+ * ```ts ignore
+ * // y (B, S, F) = x (B, S, C) · w (C, F) + bias (F)
+ * await gpu.run(matmul(gpu, { a: x, b: w, bias, out: y }));
+ * ```
+ */
+export function matmul(gpu: Gpu, o: MatmulOptions): Op {
+  const label = o.label ?? "matmul";
+  const g = matmulGeometry(label, o.a.shape, o.b.shape, o.out.shape, o.transA, o.transB);
+  const [ar, ac] = o.a.shape.slice(-2);
+  const [br, bc] = o.b.shape.slice(-2);
+  const fold = g.sharedB && !o.transA;
+  return matmulStrided(gpu, {
+    m: fold ? g.m * g.batch : g.m,
+    n: g.n,
+    k: g.k,
+    batch: fold ? [1, 1] : [1, g.batch],
+    a: { tensor: o.a, ld: ac, batchStrides: [0, ar * ac] },
+    b: { tensor: o.b, ld: bc, batchStrides: [0, g.sharedB ? 0 : br * bc] },
+    out: { tensor: o.out, ld: g.n, batchStrides: [0, g.m * g.n] },
+    bias: o.bias,
+    transA: o.transA,
+    transB: o.transB,
+    alpha: o.alpha,
+    accumulate: o.accumulate,
+    label,
+  });
+}
+
+/** Options of {@link matmulBackward}. */
+export interface MatmulBackwardOptions {
+  /** dC: (..., M, N). */
+  dout: Tensor;
+  /** A of the forward pass. */
+  a: Tensor;
+  /** B of the forward pass. */
+  b: Tensor;
+  /** Gradient for A (A's shape), if wanted. */
+  da?: Tensor;
+  /** Gradient for B (B's shape), if wanted. With a shared B it is summed over the batch. */
+  db?: Tensor;
+  /** As in the forward pass. */
+  transA?: boolean;
+  /** As in the forward pass. */
+  transB?: boolean;
+  /** As in the forward pass. @default {1} */
+  alpha?: number;
+  /** Add into `da`/`db` instead of overwriting. @default {false} */
+  accumulate?: boolean;
+  /** @default {"matmul_backward"} */
+  label?: string;
+}
+
+/**
+ * The backward products of {@link matmul}: `dA = alpha · dC · op(B)ᵀ` and
+ * `dB = alpha · op(A)ᵀ · dC`, stored in the layout of A and B (transposed operands get
+ * transposed gradients). The bias gradient is a row sum of dC (see `sumRows`).
+ */
+export function matmulBackward(gpu: Gpu, o: MatmulBackwardOptions): Op[] {
+  const label = o.label ?? "matmul_backward";
+  const tA = !!o.transA;
+  const tB = !!o.transB;
+  const g = matmulGeometry(label, o.a.shape, o.b.shape, o.dout.shape, tA, tB);
+  const ops: Op[] = [];
+  const alpha = o.alpha ?? 1;
+  const accumulate = o.accumulate;
+  const [ar, ac] = o.a.shape.slice(-2);
+  const [br, bc] = o.b.shape.slice(-2);
+  const bStride = g.sharedB ? 0 : br * bc;
+  const A = (t: Tensor) => ({ tensor: t, ld: ac, batchStrides: [0, ar * ac] as const });
+  const Bop = (t: Tensor) => ({ tensor: t, ld: bc, batchStrides: [0, bStride] as const });
+  const C = (t: Tensor) => ({ tensor: t, ld: g.n, batchStrides: [0, g.m * g.n] as const });
+  if (o.da) {
+    if (fmtShape(o.da.shape) !== fmtShape(o.a.shape)) {
+      throw new ShapeError(
+        `${label}: dA ${o.da.describe()} must have A's shape ${fmtShape(o.a.shape)}`,
+      );
+    }
+    const fold = g.sharedB && !tA;
+    const batch: [number, number] = fold ? [1, 1] : [1, g.batch];
+    const rows = fold ? g.m * g.batch : g.m;
+    ops.push(
+      tA
+        // dA stored (K, M) = op(B) · dCᵀ
+        ? matmulStrided(gpu, {
+          m: g.k,
+          n: g.m,
+          k: g.n,
+          batch,
+          a: Bop(o.b),
+          b: C(o.dout),
+          out: A(o.da),
+          transA: tB,
+          transB: true,
+          alpha,
+          accumulate,
+          label: `${label}.dA`,
+        })
+        // dA (M, K) = dC · op(B)ᵀ
+        : matmulStrided(gpu, {
+          m: rows,
+          n: g.k,
+          k: g.n,
+          batch,
+          a: C(o.dout),
+          b: Bop(o.b),
+          out: A(o.da),
+          transA: false,
+          transB: !tB,
+          alpha,
+          accumulate,
+          label: `${label}.dA`,
+        }),
+    );
+  }
+  if (o.db) {
+    if (fmtShape(o.db.shape) !== fmtShape(o.b.shape)) {
+      throw new ShapeError(
+        `${label}: dB ${o.db.describe()} must have B's shape ${fmtShape(o.b.shape)}`,
+      );
+    }
+    // A shared B sums its gradient over the batch. Without transA the batch folds into the
+    // contracted dimension (one product); otherwise one accumulating product per entry.
+    const foldK = g.sharedB && !tA;
+    const entries = g.sharedB && !foldK ? g.batch : 1;
+    for (let z = 0; z < entries; z++) {
+      const batch: [number, number] = foldK || g.sharedB ? [1, 1] : [1, g.batch];
+      const kk = foldK ? g.m * g.batch : g.m;
+      const aOp = { ...A(o.a), offset: z * ar * ac };
+      const cOp = { ...C(o.dout), offset: z * g.m * g.n };
+      const acc = accumulate || z > 0;
+      ops.push(
+        tB
+          // dB stored (N, K) = dCᵀ · op(A)
+          ? matmulStrided(gpu, {
+            m: g.n,
+            n: g.k,
+            k: kk,
+            batch,
+            a: cOp,
+            b: aOp,
+            out: Bop(o.db),
+            transA: true,
+            transB: tA,
+            alpha,
+            accumulate: acc,
+            label: `${label}.dB`,
+          })
+          // dB (K, N) = op(A)ᵀ · dC
+          : matmulStrided(gpu, {
+            m: g.k,
+            n: g.n,
+            k: kk,
+            batch,
+            a: aOp,
+            b: cOp,
+            out: Bop(o.db),
+            transA: !tA,
+            transB: false,
+            alpha,
+            accumulate: acc,
+            label: `${label}.dB`,
+          }),
+      );
+    }
+  }
+  return ops;
+}
+
+/** Float64 CPU reference of {@link matmul} (same shape rules, bias and accumulate). */
+export function matmulCpu(
+  a: Float64Array,
+  aShape: readonly number[],
+  b: Float64Array,
+  bShape: readonly number[],
+  opts: {
+    transA?: boolean;
+    transB?: boolean;
+    alpha?: number;
+    bias?: Float64Array;
+    accumulateInto?: Float64Array;
+  } = {},
+): { out: Float64Array; shape: number[] } {
+  const tA = !!opts.transA;
+  const tB = !!opts.transB;
+  const batchDims = aShape.slice(0, -2);
+  const [ar, ac] = aShape.slice(-2);
+  const [, bc] = bShape.slice(-2);
+  const m = tA ? ac : ar;
+  const k = tA ? ar : ac;
+  const n = tB ? bShape[bShape.length - 2] : bc;
+  const outShape = [...batchDims, m, n];
+  const g = matmulGeometry("matmulCpu", aShape, bShape, outShape, tA, tB);
+  const out = opts.accumulateInto
+    ? Float64Array.from(opts.accumulateInto)
+    : new Float64Array(numel(outShape));
+  const alpha = opts.alpha ?? 1;
+  const bSize = bShape[bShape.length - 2] * bc;
+  for (let z = 0; z < g.batch; z++) {
+    const ao = z * ar * ac;
+    const bo = g.sharedB ? 0 : z * bSize;
+    const co = z * m * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) {
+          const av = tA ? a[ao + p * ac + i] : a[ao + i * ac + p];
+          const bv = tB ? b[bo + j * bc + p] : b[bo + p * bc + j];
+          s += av * bv;
+        }
+        out[co + i * n + j] += alpha * s + (opts.bias ? opts.bias[j] : 0);
+      }
+    }
+  }
+  return { out, shape: outShape };
+}
+
+/**
+ * Float64 CPU reference of {@link matmulBackward}: returns dA and dB in the layouts of A and B.
+ */
+export function matmulBackwardCpu(
+  dout: Float64Array,
+  a: Float64Array,
+  aShape: readonly number[],
+  b: Float64Array,
+  bShape: readonly number[],
+  opts: { transA?: boolean; transB?: boolean; alpha?: number } = {},
+): { da: Float64Array; db: Float64Array } {
+  const tA = !!opts.transA;
+  const tB = !!opts.transB;
+  const alpha = opts.alpha ?? 1;
+  const [ar, ac] = aShape.slice(-2);
+  const [br, bc] = bShape.slice(-2);
+  const m = tA ? ac : ar;
+  const k = tA ? ar : ac;
+  const n = tB ? br : bc;
+  const batch = numel(aShape.slice(0, -2));
+  const sharedB = bShape.length === 2;
+  const da = new Float64Array(a.length);
+  const db = new Float64Array(b.length);
+  for (let z = 0; z < batch; z++) {
+    const ao = z * ar * ac;
+    const bo = sharedB ? 0 : z * br * bc;
+    const co = z * m * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        const g = alpha * dout[co + i * n + j];
+        if (g === 0) continue;
+        for (let p = 0; p < k; p++) {
+          const ai = tA ? ao + p * ac + i : ao + i * ac + p;
+          const bi = tB ? bo + j * bc + p : bo + p * bc + j;
+          da[ai] += g * b[bi];
+          db[bi] += g * a[ai];
+        }
+      }
+    }
+  }
+  return { da, db };
+}
