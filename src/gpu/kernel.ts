@@ -341,3 +341,8 @@ function buildDispatch(gpu: Gpu, spec: OpSpec): [Dispatch[], UniformBlock[]] {
   );
   return [[{ pipeline: kernel.pipeline, bindGroup, workgroups: wg }], uniforms];
 }
+
+/** Workgroups needed for `n` threads in groups of `size` (at least 1). */
+export function workgroupsFor(n: number, size = 256): number {
+  return Math.max(1, Math.ceil(n / size));
+}
