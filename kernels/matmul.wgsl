@@ -6,15 +6,21 @@
 //   C is stored (M, N) with row stride ldc.
 // Batch: z = z_offset + workgroup_id.z splits into (zo, zi) = (z / batch_inner, z % batch_inner);
 //   each operand starts at offset + zo * outer + zi * inner (elements). Stride 0 broadcasts.
-// Thread mapping: a 16x16 workgroup computes a 64x64 tile of C, each thread a 4x4 register
-//   block (rows 4*ly.., columns 4*lx..). K advances 16 at a time through workgroup memory,
-//   where A is stored k-major as vec4 of 4 rows and B as vec4 of 4 columns.
-// Grid: (ceil(N / 64), ceil(M / 64), batch entries of this chunk).
+// Thread mapping: a WG x WG workgroup computes a TILE x TILE tile of C (TILE = 8 * WG), each
+//   thread an 8x8 register block (rows 8*ly.., columns 8*lx..). K advances 16 at a time through
+//   workgroup memory, where A is kept k-major as vec4 of 4 rows and B as vec4 of 4 columns.
+// Grid: (ceil(N / TILE), ceil(M / TILE), batch entries of this chunk).
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
+// False when M and N are multiples of TILE and K of 16: loads skip their bounds checks.
+override CHECK: bool = true;
+// Threads per side of the workgroup: 8 (64x64 tiles) or 16 (128x128 tiles).
+override WG: u32 = 16;
+
+const BK = 16u;
 
 struct Params {
   m: u32, n: u32, k: u32,
@@ -32,22 +38,23 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
-var<workgroup> As: array<vec4<f32>, 256>; // As[k * 16 + g] = A[4g .. 4g+3][k]
-var<workgroup> Bs: array<vec4<f32>, 256>; // Bs[k * 16 + g] = B[k][4g .. 4g+3]
+// 2 * WG groups of 4 rows (A) or 4 columns (B) per k, for BK values of k.
+var<workgroup> As: array<vec4<f32>, BK * 2u * WG>; // As[k * 2WG + g] = A[4g .. 4g+3][k]
+var<workgroup> Bs: array<vec4<f32>, BK * 2u * WG>; // Bs[k * 2WG + g] = B[k][4g .. 4g+3]
 
 fn load_a(base: u32, row: u32, kk: u32) -> f32 {
-  if (row >= params.m || kk >= params.k) { return 0.0; }
+  if (CHECK && (row >= params.m || kk >= params.k)) { return 0.0; }
   if (TRANS_A) { return a[base + kk * params.lda + row]; }
   return a[base + row * params.lda + kk];
 }
 
 fn load_b(base: u32, kk: u32, col: u32) -> f32 {
-  if (kk >= params.k || col >= params.n) { return 0.0; }
+  if (CHECK && (kk >= params.k || col >= params.n)) { return 0.0; }
   if (TRANS_B) { return b[base + col * params.ldb + kk]; }
   return b[base + kk * params.ldb + col];
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(WG, WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let z = params.z_offset + wid.z;
   let zo = z / params.batch_inner;
@@ -55,53 +62,60 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let a_base = params.a_offset + zo * params.a_outer + zi * params.a_inner;
   let b_base = params.b_offset + zo * params.b_outer + zi * params.b_inner;
   let c_base = params.c_offset + zo * params.c_outer + zi * params.c_inner;
-  let row0 = wid.y * 64u;
-  let col0 = wid.x * 64u;
-  let t = lid.y * 16u + lid.x;
-  // Loader roles: which k and which group of 4 rows (A) or columns (B) this thread fetches.
-  // The fastest-varying index follows memory order so neighbouring threads read neighbours.
-  var a_k = t % 16u;
-  var a_g = t / 16u;
-  if (TRANS_A) { a_k = t / 16u; a_g = t % 16u; }
-  var b_k = t / 16u;
-  var b_g = t % 16u;
-  if (TRANS_B) { b_k = t % 16u; b_g = t / 16u; }
-  let ar = row0 + a_g * 4u;
-  let bc = col0 + b_g * 4u;
+  let groups = 2u * WG;
+  let tile = 8u * WG;
+  let row0 = wid.y * tile;
+  let col0 = wid.x * tile;
+  let t = lid.y * WG + lid.x;
 
-  var acc0 = vec4<f32>(0.0);
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
-  for (var k0 = 0u; k0 < params.k; k0 += 16u) {
-    let ka = k0 + a_k;
-    As[a_k * 16u + a_g] = vec4<f32>(
-      load_a(a_base, ar, ka), load_a(a_base, ar + 1u, ka),
-      load_a(a_base, ar + 2u, ka), load_a(a_base, ar + 3u, ka));
-    let kb = k0 + b_k;
-    Bs[b_k * 16u + b_g] = vec4<f32>(
-      load_b(b_base, kb, bc), load_b(b_base, kb, bc + 1u),
-      load_b(b_base, kb, bc + 2u), load_b(b_base, kb, bc + 3u));
+  var acc: array<vec4<f32>, 16>; // acc[2i + h] = C[row 8ly+i][cols 8lx+4h .. +3]
+  for (var i = 0u; i < 16u; i++) { acc[i] = vec4<f32>(0.0); }
+
+  for (var k0 = 0u; k0 < params.k; k0 += BK) {
+    // Each thread fills BK * 2WG / WG² = 32 / WG vec4 slots of As and of Bs. Neighbouring
+    // threads take neighbouring memory: along k for row-major A, along rows for transposed A.
+    for (var q = 0u; q < 32u / WG; q++) {
+      let e = q * WG * WG + t;
+      var ak = e % BK;
+      var ag = e / BK;
+      if (TRANS_A) { ag = e % groups; ak = e / groups; }
+      let ar = row0 + 4u * ag;
+      As[ak * groups + ag] = vec4<f32>(
+        load_a(a_base, ar, k0 + ak), load_a(a_base, ar + 1u, k0 + ak),
+        load_a(a_base, ar + 2u, k0 + ak), load_a(a_base, ar + 3u, k0 + ak));
+      var bg = e % groups;
+      var bk = e / groups;
+      if (TRANS_B) { bk = e % BK; bg = e / BK; }
+      let bc = col0 + 4u * bg;
+      Bs[bk * groups + bg] = vec4<f32>(
+        load_b(b_base, k0 + bk, bc), load_b(b_base, k0 + bk, bc + 1u),
+        load_b(b_base, k0 + bk, bc + 2u), load_b(b_base, k0 + bk, bc + 3u));
+    }
     workgroupBarrier();
-    for (var kk = 0u; kk < 16u; kk++) {
-      let av = As[kk * 16u + lid.y];
-      let bv = Bs[kk * 16u + lid.x];
-      acc0 += av.x * bv;
-      acc1 += av.y * bv;
-      acc2 += av.z * bv;
-      acc3 += av.w * bv;
+    for (var kk = 0u; kk < BK; kk++) {
+      let a0 = As[kk * groups + 2u * lid.y];
+      let a1 = As[kk * groups + 2u * lid.y + 1u];
+      let b0 = Bs[kk * groups + 2u * lid.x];
+      let b1 = Bs[kk * groups + 2u * lid.x + 1u];
+      acc[0] += a0.x * b0; acc[1] += a0.x * b1;
+      acc[2] += a0.y * b0; acc[3] += a0.y * b1;
+      acc[4] += a0.z * b0; acc[5] += a0.z * b1;
+      acc[6] += a0.w * b0; acc[7] += a0.w * b1;
+      acc[8] += a1.x * b0; acc[9] += a1.x * b1;
+      acc[10] += a1.y * b0; acc[11] += a1.y * b1;
+      acc[12] += a1.z * b0; acc[13] += a1.z * b1;
+      acc[14] += a1.w * b0; acc[15] += a1.w * b1;
     }
     workgroupBarrier();
   }
 
-  let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-  for (var i = 0u; i < 4u; i++) {
-    let row = row0 + lid.y * 4u + i;
+  for (var i = 0u; i < 8u; i++) {
+    let row = row0 + 8u * lid.y + i;
     if (row >= params.m) { break; }
-    for (var j = 0u; j < 4u; j++) {
-      let col = col0 + lid.x * 4u + j;
+    for (var j = 0u; j < 8u; j++) {
+      let col = col0 + 8u * lid.x + j;
       if (col >= params.n) { break; }
-      var v = params.alpha * acc[i][j];
+      var v = params.alpha * acc[2u * i + j / 4u][j % 4u];
       if (HAS_BIAS) { v += bias[col]; }
       let idx = c_base + row * params.ldc + col;
       if (ACCUMULATE) { v += c[idx]; }

@@ -179,11 +179,54 @@ export function arenaBytes(specs: Record<string, TensorSpec>): number {
   return total;
 }
 
+/** One buffer of an arena plan: its size and the byte offset of each tensor in it. */
+export interface ArenaChunk<K extends string = string> {
+  /** Buffer size in bytes (a multiple of 4). */
+  size: number;
+  /** Tensor name and byte offset (a multiple of {@link VIEW_ALIGNMENT}). */
+  items: [K, number][];
+}
+
+/**
+ * Packs tensors into as few buffers of at most `maxBufferSize` bytes as declaration order
+ * allows, each view aligned to {@link VIEW_ALIGNMENT}.
+ *
+ * @throws {GpuLimitError} when one tensor alone exceeds `maxBufferSize`.
+ */
+export function planArena<K extends string>(
+  name: string,
+  specs: Record<K, TensorSpec>,
+  maxBufferSize: number,
+): ArenaChunk<K>[] {
+  const chunks: ArenaChunk<K>[] = [];
+  let chunk: ArenaChunk<K> | undefined;
+  for (const key of Object.keys(specs) as K[]) {
+    const s = specs[key];
+    const dtype = s.dtype ?? "f32";
+    const bytes = roundUp(Math.max(4, numel(s.shape) * DTYPE_BYTES[dtype]), 4);
+    if (bytes > maxBufferSize) {
+      throw new GpuLimitError(
+        `tensor ${name}.${key} (${s.shape.join("x")} ${dtype}) needs ${bytes} bytes, more than ` +
+          `the device's maxBufferSize of ${maxBufferSize} bytes`,
+      );
+    }
+    let off = chunk ? roundUp(chunk.size, VIEW_ALIGNMENT) : 0;
+    if (!chunk || off + bytes > maxBufferSize) {
+      chunk = { size: 0, items: [] };
+      chunks.push(chunk);
+      off = 0;
+    }
+    chunk.items.push([key, off]);
+    chunk.size = off + bytes;
+  }
+  return chunks;
+}
+
 /** One WebGPU device and everything allocated on it. */
 export class Gpu {
   /** Compiled kernels of this device. */
   readonly kernels: KernelCache;
-  #lost: GPUDeviceLostInfo | null = null;
+  #lost: { reason: string; message: string } | null = null;
   #lostPromise: Promise<never>;
   #pending: Pending[] = [];
   #uncaptured: GPUError[] = [];
@@ -228,8 +271,22 @@ export class Gpu {
   }
 
   /** Awaits `p`, or throws {@link GpuDeviceLostError} as soon as the device is lost. */
-  #guard<T>(p: Promise<T>): Promise<T> {
-    return Promise.race([p, this.#lostPromise]);
+  async #guard<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await Promise.race([p, this.#lostPromise]);
+    } catch (e) {
+      if (e instanceof GpuDeviceLostError) throw e;
+      // An operation can fail just before the loss is reported: give the report a moment so
+      // the caller sees the real cause rather than a generic validation error.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#lostPromise.catch(() => {}),
+        new Promise((r) => timer = setTimeout(r, 50)),
+      ]);
+      clearTimeout(timer);
+      this.assertAlive();
+      throw e;
+    }
   }
 
   /**
@@ -331,42 +388,22 @@ export class Gpu {
    * ```
    */
   arena<K extends string>(name: string, specs: Record<K, TensorSpec>): Arena<K> {
-    const max = this.device.limits.maxBufferSize;
-    const chunks: { size: number; items: [K, number][] }[] = [{ size: 0, items: [] }];
-    for (const key of Object.keys(specs) as K[]) {
-      const s = specs[key];
-      const dtype = s.dtype ?? "f32";
-      this.#checkDtype(dtype, `${name}.${key}`);
-      const bytes = roundUp(Math.max(4, numel(s.shape) * DTYPE_BYTES[dtype]), 4);
-      if (bytes > max) {
-        throw new GpuLimitError(
-          `tensor ${name}.${key} (${s.shape.join("x")} ${dtype}) needs ${bytes} bytes, more than ` +
-            `the device's maxBufferSize of ${max} bytes`,
-        );
-      }
-      let chunk = chunks[chunks.length - 1];
-      const at = roundUp(chunk.size, VIEW_ALIGNMENT);
-      if (at + bytes > max) {
-        chunk = { size: 0, items: [] };
-        chunks.push(chunk);
-      }
-      const off = roundUp(chunk.size, VIEW_ALIGNMENT);
-      chunk.items.push([key, off]);
-      chunk.size = off + bytes;
+    for (const [key, s] of Object.entries(specs) as [K, TensorSpec][]) {
+      this.#checkDtype(s.dtype ?? "f32", `${name}.${key}`);
     }
+    const plan = planArena(name, specs, this.device.limits.maxBufferSize);
     const tensors = {} as Record<K, Tensor>;
     const buffers: GPUBuffer[] = [];
     let total = 0;
-    chunks.forEach((c, i) => {
-      if (c.items.length === 0) return;
+    plan.forEach((chunk, i) => {
       const buffer = this.allocBuffer(
-        chunks.length > 1 ? `${name}[${i}]` : name,
-        roundUp(c.size, 4),
+        plan.length > 1 ? `${name}[${i}]` : name,
+        chunk.size,
         GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       );
       buffers.push(buffer);
       total += buffer.size;
-      for (const [key, off] of c.items) {
+      for (const [key, off] of chunk.items) {
         const s = specs[key];
         tensors[key] = new Tensor(buffer, off, s.shape, s.dtype ?? "f32", `${name}.${key}`);
       }
@@ -474,6 +511,7 @@ export class Gpu {
 
   /** Releases the device. Further calls raise {@link GpuDeviceLostError}. */
   destroy(): void {
+    this.#lost ??= { reason: "destroyed", message: "Gpu.destroy() was called" };
     this.device.destroy();
   }
 }

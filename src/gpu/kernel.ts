@@ -320,7 +320,7 @@ function buildDispatch(gpu: Gpu, spec: OpSpec): [Dispatch[], UniformBlock[]] {
     if (b.kind === "uniform") {
       const buffer = gpu.allocBuffer(
         `${spec.label}.params`,
-        Math.max(16, Math.ceil(iface.params.length * 4 / 16) * 16),
+        uniformBytes(iface.params.length),
         GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
       );
       uniforms.push(new UniformBlock(gpu, buffer, spec.label, iface.params, spec.params ?? {}));
@@ -340,6 +340,11 @@ function buildDispatch(gpu: Gpu, spec: OpSpec): [Dispatch[], UniformBlock[]] {
     () => gpu.device.createBindGroup({ label: spec.label, layout: kernel.layout, entries }),
   );
   return [[{ pipeline: kernel.pipeline, bindGroup, workgroups: wg }], uniforms];
+}
+
+/** Bytes of a uniform block of `fields` 4-byte scalars: padded to 16, at least 16. */
+export function uniformBytes(fields: number): number {
+  return Math.max(16, Math.ceil(fields * 4 / 16) * 16);
 }
 
 /** Workgroups needed for `n` threads in groups of `size` (at least 1). */

@@ -8,9 +8,12 @@ export {
   type AdapterSummary,
   type Arena,
   arenaBytes,
+  type ArenaChunk,
   Gpu,
   type GpuOptions,
+  planArena,
   requestGpu,
+  VIEW_ALIGNMENT,
 } from "./device.ts";
 export {
   GpuDeviceLostError,
@@ -28,5 +31,6 @@ export {
   type KernelName,
   Op,
   type OpSpec,
+  uniformBytes,
 } from "./kernel.ts";
 export { type DType, type HostArray, numel, Tensor, type TensorSpec } from "./tensor.ts";

@@ -76,7 +76,9 @@ export interface MatmulStridedOptions {
   label?: string;
 }
 
-const TILE = 64;
+/** Workgroup side (threads) of the large and small matmul tiles (tile = 8 × side). */
+const WG_LARGE = 16;
+const WG_SMALL = 8;
 
 function checkF32(label: string, ...ts: (Tensor | undefined)[]): void {
   for (const t of ts) {
@@ -150,8 +152,11 @@ export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
   }
   const total = batch[0] * batch[1];
   const maxZ = gpu.limits.maxComputeWorkgroupsPerDimension;
-  const gx = Math.ceil(n / TILE);
-  const gy = Math.ceil(m / TILE);
+  // 128x128 tiles when the product is large enough to fill them, 64x64 otherwise.
+  const wg = m >= 128 && n >= 128 ? WG_LARGE : WG_SMALL;
+  const tile = 8 * wg;
+  const gx = Math.ceil(n / tile);
+  const gy = Math.ceil(m / tile);
   const specs: OpSpec[] = [];
   for (let z0 = 0; z0 < total; z0 += maxZ) {
     specs.push({
@@ -162,6 +167,8 @@ export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
         TRANS_B: !!o.transB,
         HAS_BIAS: !!o.bias,
         ACCUMULATE: !!o.accumulate,
+        CHECK: m % tile !== 0 || n % tile !== 0 || k % 16 !== 0,
+        WG: wg,
       },
       bindings: { a: o.a.tensor, b: o.b.tensor, bias: o.bias ?? o.a.tensor, c: o.out.tensor },
       params: {

@@ -5,3 +5,4 @@
  */
 
 export * from "./matmul.ts";
+export * from "./fill.ts";

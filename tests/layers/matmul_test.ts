@@ -79,6 +79,38 @@ gpuTest(
   },
 );
 
+gpuTest(
+  "matmul() matches the CPU reference on the 128x128-tile path with ragged edges (130x257x35)",
+  async (gpu) => {
+    const rng = new Rng(7);
+    const [m, n, k] = [130, 257, 35];
+    for (const [tA, tB] of TRANS) {
+      const { aShape, bShape, outShape } = shapes([], m, n, k, tA, tB);
+      const a = rng.normal(m * k), b = rng.normal(k * n);
+      const A = gpu.upload("a", a, aShape), B = gpu.upload("b", b, bShape);
+      const C = gpu.tensor("c", outShape);
+      await gpu.run(matmul(gpu, { a: A, b: B, out: C, transA: tA, transB: tB }));
+      const ref = matmulCpu(f64(a), aShape, f64(b), bShape, { transA: tA, transB: tB });
+      assertClose(await gpu.read(C), ref.out, {
+        atol: 1e-5,
+        rtol: 1e-4,
+        label: `C tA=${tA} tB=${tB}`,
+      });
+    }
+    // Exact multiples of the tile skip the bounds checks.
+    const a = rng.normal(128 * 32), b = rng.normal(32 * 256);
+    const C = gpu.tensor("c", [128, 256]);
+    await gpu.run(
+      matmul(gpu, { a: gpu.upload("a", a, [128, 32]), b: gpu.upload("b", b, [32, 256]), out: C }),
+    );
+    assertClose(await gpu.read(C), matmulCpu(f64(a), [128, 32], f64(b), [32, 256]).out, {
+      atol: 1e-5,
+      rtol: 1e-4,
+      label: "unchecked 128x256x32",
+    });
+  },
+);
+
 gpuTest("matmul() handles batched, shared-B and accumulating products", async (gpu) => {
   const rng = new Rng(3);
   for (const [tA, tB] of TRANS) {
