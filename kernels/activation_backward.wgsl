@@ -1,0 +1,54 @@
+// activation_backward: dx = dout * act'(x), or dx += ... when ACCUMULATE; elementwise over N.
+//
+// ACT as in activation.wgsl: 0 = ReLU (derivative 1 where x > 0, else 0, as PyTorch);
+//   1 = GELU tanh form: d/dx [x sigmoid(z)] = s + x s (1 - s) z', z = 2 sqrt(2/pi) (x + 0.044715
+//   x^3), z' = 2 sqrt(2/pi) (1 + 3 * 0.044715 x^2), with s and 1 - s from exp(-|z|) <= 1 and x
+//   clamped to +-100 in the second term (which is 0 in f32 beyond), so no overflow or NaN.
+// Shapes: dout (N), x (N) (the forward input), dx (N). Without ACCUMULATE, dx may alias dout.
+// Thread mapping: one thread per element; a workgroup of 256 threads covers 256 consecutive
+//   elements. Grid: ceil(N / 256) workgroups, folded into (x, y) by the runtime beyond 65535;
+//   workgroup w = wid.x + wid.y * nwg.x, and threads past N return.
+
+override ACT: u32 = 0u;
+override ACCUMULATE: bool = false;
+
+struct Params {
+  n: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+
+const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
+const GELU_C: f32 = 0.044715;
+
+// (sigmoid(z), 1 - sigmoid(z)), both to full relative precision.
+fn sigmoid_pair(z: f32) -> vec2<f32> {
+  let e = exp(-abs(z));
+  let r = 1.0 / (1.0 + e);
+  if (z >= 0.0) { return vec2<f32>(r, e * r); }
+  return vec2<f32>(e * r, r);
+}
+
+fn act_grad(v: f32) -> f32 {
+  if (ACT == 0u) { return select(0.0, 1.0, v > 0.0); }
+  let c = clamp(v, -100.0, 100.0);
+  let c2 = c * c;
+  let s = sigmoid_pair(2.0 * SQRT_2_OVER_PI * (c + GELU_C * c * c2));
+  return s.x + c * s.x * s.y * (2.0 * SQRT_2_OVER_PI) * (1.0 + 3.0 * GELU_C * c2);
+}
+
+@compute @workgroup_size(256)
+fn main(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid.x;
+  if (i >= params.n) { return; }
+  var g = dout[i] * act_grad(x[i]);
+  if (ACCUMULATE) { g += dx[i]; }
+  dx[i] = g;
+}

@@ -1,0 +1,301 @@
+/**
+ * T5's LayerNorm: root-mean-square normalisation with a scale and no mean subtraction or bias,
+ * forward and backward, plus a float64 CPU reference.
+ *
+ * Per row of C values (N = B·S rows): `rstd = 1 / sqrt(mean(x²) + eps)` computed in f32 and
+ * `out = weight ⊙ (x · rstd)`, as Hugging Face's `T5LayerNorm`. The forward pass saves `rstd`
+ * (N) for the backward pass, which gives the input gradient and, optionally (a frozen model
+ * skips it), the weight gradient through a deterministic two-pass reduction (per-chunk partial
+ * sums over rows, then an ordered sum of the chunks; no atomics).
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu/device.ts";
+import { fmtShape, ShapeError } from "../gpu/errors.ts";
+import { buildOp, buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/kernel.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+
+/** Columns per workgroup of the weight-gradient kernels (rows use one workgroup of 64 each). */
+const DW_COLUMNS = 256;
+
+/** At most this many row chunks in the first pass of the weight gradient. */
+const MAX_CHUNKS = 1024;
+/** At least this many rows per chunk (fewer chunks for small N). */
+const MIN_ROWS_PER_CHUNK = 32;
+
+/** Options of {@link rmsNorm}. */
+export interface RmsNormOptions {
+  /** Input (..., C), N = numel / C rows. */
+  x: Tensor;
+  /** Scale (C). */
+  weight: Tensor;
+  /** Result, x's shape. May be `x` itself. */
+  out: Tensor;
+  /** Saved 1 / sqrt(mean(x²) + eps) per row: N elements, e.g. (B, S). */
+  rstd: Tensor;
+  /** Added to the mean square (T5: `layer_norm_epsilon`, 1e-6). */
+  eps: number;
+  /** Name in error messages. @default {"rms_norm"} */
+  label?: string;
+}
+
+interface Geometry {
+  rows: number;
+  c: number;
+}
+
+function geometry(
+  label: string,
+  x: Tensor,
+  weight: Tensor,
+  others: Record<string, Tensor | undefined>,
+  rstd: Tensor,
+): Geometry {
+  for (const [role, t] of Object.entries({ x, weight, rstd, ...others })) {
+    if (t && t.dtype !== "f32") {
+      throw new ShapeError(`${label}: ${role} = ${t.describe()} must be f32`);
+    }
+  }
+  if (x.shape.length < 1) {
+    throw new ShapeError(`${label}: x = ${x.describe()} needs at least one dimension (C)`);
+  }
+  const c = x.shape[x.shape.length - 1];
+  if (weight.shape.length !== 1 || weight.shape[0] !== c) {
+    throw new ShapeError(
+      `${label}: weight = ${weight.describe()} must be (${c}), the last dimension of x = ${x.describe()}`,
+    );
+  }
+  for (const [role, t] of Object.entries(others)) {
+    if (t && fmtShape(t.shape) !== fmtShape(x.shape)) {
+      throw new ShapeError(
+        `${label}: shapes differ: x = ${x.describe()}, ${role} = ${t.describe()}`,
+      );
+    }
+  }
+  const rows = c === 0 ? 0 : x.size / c;
+  if (rstd.size !== rows) {
+    throw new ShapeError(
+      `${label}: rstd = ${rstd.describe()} must have one element per row of x = ${x.describe()} ` +
+        `(${rows})`,
+    );
+  }
+  return { rows, c };
+}
+
+/**
+ * `out = weight ⊙ x · rsqrt(mean(x²) + eps)` per row, saving `rstd`.
+ *
+ * @example
+ * ```ts ignore
+ * // h (B, S, C) = layer_norm(x (B, S, C)); rstd (B, S) is kept for the backward pass
+ * await gpu.run(rmsNorm(gpu, { x, weight: lnWeight, out: h, rstd, eps: 1e-6 }));
+ * ```
+ */
+export function rmsNorm(gpu: Gpu, o: RmsNormOptions): Op {
+  const label = o.label ?? "rms_norm";
+  const g = geometry(label, o.x, o.weight, { out: o.out }, o.rstd);
+  if (!Number.isFinite(o.eps) || o.eps < 0) {
+    throw new ShapeError(`${label}: eps must be a finite number >= 0, got ${o.eps}`);
+  }
+  return buildOp(gpu, {
+    kernel: "rms_norm",
+    label: `${label}(x=${o.x.describe()}, weight=${o.weight.describe()} -> ${o.out.describe()})`,
+    bindings: { x: o.x, weight: o.weight, out: o.out, rstd: o.rstd },
+    params: { rows: g.rows, c: g.c, eps: o.eps },
+    workgroups: g.c === 0 ? 0 : g.rows,
+  });
+}
+
+/**
+ * Shape (J, C) of the scratch tensor that {@link rmsNormBackward} uses for the weight gradient of
+ * N rows of C: J row chunks of `ceil(N / J)` rows.
+ *
+ * @example
+ * ```ts
+ * import { rmsNormScratchShape } from "./rms_norm.ts";
+ * rmsNormScratchShape(70_000, 512); // [1015, 512]: 1015 chunks of 69 rows
+ * ```
+ */
+export function rmsNormScratchShape(rows: number, c: number): [number, number] {
+  const perChunk = Math.max(MIN_ROWS_PER_CHUNK, Math.ceil(rows / MAX_CHUNKS));
+  return [Math.max(1, Math.ceil(rows / perChunk)), c];
+}
+
+/** Options of {@link rmsNormBackward}. */
+export interface RmsNormBackwardOptions {
+  /** Gradient of the output (..., C). */
+  dout: Tensor;
+  /** Input of the forward pass. */
+  x: Tensor;
+  /** Scale of the forward pass (C). */
+  weight: Tensor;
+  /** `rstd` saved by {@link rmsNorm} (N). */
+  rstd: Tensor;
+  /** Gradient of the input, x's shape. Without `accumulate` it may be `dout` itself. */
+  dx?: Tensor;
+  /** Gradient of the weight (C), if wanted (a frozen norm skips it). */
+  dweight?: Tensor;
+  /** Add into `dx` instead of overwriting it (residual paths). @default {false} */
+  accumulate?: boolean;
+  /** Add into `dweight` instead of overwriting it. @default {false} */
+  accumulateWeight?: boolean;
+  /**
+   * Scratch for the weight gradient, at least {@link rmsNormScratchShape} elements; allocated
+   * once by the launcher when not given.
+   */
+  scratch?: Tensor;
+  /** Name in error messages. @default {"rms_norm_backward"} */
+  label?: string;
+}
+
+/**
+ * Backward of {@link rmsNorm}:
+ * `dx (+)= rstd·(weight ⊙ dout − x·rstd²·Σ(dout ⊙ weight ⊙ x)/C)` per row, and optionally
+ * `dweight (+)= Σ_rows dout ⊙ x · rstd` (two deterministic passes through `scratch`).
+ *
+ * @example
+ * ```ts ignore
+ * // frozen norm inside a residual block: accumulate into the stream's gradient
+ * await gpu.run(rmsNormBackward(gpu, { dout: dh, x, weight, rstd, dx: dres, accumulate: true }));
+ * ```
+ */
+export function rmsNormBackward(gpu: Gpu, o: RmsNormBackwardOptions): Op {
+  const label = o.label ?? "rms_norm_backward";
+  const g = geometry(label, o.x, o.weight, { dout: o.dout, dx: o.dx }, o.rstd);
+  if (!o.dx && !o.dweight) {
+    throw new ShapeError(`${label}: neither dx nor dweight was given; nothing to compute`);
+  }
+  if (o.dweight && fmtShape(o.dweight.shape) !== fmtShape(o.weight.shape)) {
+    throw new ShapeError(
+      `${label}: shapes differ: weight = ${o.weight.describe()}, dweight = ${o.dweight.describe()}`,
+    );
+  }
+  if (o.dweight && o.dweight.dtype !== "f32") {
+    throw new ShapeError(`${label}: dweight = ${o.dweight.describe()} must be f32`);
+  }
+  const [chunks] = rmsNormScratchShape(g.rows, g.c);
+  if (o.dweight && o.scratch) {
+    if (o.scratch.dtype !== "f32" || o.scratch.size < chunks * g.c) {
+      throw new ShapeError(
+        `${label}: scratch = ${o.scratch.describe()} must be f32 with at least ${chunks} x ${g.c} ` +
+          `elements for x = ${o.x.describe()}`,
+      );
+    }
+  }
+  const specs: OpSpec[] = [];
+  if (o.dx && g.rows > 0 && g.c > 0) {
+    specs.push({
+      kernel: "rms_norm_backward",
+      label: `${label}.dx(dout=${o.dout.describe()}, x=${o.x.describe()} -> ${o.dx.describe()})`,
+      bindings: { dout: o.dout, x: o.x, weight: o.weight, rstd: o.rstd, dx: o.dx },
+      params: { rows: g.rows, c: g.c },
+      constants: { ACCUMULATE: !!o.accumulate },
+      workgroups: g.rows,
+    });
+  }
+  if (o.dweight && g.c > 0) {
+    const perChunk = g.rows === 0 ? 1 : Math.ceil(g.rows / chunks);
+    const scratch = o.scratch ?? gpu.tensor(`${label}.scratch`, [chunks, g.c]);
+    specs.push({
+      kernel: "rms_norm_dweight",
+      label: `${label}.dweight_partial(${o.x.describe()} -> ${scratch.describe()})`,
+      bindings: { dout: o.dout, x: o.x, rstd: o.rstd, partial: scratch },
+      params: { rows: g.rows, c: g.c, rows_per_chunk: perChunk },
+      workgroups: [workgroupsFor(g.c, DW_COLUMNS), chunks, 1],
+    });
+    specs.push({
+      kernel: "rms_norm_dweight_reduce",
+      label: `${label}.dweight(${scratch.describe()} -> ${o.dweight.describe()})`,
+      bindings: { partial: scratch, dweight: o.dweight },
+      params: { c: g.c, chunks },
+      constants: { ACCUMULATE: !!o.accumulateWeight },
+      workgroups: workgroupsFor(g.c, DW_COLUMNS),
+    });
+  }
+  const desc =
+    `${label}(dout=${o.dout.describe()}, x=${o.x.describe()}, weight=${o.weight.describe()})`;
+  return specs.length === 1
+    ? buildOp(gpu, { ...specs[0], label: desc })
+    : buildOps(gpu, desc, specs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float64 CPU references
+
+function cpuRows(label: string, x: ArrayLike<number>, weight: ArrayLike<number>): number {
+  const c = weight.length;
+  if (c === 0 || x.length % c !== 0) {
+    throw new ShapeError(`${label}: x has ${x.length} elements, not a multiple of C = ${c}`);
+  }
+  return x.length / c;
+}
+
+/**
+ * Float64 CPU reference of {@link rmsNorm}: returns `out` (x's length) and `rstd` (N).
+ *
+ * @example
+ * ```ts
+ * import { rmsNormCpu } from "./rms_norm.ts";
+ * const { out } = rmsNormCpu(new Float64Array([3, 4]), new Float64Array([1, 2]), 0);
+ * // rms = sqrt((9 + 16) / 2); out = [3, 8] / rms
+ * ```
+ */
+export function rmsNormCpu(
+  x: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  eps: number,
+): { out: Float64Array; rstd: Float64Array } {
+  const c = weight.length;
+  const rows = cpuRows("rmsNormCpu", x, weight);
+  const out = new Float64Array(x.length);
+  const rstd = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let k = 0; k < c; k++) ss += x[r * c + k] * x[r * c + k];
+    const rs = 1 / Math.sqrt(ss / c + eps);
+    rstd[r] = rs;
+    for (let k = 0; k < c; k++) out[r * c + k] = weight[k] * x[r * c + k] * rs;
+  }
+  return { out, rstd };
+}
+
+/**
+ * Float64 CPU reference of {@link rmsNormBackward}: gradients of `Σ dout ⊙ rmsNorm(x)` with
+ * respect to x and the weight (rstd is recomputed from x and eps).
+ *
+ * @example
+ * ```ts
+ * import { rmsNormBackwardCpu } from "./rms_norm.ts";
+ * const { dx, dweight } = rmsNormBackwardCpu(
+ *   new Float64Array([1, 0]), new Float64Array([3, 4]), new Float64Array([1, 1]), 1e-6,
+ * );
+ * ```
+ */
+export function rmsNormBackwardCpu(
+  dout: ArrayLike<number>,
+  x: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  eps: number,
+): { dx: Float64Array; dweight: Float64Array } {
+  const c = weight.length;
+  const rows = cpuRows("rmsNormBackwardCpu", x, weight);
+  if (dout.length !== x.length) {
+    throw new ShapeError(`rmsNormBackwardCpu: lengths differ (${dout.length} vs ${x.length})`);
+  }
+  const { rstd } = rmsNormCpu(x, weight, eps);
+  const dx = new Float64Array(x.length);
+  const dweight = new Float64Array(c);
+  for (let r = 0; r < rows; r++) {
+    const rs = rstd[r];
+    let dot = 0;
+    for (let k = 0; k < c; k++) dot += dout[r * c + k] * weight[k] * x[r * c + k];
+    const coef = rs * rs * dot / c;
+    for (let k = 0; k < c; k++) {
+      const i = r * c + k;
+      dx[i] = rs * (weight[k] * dout[i] - x[i] * coef);
+      dweight[k] += dout[i] * x[i] * rs;
+    }
+  }
+  return { dx, dweight };
+}
