@@ -437,6 +437,7 @@ export class Gpu {
       );
     }
     const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    if (bytes.byteLength === 0) return; // an empty write would abort Deno's WebGPU queue
     if (bytes.byteLength % 4 === 0) {
       this.device.queue.writeBuffer(t.buffer, t.offset, bytes);
     } else {

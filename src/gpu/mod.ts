@@ -33,4 +33,4 @@ export {
   type OpSpec,
   uniformBytes,
 } from "./kernel.ts";
-export { type DType, type HostArray, numel, Tensor, type TensorSpec } from "./tensor.ts";
+export { type DType, type HostArray, numel, Tensor, type TensorSpec, viewOf } from "./tensor.ts";

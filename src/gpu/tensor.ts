@@ -118,6 +118,25 @@ export class Tensor {
   }
 }
 
+/**
+ * A view of the first `numel(shape)` elements of `t` with a new shape: lets one scratch
+ * allocation serve tensors of several shapes (sized for the largest).
+ *
+ * @example
+ * ```ts ignore
+ * const scores = viewOf(scratch, [B, H, T, S], "cross_scores");
+ * ```
+ */
+export function viewOf(t: Tensor, shape: readonly number[], name = t.name): Tensor {
+  if (numel(shape) > t.size) {
+    throw new ShapeError(
+      `view ${name}${fmtShape(shape)} needs ${numel(shape)} elements, more than the ` +
+        `${t.size} of ${t.describe()}`,
+    );
+  }
+  return new Tensor(t.buffer, t.offset, shape, t.dtype, name);
+}
+
 /** A tensor's requested shape and dtype in an arena. */
 export interface TensorSpec {
   /** Dimensions, outermost first. */

@@ -4,5 +4,13 @@
  * @module
  */
 
-export * from "./matmul.ts";
+export * from "./activation.ts";
+export * from "./cross_entropy.ts";
+export * from "./dropout.ts";
+export * from "./elementwise.ts";
+export * from "./embedding.ts";
 export * from "./fill.ts";
+export * from "./matmul.ts";
+export * from "./reduce.ts";
+export * from "./rms_norm.ts";
+export * from "./softmax.ts";

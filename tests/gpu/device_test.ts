@@ -232,3 +232,10 @@ gpuTest(
     assert.throws(() => gpu.tensor("after", [1]), /GPU device was lost \(reason: destroyed\)/);
   },
 );
+
+gpuTest("empty tensors upload and read back without touching the queue", async (gpu) => {
+  const e = gpu.upload("empty", new Float32Array(0));
+  assert.equal(e.size, 0);
+  assert.deepEqual(await gpu.read(e), new Float32Array(0));
+  gpu.zero(e);
+});

@@ -1,0 +1,55 @@
+// adamw: one AdamW step on one parameter tensor, with PyTorch's semantics (torch.optim.AdamW,
+// single-tensor path), reading its hyperparameters from a GPU tensor so that they change at run
+// time without rebuilding anything:
+//   p ← p · decay                                     decay = 1 − lr · wd
+//   m ← m + w1 · (g − m)  (torch's lerp_, w1 < 0.5)   w1 = 1 − β1
+//   v ← v · β2 + (w2 · g) · g                          w2 = 1 − β2
+//   p ← p + (−step_size · m) / (sqrt(v) / bc2_sqrt + eps)
+//                                                     step_size = lr / (1 − β1^t),
+//                                                     bc2_sqrt = sqrt(1 − β2^t)
+// The derived scalars are computed by the host in float64 and rounded to f32 once, as PyTorch
+// does with its Python-float scalars.
+//
+// Shapes: hyper (G, 8) f32, row params.group = (decay, w1, β2, w2, step_size, bc2_sqrt, eps, lr);
+//   grad, param, m, v (N) f32.
+// Thread mapping: one thread per element, 256 threads per workgroup.
+// Grid: ceil(N / 256) workgroups, folded into (x, y) when large: i = (wid.x + wid.y * nwg.x) *
+//   256 + lid.x, and threads with i >= N do nothing.
+
+struct Params {
+  n: u32, group: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> hyper: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> param: array<f32>;
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;
+@group(0) @binding(5) var<storage, read_write> v: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid.x;
+  if (i >= params.n) { return; }
+  let h = params.group * 8u;
+  let decay = hyper[h];
+  let w1 = hyper[h + 1u];
+  let beta2 = hyper[h + 2u];
+  let w2 = hyper[h + 3u];
+  let step_size = hyper[h + 4u];
+  let bc2_sqrt = hyper[h + 5u];
+  let eps = hyper[h + 6u];
+  let g = grad[i];
+  let p = param[i] * decay;
+  let m0 = m[i];
+  let m1 = fma(w1, g - m0, m0);
+  let v1 = v[i] * beta2 + (w2 * g) * g;
+  let denom = sqrt(v1) / bc2_sqrt + eps;
+  m[i] = m1;
+  v[i] = v1;
+  param[i] = p + (-step_size * m1) / denom;
+}

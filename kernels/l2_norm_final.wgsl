@@ -1,0 +1,37 @@
+// l2_norm_final: out[0] = sqrt(Σ_s partials[s]) over the slots written by sum_squares for every
+// tensor, added in a fixed order (deterministic).
+//
+// Shapes: partials (slots) f32, out (1) f32.
+// Thread mapping: one workgroup of 256 threads. Thread t sums slots t, t + 256, ... in order,
+//   then a tree in workgroup memory adds the 256 sums in a fixed order.
+// Grid: 1 workgroup.
+
+struct Params {
+  slots: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> partials: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+var<workgroup> wsum: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3u) {
+  let t = lid.x;
+  var s = 0.0;
+  for (var i = t; i < params.slots; i += 256u) {
+    s += partials[i];
+  }
+  wsum[t] = s;
+  workgroupBarrier();
+  for (var stride = 128u; stride > 0u; stride >>= 1u) {
+    if (t < stride) {
+      wsum[t] += wsum[t + stride];
+    }
+    workgroupBarrier();
+  }
+  if (t == 0u) {
+    out[0] = sqrt(wsum[0]);
+  }
+}

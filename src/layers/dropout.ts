@@ -1,0 +1,311 @@
+/**
+ * Dropout with a counter-based mask: whether element `i` is kept is a pure function of
+ * `(seed, step, stream, i)` computed with 32-bit integer hashing only (MurmurHash3_x86_32 of the
+ * four words), so the backward pass regenerates the forward's mask instead of storing it, and
+ * every adapter (and the CPU reference) computes the same mask bit for bit.
+ *
+ * - `seed` and `step` live in a small u32 GPU tensor ({@link dropoutState}) that the host
+ *   rewrites each step ({@link setDropoutState}); ops are built once and read it at run time.
+ * - `stream` is a per-call-site constant (e.g. one per layer and site) so that different
+ *   dropout sites of one step draw independent masks.
+ * - Element i is kept iff `h / 2^32 >= p` (h the hash), and a kept value is scaled by
+ *   `1 / (1 − p)`. `p = 0` is the identity; `p = 1` writes zeros (no division by zero).
+ *
+ * Shape legend: N elements (any shape; the element index is the flat index).
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu/device.ts";
+import { fmtShape, ShapeError } from "../gpu/errors.ts";
+import { buildOps, type Op, workgroupsFor } from "../gpu/kernel.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+
+/** Which mask: the per-step state plus the per-site stream and the drop probability. */
+export interface DropoutMaskSpec {
+  /** Drop probability in [0, 1]. */
+  p: number;
+  /** Per-call-site constant (u32) that separates independent masks within one step. */
+  stream: number;
+}
+
+/** Options of {@link dropoutForward}. */
+export interface DropoutForwardOptions extends DropoutMaskSpec {
+  /** Input: (...) f32. */
+  x: Tensor;
+  /** Output: the shape of `x`, f32. Must not be a view overlapping `x`. */
+  out: Tensor;
+  /** (2) u32 = (seed, step), from {@link dropoutState}. */
+  state: Tensor;
+  /** Add into `out` instead of overwriting it. @default {false} */
+  accumulate?: boolean;
+  /** Name in error messages. @default {"dropout"} */
+  label?: string;
+}
+
+/** Options of {@link dropoutBackward}. */
+export interface DropoutBackwardOptions extends DropoutMaskSpec {
+  /** Gradient of the input: (...) f32, the shape of `dout`. */
+  dx: Tensor;
+  /** Gradient of the output: (...) f32. */
+  dout: Tensor;
+  /** The state tensor of the forward pass, holding the same (seed, step). */
+  state: Tensor;
+  /** Add into `dx` instead of overwriting it. @default {false} */
+  accumulate?: boolean;
+  /** Name in error messages. @default {"dropout_backward"} */
+  label?: string;
+}
+
+/** Integer parameters of the kernel that encode `p` exactly. */
+export interface DropoutThreshold {
+  /** Keep iff hash >= threshold: `ceil(p · 2^32)` (0 for p = 0). */
+  threshold: number;
+  /** 1 when no hash can reach the threshold (p = 1, or p within 2^-33 of 1). */
+  keepNone: 0 | 1;
+  /** `1 / (1 − p)` rounded to f32; 0 when `keepNone`. */
+  scale: number;
+}
+
+/**
+ * The integer form of "keep iff uniform(h) >= p" with `uniform(h) = h / 2^32`: keep iff
+ * `h >= ceil(p · 2^32)`. Throws a `RangeError` for p outside [0, 1].
+ *
+ * @example
+ * ```ts
+ * import { dropoutThreshold } from "./dropout.ts";
+ * dropoutThreshold(0.5); // { threshold: 2147483648, keepNone: 0, scale: 2 }
+ * dropoutThreshold(1); // { threshold: 0, keepNone: 1, scale: 0 }
+ * ```
+ */
+export function dropoutThreshold(p: number): DropoutThreshold {
+  if (!(p >= 0 && p <= 1)) {
+    throw new RangeError(`dropout probability p must be in [0, 1], got ${p}`);
+  }
+  const t = Math.ceil(p * 2 ** 32);
+  if (t >= 2 ** 32) return { threshold: 0, keepNone: 1, scale: 0 };
+  return { threshold: t, keepNone: 0, scale: Math.fround(1 / (1 - p)) };
+}
+
+function rotl(x: number, r: number): number {
+  return ((x << r) | (x >>> (32 - r))) >>> 0;
+}
+
+function murmurBlock(h: number, k: number): number {
+  let k1 = Math.imul(k, 0xcc9e2d51);
+  k1 = rotl(k1, 15);
+  k1 = Math.imul(k1, 0x1b873593);
+  const h1 = rotl((h ^ k1) >>> 0, 13);
+  return (Math.imul(h1, 5) + 0xe6546b64) >>> 0;
+}
+
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * The mask hash of element `i`: MurmurHash3_x86_32 (hash seed 0) of the 16-byte message
+ * `[seed, step, stream, i]` (u32 words, little-endian), exactly as the `dropout` kernel
+ * computes it. Returns a u32.
+ *
+ * @example
+ * ```ts
+ * import { dropoutHash } from "./dropout.ts";
+ * const h = dropoutHash(42, 1, 0, 7); // an integer in [0, 2^32)
+ * console.log(h === dropoutHash(42, 1, 0, 7)); // true
+ * ```
+ */
+export function dropoutHash(seed: number, step: number, stream: number, i: number): number {
+  let h = murmurBlock(0, seed >>> 0);
+  h = murmurBlock(h, step >>> 0);
+  h = murmurBlock(h, stream >>> 0);
+  h = murmurBlock(h, i >>> 0);
+  return fmix32((h ^ 16) >>> 0);
+}
+
+/** The per-step part of a dropout mask's key. */
+export interface DropoutStateValues {
+  /** Seed, an integer in [0, 2^32). @default {0} */
+  seed?: number;
+  /** Training step, an integer in [0, 2^32). @default {0} */
+  step?: number;
+}
+
+/**
+ * Allocates the (2) u32 state tensor `(seed, step)` shared by every dropout op of a model.
+ *
+ * @example
+ * ```ts ignore
+ * const state = dropoutState(gpu, { seed: 42 });
+ * for (let step = 1; ; step++) {
+ *   setDropoutState(gpu, state, { seed: 42, step });
+ *   await gpu.run(stepOps);
+ * }
+ * ```
+ */
+export function dropoutState(
+  gpu: Gpu,
+  o: DropoutStateValues & { name?: string } = {},
+): Tensor {
+  const t = gpu.tensor(o.name ?? "dropout_state", [2], "u32");
+  setDropoutState(gpu, t, o);
+  return t;
+}
+
+/**
+ * Writes `(seed, step)` into a state tensor (lands before the next submit).
+ *
+ * @example
+ * ```ts ignore
+ * setDropoutState(gpu, state, { seed: 42, step }); // a fresh mask for every step
+ * ```
+ */
+export function setDropoutState(gpu: Gpu, state: Tensor, o: DropoutStateValues): void {
+  checkState("setDropoutState", state);
+  const seed = o.seed ?? 0;
+  const step = o.step ?? 0;
+  for (const [name, v] of [["seed", seed], ["step", step]] as const) {
+    if (!Number.isInteger(v) || v < 0 || v >= 2 ** 32) {
+      throw new RangeError(`setDropoutState: ${name} must be an integer in [0, 2^32), got ${v}`);
+    }
+  }
+  gpu.write(state, new Uint32Array([seed, step]));
+}
+
+function checkState(label: string, state: Tensor): void {
+  if (state.dtype !== "u32" || state.size !== 2) {
+    throw new ShapeError(`${label}: state ${state.describe()} must be (2) u32 = (seed, step)`);
+  }
+}
+
+function build(
+  gpu: Gpu,
+  label: string,
+  names: [string, string],
+  x: Tensor,
+  out: Tensor,
+  state: Tensor,
+  o: DropoutMaskSpec & { accumulate?: boolean },
+): Op {
+  if (fmtShape(x.shape) !== fmtShape(out.shape)) {
+    throw new ShapeError(
+      `${label}: ${names[1]} must have the shape of ${names[0]}: ${names[0]} ` +
+        `${fmtShape(x.shape)}, ${names[1]} ${fmtShape(out.shape)}`,
+    );
+  }
+  for (const t of [x, out]) {
+    if (t.dtype !== "f32") throw new ShapeError(`${label}: ${t.describe()} must be f32`);
+  }
+  checkState(label, state);
+  if (!Number.isInteger(o.stream) || o.stream < 0 || o.stream >= 2 ** 32) {
+    throw new RangeError(`${label}: stream must be an integer in [0, 2^32), got ${o.stream}`);
+  }
+  const { threshold, keepNone, scale } = dropoutThreshold(o.p);
+  const n = x.size;
+  const desc = `${label}(${names[0]}=${x.describe()}, ${names[1]}=${out.describe()}, ` +
+    `p=${o.p}, stream=${o.stream})`;
+  if (n === 0) return buildOps(gpu, desc, []);
+  return buildOps(gpu, desc, [{
+    kernel: "dropout",
+    label: desc,
+    bindings: { state, x, out },
+    params: { n, stream: o.stream, threshold, keep_none: keepNone, scale },
+    constants: { ACCUMULATE: !!o.accumulate },
+    workgroups: workgroupsFor(n),
+  }]);
+}
+
+/**
+ * `out (+)= keep(i) ? x[i] / (1 − p) : 0` with the mask of `(seed, step)` from `state` and
+ * `stream`.
+ *
+ * @example
+ * ```ts ignore
+ * const state = dropoutState(gpu, { seed: 42, step: 1 });
+ * await gpu.run(dropoutForward(gpu, { x: h, out: hDrop, state, p: 0.1, stream: 3 }));
+ * ```
+ */
+export function dropoutForward(gpu: Gpu, o: DropoutForwardOptions): Op {
+  return build(gpu, o.label ?? "dropout", ["x", "out"], o.x, o.out, o.state, o);
+}
+
+/**
+ * `dx (+)= keep(i) ? dout[i] / (1 − p) : 0`, regenerating the forward's mask from the same
+ * `state`, `stream` and `p` (run it before the host rewrites the state).
+ *
+ * @example
+ * ```ts ignore
+ * await gpu.run(dropoutBackward(gpu, { dx: dh, dout: dhDrop, state, p: 0.1, stream: 3 }));
+ * ```
+ */
+export function dropoutBackward(gpu: Gpu, o: DropoutBackwardOptions): Op {
+  return build(gpu, o.label ?? "dropout_backward", ["dout", "dx"], o.dout, o.dx, o.state, o);
+}
+
+/** The mask's full key, for the CPU references. */
+export interface DropoutCpuSpec extends DropoutMaskSpec {
+  /** Seed (u32). */
+  seed: number;
+  /** Step (u32). */
+  step: number;
+}
+
+/**
+ * The keep mask of `n` elements (1 kept, 0 dropped), identical to the GPU's.
+ *
+ * @example
+ * ```ts
+ * import { dropoutMaskCpu } from "./dropout.ts";
+ * const mask = dropoutMaskCpu(1000, { seed: 42, step: 1, stream: 0, p: 0.1 });
+ * console.log(mask.reduce((a, b) => a + b, 0)); // about 900
+ * ```
+ */
+export function dropoutMaskCpu(n: number, s: DropoutCpuSpec): Uint8Array {
+  const { threshold, keepNone } = dropoutThreshold(s.p);
+  const mask = new Uint8Array(n);
+  if (keepNone) return mask;
+  for (let i = 0; i < n; i++) {
+    mask[i] = dropoutHash(s.seed, s.step, s.stream, i) >= threshold ? 1 : 0;
+  }
+  return mask;
+}
+
+/**
+ * Float64 CPU reference of {@link dropoutForward}: `keep ? x · scale : 0` with the kernel's f32
+ * scale. For f32 inputs, `Math.fround` of each value equals the GPU's output bit for bit (the
+ * f64 product of two f32 values is exact, so rounding it once gives the f32 product).
+ *
+ * @example
+ * ```ts
+ * import { dropoutForwardCpu } from "./dropout.ts";
+ * const y = dropoutForwardCpu([1, 2, 3, 4], { seed: 1, step: 2, stream: 0, p: 0.5 });
+ * // each y[i] is 0 or 2 · x[i]
+ * ```
+ */
+export function dropoutForwardCpu(x: ArrayLike<number>, s: DropoutCpuSpec): Float64Array {
+  const { scale } = dropoutThreshold(s.p);
+  const mask = dropoutMaskCpu(x.length, s);
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = mask[i] ? x[i] * scale : 0;
+  return out;
+}
+
+/**
+ * Float64 CPU reference of {@link dropoutBackward}: the same mask and scale applied to `dout`
+ * (dropout is linear in its input, so its backward is itself).
+ *
+ * @example
+ * ```ts
+ * import { dropoutBackwardCpu } from "./dropout.ts";
+ * const dx = dropoutBackwardCpu([1, 1, 1], { seed: 1, step: 2, stream: 0, p: 0.25 });
+ * // each dx[i] is 0 or 4 / 3 (rounded to f32)
+ * ```
+ */
+export function dropoutBackwardCpu(dout: ArrayLike<number>, s: DropoutCpuSpec): Float64Array {
+  return dropoutForwardCpu(dout, s);
+}

@@ -1,0 +1,185 @@
+/**
+ * Deterministic reductions: column sums (bias gradients) and the global L2 norm of many
+ * tensors (gradient clipping), plus float64 CPU references. No float atomics: every sum runs in
+ * a fixed order, so results do not depend on scheduling and repeat bit for bit.
+ *
+ * Shape legend: N rows, C columns.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu/device.ts";
+import { fmtShape, ShapeError } from "../gpu/errors.ts";
+import { buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/kernel.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+
+/** Rows one workgroup of the first `sum_rows` pass adds up. */
+const ROWS_PER_CHUNK = 256;
+/** Elements per workgroup of `sum_squares`. */
+const SQUARES_PER_WORKGROUP = 4096;
+
+/** Options of {@link sumRows}. */
+export interface SumRowsOptions {
+  /** Input: (..., C) f32; all leading dims are rows. */
+  x: Tensor;
+  /** Column sums: (C) f32. */
+  out: Tensor;
+  /** Add into `out` instead of overwriting it (gradient accumulation). @default {false} */
+  accumulate?: boolean;
+  /** Name in error messages. @default {"sum_rows"} */
+  label?: string;
+}
+
+/**
+ * `out[c] (+)= Σ_r x[r, c]`, deterministic. Up to 256 rows take one pass; more rows take two:
+ * partial sums of 256-row chunks into a (chunks, C) scratch buffer allocated here, once, then one
+ * pass that adds the chunks in order.
+ *
+ * @example
+ * ```ts ignore
+ * // bias gradient: db (C) += Σ over B·S rows of dy (B, S, C)
+ * await gpu.run(sumRows(gpu, { x: dy, out: db, accumulate: true }));
+ * ```
+ */
+export function sumRows(gpu: Gpu, o: SumRowsOptions): Op {
+  const label = o.label ?? "sum_rows";
+  const shapes = `x ${fmtShape(o.x.shape)}, out ${fmtShape(o.out.shape)}`;
+  if (o.x.shape.length < 1) throw new ShapeError(`${label}: x needs a column dim: ${shapes}`);
+  const c = o.x.shape[o.x.shape.length - 1];
+  if (fmtShape(o.out.shape) !== fmtShape([c])) {
+    throw new ShapeError(`${label}: out must be (${c}): ${shapes}`);
+  }
+  for (const t of [o.x, o.out]) {
+    if (t.dtype !== "f32") throw new ShapeError(`${label}: ${t.describe()} must be f32`);
+  }
+  const n = c === 0 ? 0 : o.x.size / c;
+  const desc = `${label}(x=${o.x.describe()}, out=${o.out.describe()})`;
+  if (c === 0) return buildOps(gpu, desc, []);
+  const accumulate = !!o.accumulate;
+  const gx = Math.ceil(c / 64);
+  const maxDim = gpu.limits.maxComputeWorkgroupsPerDimension;
+  const rowsPerChunk = Math.max(ROWS_PER_CHUNK, Math.ceil(n / maxDim));
+  const chunks = Math.ceil(n / rowsPerChunk);
+  if (chunks <= 1) {
+    return buildOps(gpu, desc, [{
+      kernel: "sum_rows",
+      label: desc,
+      bindings: { x: o.x, out: o.out },
+      params: { n, c, rows_per_chunk: Math.max(1, n) },
+      constants: { ACCUMULATE: accumulate },
+      workgroups: [gx, 1, 1],
+    }]);
+  }
+  const partials = gpu.tensor(`${label}.partials`, [chunks, c]);
+  return buildOps(gpu, desc, [
+    {
+      kernel: "sum_rows",
+      label: `${desc}.chunks`,
+      bindings: { x: o.x, out: partials },
+      params: { n, c, rows_per_chunk: rowsPerChunk },
+      constants: { ACCUMULATE: false },
+      workgroups: [gx, chunks, 1],
+    },
+    {
+      kernel: "sum_rows",
+      label: `${desc}.total`,
+      bindings: { x: partials, out: o.out },
+      params: { n: chunks, c, rows_per_chunk: chunks },
+      constants: { ACCUMULATE: accumulate },
+      workgroups: [gx, 1, 1],
+    },
+  ]);
+}
+
+/** Options of {@link globalL2Norm}. */
+export interface GlobalL2NormOptions {
+  /** The tensors, f32, of any shapes and sizes (e.g. every gradient of a model). */
+  tensors: readonly Tensor[];
+  /** The norm: (1) f32. */
+  out: Tensor;
+  /** Name in error messages. @default {"global_l2_norm"} */
+  label?: string;
+}
+
+/**
+ * `out[0] = sqrt(Σ_tensors Σ_i x[i]²)`, deterministic: one dispatch per tensor writes the sums
+ * of squares of its 4096-element blocks into its own slots of a partials buffer (allocated here,
+ * once), then one dispatch adds all slots in a fixed order and takes the square root. Empty
+ * tensors contribute nothing; with no elements at all the norm is 0.
+ *
+ * @example
+ * ```ts ignore
+ * const norm = gpu.tensor("grad_norm", [1]);
+ * await gpu.run(globalL2Norm(gpu, { tensors: [dPrompt, dA, da, dB, db], out: norm }));
+ * ```
+ */
+export function globalL2Norm(gpu: Gpu, o: GlobalL2NormOptions): Op {
+  const label = o.label ?? "global_l2_norm";
+  if (o.out.size !== 1 || o.out.shape.length !== 1 || o.out.dtype !== "f32") {
+    throw new ShapeError(`${label}: out ${o.out.describe()} must be (1) f32`);
+  }
+  for (const [i, t] of o.tensors.entries()) {
+    if (t.dtype !== "f32") {
+      throw new ShapeError(`${label}: tensors[${i}] = ${t.describe()} must be f32`);
+    }
+  }
+  const blocks = o.tensors.map((t) =>
+    t.size === 0 ? 0 : workgroupsFor(t.size, SQUARES_PER_WORKGROUP)
+  );
+  const slots = blocks.reduce((a, b) => a + b, 0);
+  const partials = gpu.tensor(`${label}.partials`, [Math.max(1, slots)]);
+  const specs: OpSpec[] = [];
+  let slot = 0;
+  for (const [i, t] of o.tensors.entries()) {
+    if (blocks[i] === 0) continue;
+    specs.push({
+      kernel: "sum_squares",
+      label: `${label}.squares[${i}](${t.describe()})`,
+      bindings: { x: t, partials },
+      params: { n: t.size, slot },
+      workgroups: blocks[i],
+    });
+    slot += blocks[i];
+  }
+  const desc = `${label}(${o.tensors.length} tensors, ${slots} blocks, out=${o.out.describe()})`;
+  specs.push({
+    kernel: "l2_norm_final",
+    label: `${label}.final`,
+    bindings: { partials, out: o.out },
+    params: { slots },
+    workgroups: 1,
+  });
+  return buildOps(gpu, desc, specs);
+}
+
+/**
+ * Float64 CPU reference of {@link sumRows}: column sums of `x` (N, C) row-major.
+ *
+ * @example
+ * ```ts
+ * import { sumRowsCpu } from "./reduce.ts";
+ * sumRowsCpu([1, 2, 3, 4, 5, 6], 3); // Float64Array [5, 7, 9]
+ * ```
+ */
+export function sumRowsCpu(x: ArrayLike<number>, c: number): Float64Array {
+  const out = new Float64Array(c);
+  for (let i = 0; i < x.length; i++) out[i % c] += x[i];
+  return out;
+}
+
+/**
+ * Float64 CPU reference of {@link globalL2Norm}.
+ *
+ * @example
+ * ```ts
+ * import { globalL2NormCpu } from "./reduce.ts";
+ * globalL2NormCpu([[3], [4, 0]]); // 5
+ * ```
+ */
+export function globalL2NormCpu(arrays: readonly ArrayLike<number>[]): number {
+  let s = 0;
+  for (const a of arrays) {
+    for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+  }
+  return Math.sqrt(s);
+}

@@ -1,0 +1,7 @@
+/**
+ * Optimizers: AdamW with PyTorch's semantics and global gradient-norm clipping.
+ *
+ * @module
+ */
+
+export * from "./adamw.ts";
