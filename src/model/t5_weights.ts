@@ -1,0 +1,130 @@
+/**
+ * Loading T5 weights from a Hugging Face checkpoint (safetensors, sharded or not) into one GPU
+ * arena, with the names transformers uses.
+ *
+ * @module
+ */
+
+import type { Arena, Gpu } from "../gpu/device.ts";
+import type { TensorSpec } from "../gpu/tensor.ts";
+import { openSafetensors } from "./safetensors.ts";
+import type { T5Config } from "./t5_config.ts";
+
+/** Raised when a checkpoint lacks a tensor or holds one of the wrong shape. */
+export class T5WeightsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "T5WeightsError";
+  }
+}
+
+/** Where the embedding may be stored, in the order transformers' checkpoints use. */
+export const EMBEDDING_NAMES = [
+  "shared.weight",
+  "encoder.embed_tokens.weight",
+  "decoder.embed_tokens.weight",
+] as const;
+
+/** The frozen tensors a T5 model reads, with their shapes, by transformers' names. */
+export function t5WeightSpecs(cfg: T5Config): Record<string, TensorSpec> {
+  const { dModel: c, dKv, numHeads: h, dFf: f, vocabSize: v } = cfg;
+  const hd = h * dKv;
+  const specs: Record<string, TensorSpec> = { "shared.weight": { shape: [v, c] } };
+  const attn = (prefix: string) => {
+    specs[`${prefix}.q.weight`] = { shape: [hd, c] };
+    specs[`${prefix}.k.weight`] = { shape: [hd, c] };
+    specs[`${prefix}.v.weight`] = { shape: [hd, c] };
+    specs[`${prefix}.o.weight`] = { shape: [c, hd] };
+  };
+  const ffn = (prefix: string) => {
+    if (cfg.isGatedAct) {
+      specs[`${prefix}.wi_0.weight`] = { shape: [f, c] };
+      specs[`${prefix}.wi_1.weight`] = { shape: [f, c] };
+    } else {
+      specs[`${prefix}.wi.weight`] = { shape: [f, c] };
+    }
+    specs[`${prefix}.wo.weight`] = { shape: [c, f] };
+  };
+  for (
+    const [stack, layers] of [["encoder", cfg.numLayers], [
+      "decoder",
+      cfg.numDecoderLayers,
+    ]] as const
+  ) {
+    specs[`${stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight`] = {
+      shape: [cfg.relativeAttentionNumBuckets, h],
+    };
+    for (let l = 0; l < layers; l++) {
+      const b = `${stack}.block.${l}.layer`;
+      attn(`${b}.0.SelfAttention`);
+      specs[`${b}.0.layer_norm.weight`] = { shape: [c] };
+      if (stack === "decoder") {
+        attn(`${b}.1.EncDecAttention`);
+        specs[`${b}.1.layer_norm.weight`] = { shape: [c] };
+      }
+      const ff = stack === "decoder" ? 2 : 1;
+      ffn(`${b}.${ff}.DenseReluDense`);
+      specs[`${b}.${ff}.layer_norm.weight`] = { shape: [c] };
+    }
+    specs[`${stack}.final_layer_norm.weight`] = { shape: [c] };
+  }
+  if (!cfg.tieWordEmbeddings) specs["lm_head.weight"] = { shape: [v, c] };
+  return specs;
+}
+
+/**
+ * Reads every tensor of {@link t5WeightSpecs} from the checkpoint in `dir` (a
+ * `model.safetensors`, or shards listed by `model.safetensors.index.json`) one at a time,
+ * converts it to f32 and uploads it into one arena.
+ *
+ * The embedding may be stored as `shared.weight`, `encoder.embed_tokens.weight` or
+ * `decoder.embed_tokens.weight`; a tied checkpoint may or may not carry `lm_head.weight`
+ * (it is ignored: transformers ties it to the embedding).
+ *
+ * @throws {T5WeightsError} naming the file and the tensor when one is missing or misshapen.
+ */
+export async function loadT5Weights(
+  gpu: Gpu,
+  dir: string,
+  cfg: T5Config,
+): Promise<Arena<string>> {
+  const specs = t5WeightSpecs(cfg);
+  using reader = await openSafetensors(dir);
+  const where = reader.path;
+  const embedding = EMBEDDING_NAMES.find((n) => reader.has(n));
+  if (!embedding) {
+    throw new T5WeightsError(
+      `${where}: no token embedding found: expected one of ${EMBEDDING_NAMES.join(", ")}`,
+    );
+  }
+  const source = (name: string) => name === "shared.weight" ? embedding : name;
+  // Check everything before allocating, so a bad checkpoint costs no GPU memory.
+  for (const [name, spec] of Object.entries(specs)) {
+    const src = source(name);
+    if (!reader.has(src)) {
+      throw new T5WeightsError(
+        `${where}: missing tensor "${src}" (needed by a T5 with ${cfg.numLayers}+` +
+          `${cfg.numDecoderLayers} layers, feed_forward_proj "${cfg.feedForwardProj}", ` +
+          `tie_word_embeddings ${cfg.tieWordEmbeddings})`,
+      );
+    }
+    const info = reader.info(src);
+    if (info.shape.join(",") !== spec.shape.join(",")) {
+      throw new T5WeightsError(
+        `${info.file}: tensor "${src}" has shape (${info.shape.join(", ")}), the config ` +
+          `implies (${spec.shape.join(", ")})`,
+      );
+    }
+    if (!["F32", "F16", "BF16"].includes(info.dtype)) {
+      throw new T5WeightsError(
+        `${info.file}: tensor "${src}" has dtype ${info.dtype}; T5 weights must be F32, F16 or BF16`,
+      );
+    }
+  }
+  const arena = gpu.arena("t5", specs);
+  for (const name of Object.keys(specs)) {
+    gpu.write(arena.tensors[name], await reader.readFloat(source(name), { dtype: "f32" }));
+  }
+  await gpu.flush();
+  return arena;
+}
