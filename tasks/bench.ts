@@ -1,7 +1,9 @@
 /**
  * Benchmarks: prints one JSON line per measurement, each with the adapter's name.
  *
- * Usage: `deno task bench [--only matmul,roundtrip] [--quick]`
+ * Usage: `deno task bench [--only matmul,roundtrip,t5] [--quick] [--full]`
+ *
+ * `--full` also runs the T5-base step on a software (CPU) adapter, where it takes minutes.
  *
  * @module
  */
@@ -9,12 +11,16 @@
 import { parseArgs } from "node:util";
 import { type Gpu, requestGpu } from "../src/gpu/device.ts";
 import { matmul } from "../src/layers/matmul.ts";
+import { T5Model, type T5Shape } from "../src/model/t5.ts";
+import { parseT5Config } from "../src/model/t5_config.ts";
+import { randomT5Weights } from "../src/model/t5_weights.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     only: { type: "string" },
     quick: { type: "boolean", default: false },
+    full: { type: "boolean", default: false },
   },
 });
 const only = values.only?.split(",");
@@ -80,10 +86,61 @@ async function benchRoundTrip(gpu: Gpu) {
   });
 }
 
+/** T5-small and T5-base shapes (random weights: the speed does not depend on the values). */
+const T5_SHAPES = {
+  "t5-small": { d_model: 512, d_kv: 64, d_ff: 2048, num_heads: 8, num_layers: 6 },
+  "t5-base": { d_model: 768, d_kv: 64, d_ff: 3072, num_heads: 12, num_layers: 12 },
+} as const;
+
+async function benchT5(gpu: Gpu, name: keyof typeof T5_SHAPES, shape: T5Shape, steps: number) {
+  const config = parseT5Config({
+    model_type: "t5",
+    vocab_size: 32128,
+    relative_attention_num_buckets: 32,
+    ...T5_SHAPES[name],
+  }, { source: `${name} (random)` });
+  const before = gpu.allocatedBytes;
+  const model = new T5Model(gpu, config, randomT5Weights(gpu, config));
+  const session = model.session(shape);
+  const { batch: B, sourceLength: S, targetLength: T } = shape;
+  const ids = new Int32Array(B * S);
+  for (let i = 0; i < ids.length; i++) ids[i] = (i * 7919) % 32000 + 3;
+  const labels = new Int32Array(B * T);
+  for (let i = 0; i < labels.length; i++) labels[i] = (i * 104729) % 32000 + 3;
+  session.setBatch({ inputIds: ids, attentionMask: new Float32Array(B * S).fill(1), labels });
+  const times = await timeIt(async () => {
+    await session.backward();
+    await gpu.sync();
+  }, steps);
+  const ms = median(times);
+  emit(gpu, {
+    bench: "t5_forward_backward",
+    model: name,
+    weights: "random",
+    batch: B,
+    source_length: S,
+    target_length: T,
+    ms_per_step: +ms.toFixed(1),
+    tokens_per_s: +((B * (S + T)) / (ms / 1000)).toFixed(1),
+    gpu_memory_mib: +((gpu.allocatedBytes - before) / 2 ** 20).toFixed(1),
+    loss: await session.readLoss(),
+  });
+  gpu.freeArena(session.buffers);
+  gpu.freeArena(model.weights);
+}
+
 const gpu = await requestGpu();
 if (want("roundtrip")) await benchRoundTrip(gpu);
 if (want("matmul")) {
   for (const s of [256, 512, 1024]) await benchMatmul(gpu, s, s, s, `${s}^3`);
   // T5-base feed-forward: (batch 32 x 256 tokens = 8192, 768) x (768, 3072)
   await benchMatmul(gpu, 8192, 3072, 768, "t5-base ffn 8192x768x3072");
+}
+if (want("t5")) {
+  // The paper's recipe is batch 32 x 256 source tokens; a CPU adapter gets a small batch.
+  const big: T5Shape = { batch: 32, sourceLength: 256, targetLength: 4 };
+  const small: T5Shape = { batch: 4, sourceLength: 32, targetLength: 4 };
+  const sw = gpu.adapter.software;
+  await benchT5(gpu, "t5-small", sw ? small : big, values.quick ? 1 : 3);
+  if (!sw || values.full) await benchT5(gpu, "t5-base", sw ? small : big, values.quick ? 1 : 3);
 }

@@ -89,6 +89,8 @@ export interface T5SessionOptions {
    * @default {config.dropoutRate}
    */
   dropoutRate?: number;
+  /** Receives one line with the bytes the session allocates, before it allocates them. */
+  log?: (line: string) => void;
 }
 
 /** One batch, as host arrays of the session's fixed shape. */
@@ -305,6 +307,11 @@ export class T5Session {
         );
       }
     }
+    options.log?.(
+      `[t5] session batch ${shape.batch} x source ${shape.sourceLength} x target ` +
+        `${shape.targetLength}: ${(arenaBytes(specs) / 2 ** 20).toFixed(1)} MiB of activations ` +
+        `and gradients (weights: ${(model.weights.byteLength / 2 ** 20).toFixed(1)} MiB)`,
+    );
     this.buffers = gpu.arena("t5_session", specs);
     const b = this.buffers.tensors;
     this.inputsEmbeds = b["inputs_embeds"];

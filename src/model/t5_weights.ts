@@ -128,3 +128,45 @@ export async function loadT5Weights(
   await gpu.flush();
   return arena;
 }
+
+/**
+ * Random weights of the right shapes (normal, std `scale`; layer norms at 1): for benchmarks
+ * and tests of sizes no checkpoint on disk has.
+ *
+ * @example
+ * ```ts ignore
+ * const weights = randomT5Weights(gpu, config, { seed: 1 });
+ * const model = new T5Model(gpu, config, weights);
+ * ```
+ */
+export function randomT5Weights(
+  gpu: Gpu,
+  cfg: T5Config,
+  options: { seed?: number; scale?: number } = {},
+): Arena<string> {
+  const specs = t5WeightSpecs(cfg);
+  const arena = gpu.arena("t5", specs);
+  let s = (options.seed ?? 1) >>> 0;
+  const scale = options.scale ?? 0.05;
+  for (const [name, t] of Object.entries(arena.tensors)) {
+    const data = new Float32Array(t.size);
+    if (name.endsWith("layer_norm.weight")) {
+      data.fill(1);
+    } else {
+      for (let i = 0; i < data.length; i++) {
+        // xorshift32, then a sum of uniforms as a cheap near-normal
+        s ^= s << 13;
+        s ^= s >>> 17;
+        s ^= s << 5;
+        const u1 = (s >>> 0) / 4294967296;
+        s ^= s << 13;
+        s ^= s >>> 17;
+        s ^= s << 5;
+        const u2 = (s >>> 0) / 4294967296;
+        data[i] = (u1 + u2 - 1) * 2.449 * scale;
+      }
+    }
+    gpu.write(t, data);
+  }
+  return arena;
+}
