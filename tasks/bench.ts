@@ -10,7 +10,7 @@
 
 import { parseArgs } from "node:util";
 import { type Gpu, requestGpu } from "../src/gpu/device.ts";
-import { matmul } from "../src/layers/matmul.ts";
+import { matmul, matmulNaive } from "../src/layers/matmul.ts";
 import { T5Model, type T5Shape } from "../src/model/t5.ts";
 import { parseT5Config } from "../src/model/t5_config.ts";
 import { randomT5Weights } from "../src/model/t5_weights.ts";
@@ -44,14 +44,23 @@ async function timeIt(fn: () => Promise<void>, reps: number): Promise<number[]> 
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function benchMatmul(gpu: Gpu, m: number, n: number, k: number, label: string) {
+async function benchMatmul(
+  gpu: Gpu,
+  m: number,
+  n: number,
+  k: number,
+  label: string,
+  kernel: "matmul" | "matmul_naive" = "matmul",
+) {
   const a = gpu.tensor("a", [m, k]);
   const b = gpu.tensor("b", [k, n]);
   const c = gpu.tensor("c", [m, n]);
-  const ops = [matmul(gpu, { a, b, out: c })];
+  const ops = [
+    kernel === "matmul" ? matmul(gpu, { a, b, out: c }) : matmulNaive(gpu, { a, b, out: c }),
+  ];
   const flops = 2 * m * n * k;
   // Enough repetitions per submit to amortise the ~10 ms queue round trip.
-  const estSeconds = flops / (gpu.adapter.software ? 2e9 : 5e12);
+  const estSeconds = flops / (gpu.adapter.software ? (kernel === "matmul" ? 2e9 : 2e8) : 5e12);
   const perSubmit = Math.max(1, Math.min(50, Math.ceil(0.2 / estSeconds)));
   const batch = Array(perSubmit).fill(ops).flat();
   const times = await timeIt(async () => {
@@ -60,7 +69,7 @@ async function benchMatmul(gpu: Gpu, m: number, n: number, k: number, label: str
   }, values.quick ? 1 : 3);
   const ms = Math.min(...times) / perSubmit;
   emit(gpu, {
-    bench: "matmul",
+    bench: kernel,
     shape: label,
     m,
     n,
@@ -132,6 +141,8 @@ async function benchT5(gpu: Gpu, name: keyof typeof T5_SHAPES, shape: T5Shape, s
 const gpu = await requestGpu();
 if (want("roundtrip")) await benchRoundTrip(gpu);
 if (want("matmul")) {
+  // The naive 16x16-tile kernel calibrates the machine: lavapipe machines differ by 2x or more.
+  await benchMatmul(gpu, 512, 512, 512, "512^3", "matmul_naive");
   for (const s of [256, 512, 1024]) await benchMatmul(gpu, s, s, s, `${s}^3`);
   // T5-base feed-forward: (batch 32 x 256 tokens = 8192, 768) x (768, 3072)
   await benchMatmul(gpu, 8192, 3072, 768, "t5-base ffn 8192x768x3072");

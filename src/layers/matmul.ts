@@ -9,7 +9,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
-import { buildOps, type Op, type OpSpec } from "../gpu/kernel.ts";
+import { buildOp, buildOps, type Op, type OpSpec } from "../gpu/kernel.ts";
 import { numel, type Tensor } from "../gpu/tensor.ts";
 
 /** Options of {@link matmul}. */
@@ -201,6 +201,34 @@ export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
   }, C=${o.out.tensor.describe()}, m=${m} n=${n} k=${k} batch=${batch.join("x")})`;
   if (total === 0 || m === 0 || n === 0) return buildOps(gpu, desc, []);
   return buildOps(gpu, desc, specs);
+}
+
+/**
+ * The benchmark's baseline: `out = a · b` for contiguous 2-D operands with a plain 16×16
+ * shared-memory kernel (one output per thread). Its speed calibrates a machine; use
+ * {@link matmul} for real work.
+ *
+ * @example
+ * ```ts ignore
+ * await gpu.run(matmulNaive(gpu, { a, b, out })); // a (M, K), b (K, N), out (M, N)
+ * ```
+ */
+export function matmulNaive(gpu: Gpu, o: { a: Tensor; b: Tensor; out: Tensor }): Op {
+  const label = "matmul_naive";
+  const g = matmulGeometry(label, o.a.shape, o.b.shape, o.out.shape);
+  if (o.a.shape.length !== 2 || o.b.shape.length !== 2) {
+    throw new ShapeError(
+      `${label}: A ${fmtShape(o.a.shape)} and B ${fmtShape(o.b.shape)} must be 2-D`,
+    );
+  }
+  checkF32(label, o.a, o.b, o.out);
+  return buildOp(gpu, {
+    kernel: "matmul_naive",
+    label: `${label}(A=${o.a.describe()}, B=${o.b.describe()})`,
+    bindings: { a: o.a, b: o.b, c: o.out },
+    params: { m: g.m, n: g.n, k: g.k },
+    workgroups: [Math.ceil(g.n / 16), Math.ceil(g.m / 16), 1],
+  });
 }
 
 /** Sizes of a {@link matmul} after broadcasting rules, shared with the CPU reference. */

@@ -6,6 +6,7 @@ import {
   matmulBackward,
   matmulBackwardCpu,
   matmulCpu,
+  matmulNaive,
   matmulStrided,
 } from "../../src/layers/matmul.ts";
 import { gpuTest } from "../gpu_support.ts";
@@ -289,5 +290,22 @@ gpuTest(
         e instanceof GpuLimitError && e.message.includes(`maxStorageBufferBindingSize of ${limit}`),
     );
     void f32;
+  },
+);
+
+gpuTest(
+  "matmulNaive(), the benchmark baseline, matches the CPU reference on odd sizes",
+  async (gpu) => {
+    const rng = new Rng(8);
+    const [m, n, k] = [37, 19, 45];
+    const a = rng.normal(m * k), b = rng.normal(k * n);
+    const C = gpu.tensor("c", [m, n]);
+    await gpu.run(
+      matmulNaive(gpu, { a: gpu.upload("a", a, [m, k]), b: gpu.upload("b", b, [k, n]), out: C }),
+    );
+    assertClose(await gpu.read(C), matmulCpu(f64(a), [m, k], f64(b), [k, n]).out, {
+      atol: 1e-5,
+      rtol: 1e-4,
+    });
   },
 );
