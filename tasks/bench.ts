@@ -1,7 +1,7 @@
 /**
  * Benchmarks: prints one JSON line per measurement, each with the adapter's name.
  *
- * Usage: `deno task bench [--only matmul,roundtrip,t5] [--quick] [--full]`
+ * Usage: `deno task bench [--only matmul,roundtrip,t5,tokenize] [--quick] [--full]`
  *
  * `--full` also runs the T5-base step on a software (CPU) adapter, where it takes minutes.
  *
@@ -14,6 +14,7 @@ import { matmul, matmulNaive } from "../src/layers/matmul.ts";
 import { T5Model, type T5Shape } from "../src/model/t5.ts";
 import { parseT5Config } from "../src/model/t5_config.ts";
 import { randomT5Weights } from "../src/model/t5_weights.ts";
+import { benchTokenize } from "./bench_tokenize.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -155,3 +156,4 @@ if (want("t5")) {
   await benchT5(gpu, "t5-small", sw ? small : big, values.quick ? 1 : 3);
   if (!sw || values.full) await benchT5(gpu, "t5-base", sw ? small : big, values.quick ? 1 : 3);
 }
+if (want("tokenize")) await benchTokenize((r) => console.log(JSON.stringify(r)));

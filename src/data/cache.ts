@@ -1,0 +1,478 @@
+/**
+ * Tokenized datasets, and their on-disk cache.
+ *
+ * {@link tokenizeExamples} turns examples into a {@link TokenizedSplit}: ragged id lists stored
+ * flat (`Int32Array` ids + `N + 1` offsets), sources truncated to the source length and targets to
+ * the target length, both ending with the tokenizer's EOS (truncation keeps it). Padding is left
+ * to batching, so a 393k-example MNLI costs its tokens, not `N × 256` ints.
+ *
+ * {@link prepareTask} loads a task's three splits tokenized. It first resolves where the data is
+ * (one Hub revision lookup, or none offline) and builds a key from the tokenizer's identity
+ * (sha256 of `tokenizer.json` + `tokenizer_config.json`), the task and its formatting rules, the
+ * data's identity (dataset commit sha, or file sizes and times), the split seed and caps, and the
+ * source/target lengths. A cache hit reads one safetensors file and skips reading and
+ * tokenizing the data; a miss tokenizes and writes the file atomically (temporary file +
+ * rename, by `writeSafetensors`).
+ *
+ * Cache folder: `tokenizedCacheDir` option, else `$ADEPT_CACHE_DIR/tokenized`, else
+ * `$XDG_CACHE_HOME/adept/tokenized`, else `~/.cache/adept/tokenized`. One file per key:
+ * `<task>-<key prefix>.safetensors` with, per split, `<split>.source_ids`,
+ * `<split>.source_offsets`, `<split>.target_ids`, `<split>.target_offsets` (I32) and the target
+ * strings as UTF-8 (`<split>.target_text` U8 + `<split>.target_text_offsets` I32), and the key in
+ * the metadata.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { openSafetensors, type TensorToWrite, writeSafetensors } from "../model/safetensors.ts";
+import {
+  type Example,
+  loadTaskExamples,
+  maxTargetLength,
+  resolveTaskData,
+  type Task,
+  type TaskDataOptions,
+} from "./tasks.ts";
+import type { SplitName } from "./splits.ts";
+import type { TextTokenizer } from "./tokenizer.ts";
+
+/**
+ * One tokenized split: ragged sequences stored flat.
+ * Sequence `i`'s source ids are `sourceIds[sourceOffsets[i] .. sourceOffsets[i + 1]]`.
+ *
+ * @example
+ * ```ts ignore
+ * const s = tokenizeExamples(tok, [{ source: "sentence: hi", target: "1" }], { sourceLength: 256, targetLength: 2 });
+ * s.sourceIds.subarray(s.sourceOffsets[0], s.sourceOffsets[1]); // [..., 1]
+ * ```
+ */
+export interface TokenizedSplit {
+  /** Number of examples, N. */
+  readonly size: number;
+  /** Longest source allowed (S), EOS included; every source has at most this many ids. */
+  readonly sourceLength: number;
+  /** Longest target allowed (T), EOS included. */
+  readonly targetLength: number;
+  /** All source ids, concatenated. */
+  readonly sourceIds: Int32Array;
+  /** Source start offsets, shape `[N + 1]`. */
+  readonly sourceOffsets: Int32Array;
+  /** All target ids, concatenated. */
+  readonly targetIds: Int32Array;
+  /** Target start offsets, shape `[N + 1]`. */
+  readonly targetOffsets: Int32Array;
+  /** The target strings before tokenization (labels such as "1", "3.8"). */
+  readonly targets: readonly string[];
+}
+
+/**
+ * Lengths for {@link tokenizeExamples}.
+ *
+ * @example
+ * ```ts ignore
+ * tokenizeExamples(tok, examples, { sourceLength: 256, targetLength: 3 });
+ * ```
+ */
+export interface TokenizeOptions {
+  /** Source length S (EOS included). */
+  sourceLength: number;
+  /** Target length T (EOS included). */
+  targetLength: number;
+}
+
+/** A growable Int32Array. */
+class IntBuffer {
+  data = new Int32Array(1024);
+  length = 0;
+  push(ids: readonly number[]): void {
+    if (this.length + ids.length > this.data.length) {
+      let n = this.data.length * 2;
+      while (n < this.length + ids.length) n *= 2;
+      const d = new Int32Array(n);
+      d.set(this.data.subarray(0, this.length));
+      this.data = d;
+    }
+    for (let i = 0; i < ids.length; i++) this.data[this.length + i] = ids[i];
+    this.length += ids.length;
+  }
+  finish(): Int32Array {
+    return this.data.slice(0, this.length);
+  }
+}
+
+/**
+ * Tokenizes examples: sources truncated to `sourceLength`, targets to `targetLength`, special
+ * tokens kept (T5: both end with `</s>`). Repeated targets (labels) are encoded once.
+ *
+ * @param tokenizer The tokenizer.
+ * @param examples The examples.
+ * @param options Source and target lengths.
+ * @returns The tokenized split.
+ *
+ * @example
+ * ```ts ignore
+ * import { tokenizeExamples } from "./cache.ts";
+ * const split = tokenizeExamples(tok, examples, { sourceLength: 256, targetLength: 2 });
+ * console.log(split.size, split.sourceIds.length);
+ * ```
+ */
+export function tokenizeExamples(
+  tokenizer: TextTokenizer,
+  examples: readonly Example[],
+  options: TokenizeOptions,
+): TokenizedSplit {
+  const n = examples.length;
+  const src = new IntBuffer();
+  const tgt = new IntBuffer();
+  const sourceOffsets = new Int32Array(n + 1);
+  const targetOffsets = new Int32Array(n + 1);
+  const targets = new Array<string>(n);
+  const memo = new Map<string, number[]>();
+  for (let i = 0; i < n; i++) {
+    const ex = examples[i];
+    src.push(tokenizer.encode(ex.source, { maxLength: options.sourceLength }));
+    sourceOffsets[i + 1] = src.length;
+    let t = memo.get(ex.target);
+    if (t === undefined) {
+      t = tokenizer.encode(ex.target, { maxLength: options.targetLength });
+      if (memo.size < 10_000) memo.set(ex.target, t);
+    }
+    tgt.push(t);
+    targetOffsets[i + 1] = tgt.length;
+    targets[i] = ex.target;
+  }
+  return {
+    size: n,
+    sourceLength: options.sourceLength,
+    targetLength: options.targetLength,
+    sourceIds: src.finish(),
+    sourceOffsets,
+    targetIds: tgt.finish(),
+    targetOffsets,
+    targets,
+  };
+}
+
+/**
+ * The targets as the authors score them: each example's label ids decoded with special tokens
+ * skipped (strip them with metrics.ts `pyStrip` before scoring). Equal to
+ * {@link TokenizedSplit.targets} unless a target was truncated or does not survive
+ * tokenization (unknown characters, normalization).
+ *
+ * @param split The tokenized split.
+ * @param tokenizer The tokenizer it was made with.
+ * @returns One decoded string per example.
+ *
+ * @example
+ * ```ts ignore
+ * import { decodeTargets } from "./cache.ts";
+ * const refs = decodeTargets(data.test, tok).map(pyStrip);
+ * ```
+ */
+export function decodeTargets(split: TokenizedSplit, tokenizer: TextTokenizer): string[] {
+  const out = new Array<string>(split.size);
+  for (let i = 0; i < split.size; i++) {
+    out[i] = tokenizer.decode(
+      split.targetIds.subarray(split.targetOffsets[i], split.targetOffsets[i + 1]),
+    );
+  }
+  return out;
+}
+
+/**
+ * A task's three splits, tokenized.
+ *
+ * @example
+ * ```ts ignore
+ * const data = await prepareTask(getTask("rte"), tok);
+ * data.train.size; data.targetLength; data.fromCache;
+ * ```
+ */
+export interface TokenizedTask {
+  /** The task. */
+  readonly task: Task;
+  /** Training split. */
+  readonly train: TokenizedSplit;
+  /** Validation split. */
+  readonly validation: TokenizedSplit;
+  /** Test split. */
+  readonly test: TokenizedSplit;
+  /** Source length S. */
+  readonly sourceLength: number;
+  /** Target length T. */
+  readonly targetLength: number;
+  /** Whether it came from the cache. */
+  readonly fromCache: boolean;
+  /** The cache key (sha256 hex). */
+  readonly key: string;
+  /** The cache file (written or read), or undefined when caching is off. */
+  readonly cacheFile?: string;
+}
+
+/**
+ * Options of {@link prepareTask}.
+ *
+ * @example
+ * ```ts ignore
+ * await prepareTask(task, tok, { tokenizedCacheDir: "/data/cache", offline: true });
+ * ```
+ */
+export interface PrepareTaskOptions extends TaskDataOptions {
+  /**
+   * Folder of the tokenized-dataset cache; `false` disables it. (`cacheDir` is the HF hub
+   * cache, as in every Hub option.)
+   * @default {$ADEPT_CACHE_DIR/tokenized, else $XDG_CACHE_HOME/adept/tokenized, else ~/.cache/adept/tokenized}
+   */
+  tokenizedCacheDir?: string | false;
+  /** Ignore an existing cache file and rebuild it. @default {false} */
+  refresh?: boolean;
+  /** Source length S. @default {the task's (256; MultiRC 348)} */
+  sourceLength?: number;
+  /** Target length T. @default {from the task's labels, else the longest target} */
+  targetLength?: number;
+  /** Called with messages about what happens (cache hit, reading, tokenizing). */
+  onMessage?: (message: string) => void;
+}
+
+/**
+ * The default folder of tokenized-dataset caches.
+ *
+ * @param env Where variables are read from.
+ * @returns The folder.
+ *
+ * @example
+ * ```ts
+ * import { defaultTokenizedCacheDir } from "./cache.ts";
+ * defaultTokenizedCacheDir({ ADEPT_CACHE_DIR: "/data/adept" }); // "/data/adept/tokenized"
+ * ```
+ */
+export function defaultTokenizedCacheDir(
+  env: Readonly<Record<string, string | undefined>> = Deno.env.toObject(),
+): string {
+  if (env.ADEPT_CACHE_DIR) return join(env.ADEPT_CACHE_DIR, "tokenized");
+  const base = env.XDG_CACHE_HOME ||
+    join(env.HOME ?? env.USERPROFILE ?? ".", ".cache");
+  return join(base, "adept", "tokenized");
+}
+
+const FORMAT = "adept-tokenized-v1";
+const SPLITS: readonly SplitName[] = ["train", "validation", "test"];
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+function packStrings(strings: readonly string[]): { bytes: Uint8Array; offsets: Int32Array } {
+  const parts = strings.map((s) => utf8.encode(s));
+  const offsets = new Int32Array(parts.length + 1);
+  for (let i = 0; i < parts.length; i++) offsets[i + 1] = offsets[i] + parts[i].length;
+  const bytes = new Uint8Array(offsets[parts.length]);
+  parts.forEach((p, i) => bytes.set(p, offsets[i]));
+  return { bytes, offsets };
+}
+
+/**
+ * Writes tokenized splits to one safetensors file, atomically.
+ *
+ * @param path The file.
+ * @param splits The splits by name.
+ * @param metadata String metadata to store (e.g. the cache key).
+ *
+ * @example
+ * ```ts ignore
+ * await writeTokenizedSplits("cache.safetensors", { train, validation, test }, { key });
+ * ```
+ */
+export async function writeTokenizedSplits(
+  path: string,
+  splits: Readonly<Record<string, TokenizedSplit>>,
+  metadata: Record<string, string> = {},
+): Promise<void> {
+  const tensors: [string, TensorToWrite][] = [];
+  const lengths: Record<string, [number, number]> = {};
+  for (const [name, s] of Object.entries(splits)) {
+    const text = packStrings(s.targets);
+    tensors.push(
+      [`${name}.source_ids`, { shape: [s.sourceIds.length], data: s.sourceIds }],
+      [`${name}.source_offsets`, { shape: [s.size + 1], data: s.sourceOffsets }],
+      [`${name}.target_ids`, { shape: [s.targetIds.length], data: s.targetIds }],
+      [`${name}.target_offsets`, { shape: [s.size + 1], data: s.targetOffsets }],
+      [`${name}.target_text`, { shape: [text.bytes.length], data: text.bytes }],
+      [`${name}.target_text_offsets`, { shape: [s.size + 1], data: text.offsets }],
+    );
+    lengths[name] = [s.sourceLength, s.targetLength];
+  }
+  await writeSafetensors(path, tensors, {
+    metadata: { ...metadata, format: FORMAT, lengths: JSON.stringify(lengths) },
+  });
+}
+
+/**
+ * Reads splits written by {@link writeTokenizedSplits}, checking their consistency.
+ *
+ * @param path The file.
+ * @returns The splits by name and the file's metadata.
+ * @throws {Error} If the file is not a tokenized-dataset file or is inconsistent.
+ *
+ * @example
+ * ```ts ignore
+ * const { splits, metadata } = await readTokenizedSplits("cache.safetensors");
+ * ```
+ */
+export async function readTokenizedSplits(
+  path: string,
+): Promise<{ splits: Record<string, TokenizedSplit>; metadata: Record<string, string> }> {
+  using reader = await openSafetensors(path);
+  const metadata = { ...reader.metadata };
+  if (metadata.format !== FORMAT) {
+    throw new Error(`${path} is not a tokenized-dataset file (format ${metadata.format})`);
+  }
+  const lengths = JSON.parse(metadata.lengths ?? "{}") as Record<string, [number, number]>;
+  const ints = async (name: string): Promise<Int32Array> => {
+    const t = await reader.read(name);
+    if (!(t.data instanceof Int32Array)) throw new Error(`${path}: ${name} is not I32`);
+    return t.data;
+  };
+  const splits: Record<string, TokenizedSplit> = {};
+  for (const [name, [sourceLength, targetLength]] of Object.entries(lengths)) {
+    const sourceIds = await ints(`${name}.source_ids`);
+    const sourceOffsets = await ints(`${name}.source_offsets`);
+    const targetIds = await ints(`${name}.target_ids`);
+    const targetOffsets = await ints(`${name}.target_offsets`);
+    const textOffsets = await ints(`${name}.target_text_offsets`);
+    const text = (await reader.read(`${name}.target_text`)).data as Uint8Array;
+    const size = sourceOffsets.length - 1;
+    const ok = size >= 0 && targetOffsets.length === size + 1 &&
+      textOffsets.length === size + 1 && sourceOffsets[size] === sourceIds.length &&
+      targetOffsets[size] === targetIds.length && textOffsets[size] === text.length;
+    if (!ok) throw new Error(`${path}: split ${name} has inconsistent offsets`);
+    const targets = new Array<string>(size);
+    for (let i = 0; i < size; i++) {
+      targets[i] = utf8Decoder.decode(text.subarray(textOffsets[i], textOffsets[i + 1]));
+    }
+    splits[name] = {
+      size,
+      sourceLength,
+      targetLength,
+      sourceIds,
+      sourceOffsets,
+      targetIds,
+      targetOffsets,
+      targets,
+    };
+  }
+  return { splits, metadata };
+}
+
+/**
+ * Loads a task's train/validation/test splits tokenized, from the cache when the same
+ * tokenizer, task, data, seed and lengths were prepared before; otherwise reads the data,
+ * formats, splits and tokenizes it, and writes the cache.
+ *
+ * @param task A built-in or custom task.
+ * @param tokenizer The tokenizer.
+ * @param options Cache, lengths, Hub settings, seed and caps.
+ * @returns The tokenized task.
+ * @throws {HubError} When the data cannot be had from the Hub or the cache.
+ * @throws {DatasetError} For malformed data files or missing columns.
+ *
+ * @example
+ * ```ts ignore
+ * import { prepareTask } from "./cache.ts";
+ * import { getTask } from "./tasks.ts";
+ * import { loadTokenizer } from "./tokenizer.ts";
+ *
+ * const tok = await loadTokenizer("google-t5/t5-base");
+ * const data = await prepareTask(getTask("sst2"), tok);
+ * console.log(data.train.size, data.targetLength, data.fromCache);
+ * ```
+ */
+export async function prepareTask(
+  task: Task,
+  tokenizer: TextTokenizer,
+  options: PrepareTaskOptions = {},
+): Promise<TokenizedTask> {
+  const log = options.onMessage ?? (() => {});
+  const data = await resolveTaskData(task, options);
+  const sourceLength = options.sourceLength ?? task.maxSourceLength;
+  // The labels rule needs no data; custom tasks without labels measure the targets below.
+  const fixedTarget = options.targetLength ?? task.maxTargetLength ??
+    (task.labels ? maxTargetLength(task, (t) => tokenizer.encode(t).length) : undefined);
+  const key = createHash("sha256").update(JSON.stringify({
+    format: FORMAT,
+    tokenizer: tokenizer.hash,
+    task: task.name,
+    fingerprint: task.fingerprint,
+    data: data.identity,
+    seed: options.seed ?? 42,
+    maxSamples: options.maxSamples ?? {},
+    sourceLength,
+    targetLength: fixedTarget ?? "longest",
+  })).digest("hex");
+  const dir = options.tokenizedCacheDir === false
+    ? undefined
+    : options.tokenizedCacheDir ?? defaultTokenizedCacheDir(options.env ?? Deno.env.toObject());
+  const safeName = task.name.replace(/[^A-Za-z0-9_.-]/g, "_");
+  const file = dir ? join(dir, `${safeName}-${key.slice(0, 24)}.safetensors`) : undefined;
+
+  if (file && !options.refresh) {
+    const stat = await Deno.stat(file).catch(() => null);
+    if (stat?.isFile) {
+      try {
+        const { splits, metadata } = await readTokenizedSplits(file);
+        if (metadata.key === key && SPLITS.every((s) => splits[s])) {
+          log(`${task.name}: tokenized splits from the cache ${file}`);
+          const [train, validation, test] = SPLITS.map((s) => splits[s]);
+          return {
+            task,
+            train,
+            validation,
+            test,
+            sourceLength,
+            targetLength: train.targetLength,
+            fromCache: true,
+            key,
+            cacheFile: file,
+          };
+        }
+      } catch (e) {
+        log(`${task.name}: ignoring unreadable cache file ${file}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  log(`${task.name}: reading ${Object.values(data.files).flat().length} data file(s)`);
+  const examples = await loadTaskExamples(task, { ...options, data });
+  const targetLength = fixedTarget ?? maxTargetLength(
+    task,
+    (t) => tokenizer.encode(t).length,
+    SPLITS.flatMap((s) => examples[s].map((e) => e.target)),
+  );
+  const t0 = performance.now();
+  const lengths = { sourceLength, targetLength };
+  const [train, validation, test] = SPLITS.map((s) =>
+    tokenizeExamples(tokenizer, examples[s], lengths)
+  );
+  const n = train.size + validation.size + test.size;
+  log(`${task.name}: tokenized ${n} examples in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (file && dir) {
+    await Deno.mkdir(dir, { recursive: true });
+    await writeTokenizedSplits(file, { train, validation, test }, {
+      key,
+      task: task.name,
+      tokenizer: tokenizer.hash,
+      data: data.identity.length > 2000 ? data.identity.slice(0, 2000) + "…" : data.identity,
+    });
+  }
+  return {
+    task,
+    train,
+    validation,
+    test,
+    sourceLength,
+    targetLength,
+    fromCache: false,
+    key,
+    cacheFile: file,
+  };
+}

@@ -1,0 +1,555 @@
+/**
+ * Dataset readers: parquet, JSONL, JSON, CSV and TSV files from disk, and the parquet splits of a
+ * Hub dataset (`nyu-mll/glue`, `aps/super_glue`, ...) downloaded and cached like models.
+ *
+ * - **Rows** are plain objects, column name → value. Parquet INT64 values (BigInt in `hyparquet`)
+ *   become numbers (strings if beyond 2^53), also inside lists and structs; CSV/TSV values are
+ *   strings.
+ * - **Parquet** is read with `hyparquet`, with `hyparquet-compressors` for ZSTD, GZIP, BROTLI and
+ *   LZ4 pages (SNAPPY is built in). Only the requested columns are decoded.
+ * - **TSV** is read with quoting off (`quote: false`): GLUE's TSVs contain unbalanced `"`.
+ *   CSV follows RFC 4180 (quoted fields, `""` escapes, multi-line fields).
+ * - **Hub datasets**: {@link loadHubSplits} fetches `<config>/<split>-*.parquet` (the layout of
+ *   the Hub's parquet datasets; `<config>/<split>/*.parquet` and `<config>/*-<split>.parquet`,
+ *   the layouts of the `refs/convert/parquet` branch, are accepted too) through `hubDownload`
+ *   with `repoType: "dataset"`, so the HF cache, `HF_HUB_OFFLINE` and local folders with the
+ *   same layout all work.
+ * - **Errors** are {@link DatasetError}s naming the file and, where it applies, the line.
+ *
+ * @module
+ */
+
+import { parse as parseCsv } from "csv-parse/sync";
+import { parquetMetadata, parquetReadObjects, parquetSchema } from "hyparquet";
+import { compressors } from "hyparquet-compressors";
+import { basename, extname } from "node:path";
+import { hubDownload, type HubOptions, type HubSnapshot, matchesPattern } from "./hub.ts";
+
+/**
+ * One example: column name → value.
+ *
+ * @example
+ * ```ts
+ * import type { Row } from "./datasets.ts";
+ * const row: Row = { sentence: "a charming journey", label: 1, idx: 0 };
+ * ```
+ */
+export type Row = Record<string, unknown>;
+
+/**
+ * A malformed or unreadable data file, or a missing column. `file` is the path; `line` is the
+ * 1-based line (JSONL/CSV/TSV) or row (parquet) when known.
+ *
+ * @example
+ * ```ts ignore
+ * try { await readTable("train.jsonl"); } catch (e) {
+ *   if (e instanceof DatasetError) console.error(e.file, e.line, e.message);
+ * }
+ * ```
+ */
+export class DatasetError extends Error {
+  /** The file at fault. */
+  readonly file: string;
+  /** 1-based line (text formats) or row (parquet), when known. */
+  readonly line?: number;
+  /** An error about `file` (and `line`); the message should say what is wrong. */
+  constructor(file: string, message: string, options?: ErrorOptions & { line?: number }) {
+    super(message, options);
+    this.name = "DatasetError";
+    this.file = file;
+    this.line = options?.line;
+  }
+}
+
+/**
+ * Options of the readers.
+ *
+ * @example
+ * ```ts ignore
+ * await readTable("train.parquet", { columns: ["sentence", "label"] });
+ * ```
+ */
+export interface ReadOptions {
+  /**
+   * Columns every row must have (and, for parquet, the only ones decoded). A missing one is a
+   * {@link DatasetError} naming the file and its columns.
+   * @default {all columns, none required}
+   */
+  columns?: readonly string[];
+}
+
+/**
+ * Options of {@link readCsv}.
+ *
+ * @example
+ * ```ts ignore
+ * await readCsv("data.txt", { delimiter: "\t" });
+ * ```
+ */
+export interface ReadCsvOptions extends ReadOptions {
+  /**
+   * Field delimiter.
+   * @default {"\t" for .tsv files, else ","}
+   */
+  delimiter?: string;
+  /**
+   * Whether `"` quotes fields (RFC 4180). GLUE's TSVs need false.
+   * @default {false for tab-delimited files, else true}
+   */
+  quoted?: boolean;
+}
+
+/**
+ * File formats {@link readTable} recognizes by extension.
+ *
+ * @example
+ * ```ts
+ * import { TABLE_EXTENSIONS } from "./datasets.ts";
+ * TABLE_EXTENSIONS.includes(".parquet"); // true
+ * ```
+ */
+export const TABLE_EXTENSIONS: readonly string[] = Object.freeze([
+  ".parquet",
+  ".jsonl",
+  ".ndjson",
+  ".json",
+  ".csv",
+  ".tsv",
+]);
+
+/** BigInt → number (or string beyond 2^53), recursively through lists and structs. */
+function plain(v: unknown): unknown {
+  if (typeof v === "bigint") {
+    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(v)
+      : v.toString();
+  }
+  if (Array.isArray(v)) return v.map(plain);
+  if (v !== null && typeof v === "object" && !(v instanceof Date) && !ArrayBuffer.isView(v)) {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) o[k] = plain(x);
+    return o;
+  }
+  return v;
+}
+
+function requireColumns(
+  file: string,
+  have: readonly string[],
+  want: readonly string[] | undefined,
+  line?: number,
+): void {
+  const missing = (want ?? []).filter((c) => !have.includes(c));
+  if (missing.length) {
+    const where = line === undefined ? "" : ` (line ${line})`;
+    throw new DatasetError(
+      file,
+      `${file}${where} has no column${missing.length > 1 ? "s" : ""} ${
+        missing.map((c) => JSON.stringify(c)).join(", ")
+      }; its columns are ${have.map((c) => JSON.stringify(c)).join(", ") || "(none)"}`,
+      { line },
+    );
+  }
+}
+
+async function readBytes(path: string): Promise<Uint8Array<ArrayBuffer>> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    throw new DatasetError(
+      path,
+      `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`,
+      { cause: e },
+    );
+  }
+}
+
+async function readText(path: string): Promise<string> {
+  const bytes = await readBytes(path);
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  } catch (e) {
+    const bad = firstInvalidUtf8(bytes);
+    let line = 1;
+    for (let i = 0; i < bad; i++) if (bytes[i] === 10) line++;
+    throw new DatasetError(path, `${path}:${line}: not valid UTF-8 (byte offset ${bad})`, {
+      cause: e,
+      line,
+    });
+  }
+}
+
+/** Offset of the first byte that does not start or continue a valid UTF-8 sequence. */
+function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i];
+    const n = c < 0x80 ? 0 : c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2 : c >= 0xf0 &&
+        c < 0xf5
+      ? 3
+      : -1;
+    if (n < 0) return i;
+    for (let k = 1; k <= n; k++) {
+      if (i + k >= b.length || (b[i + k] & 0xc0) !== 0x80) return i;
+    }
+    i += n + 1;
+  }
+  return b.length;
+}
+
+/**
+ * Reads a parquet file (SNAPPY, ZSTD, GZIP, BROTLI, LZ4 or uncompressed pages).
+ *
+ * @param path The file.
+ * @param options Columns to decode (all by default); they must exist.
+ * @returns The rows, INT64 values as numbers.
+ * @throws {DatasetError} If the file is not parquet, a column is missing or a page is corrupt.
+ *
+ * @example
+ * ```ts ignore
+ * import { readParquet } from "./datasets.ts";
+ * const rows = await readParquet("sst2/train-00000-of-00001.parquet", { columns: ["sentence", "label"] });
+ * console.log(rows[0]); // { sentence: "hide new secretions ...", label: 0 }
+ * ```
+ */
+export async function readParquet(path: string, options: ReadOptions = {}): Promise<Row[]> {
+  const bytes = await readBytes(path);
+  const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  let names: string[];
+  let metadata;
+  try {
+    metadata = parquetMetadata(file);
+    names = parquetSchema(metadata).children.map((c) => c.element.name);
+  } catch (e) {
+    throw new DatasetError(
+      path,
+      `${path} is not a readable parquet file: ${e instanceof Error ? e.message : String(e)}`,
+      { cause: e },
+    );
+  }
+  requireColumns(path, names, options.columns);
+  let rows: Record<string, unknown>[];
+  try {
+    rows = await parquetReadObjects({
+      file,
+      metadata,
+      compressors,
+      columns: options.columns ? [...options.columns] : undefined,
+    });
+  } catch (e) {
+    throw new DatasetError(
+      path,
+      `cannot decode ${path}: ${e instanceof Error ? e.message : String(e)}`,
+      { cause: e },
+    );
+  }
+  return rows.map((r) => plain(r) as Row);
+}
+
+/**
+ * Reads JSON Lines: one JSON object per line; blank lines are skipped.
+ *
+ * @param path The file.
+ * @param options Columns every row must have.
+ * @returns The rows.
+ * @throws {DatasetError} Naming the line of invalid JSON, a non-object or a missing column.
+ *
+ * @example
+ * ```ts ignore
+ * import { readJsonl } from "./datasets.ts";
+ * const rows = await readJsonl("train.jsonl", { columns: ["question", "answer"] });
+ * ```
+ */
+export async function readJsonl(path: string, options: ReadOptions = {}): Promise<Row[]> {
+  const text = await readText(path);
+  const rows: Row[] = [];
+  let start = 0;
+  let line = 0;
+  while (start <= text.length) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    line++;
+    const raw = text.slice(start, end).trim();
+    start = end + 1;
+    if (raw === "") continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch (e) {
+      throw new DatasetError(
+        path,
+        `${path}:${line}: invalid JSON (${e instanceof Error ? e.message : String(e)}): ${
+          raw.length > 80 ? raw.slice(0, 80) + "…" : raw
+        }`,
+        { cause: e, line },
+      );
+    }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw new DatasetError(
+        path,
+        `${path}:${line}: expected a JSON object per line, got ${
+          Array.isArray(value) ? "an array" : JSON.stringify(value)
+        }`,
+        { line },
+      );
+    }
+    requireColumns(path, Object.keys(value), options.columns, line);
+    rows.push(value as Row);
+  }
+  return rows;
+}
+
+/**
+ * Reads a JSON file holding an array of objects.
+ *
+ * @param path The file.
+ * @param options Columns every row must have.
+ * @returns The rows.
+ * @throws {DatasetError} If it is not valid JSON, not an array of objects, or lacks a column.
+ *
+ * @example
+ * ```ts ignore
+ * const rows = await readJson("dev.json"); // [{"question": ..., "answer": ...}, ...]
+ * ```
+ */
+export async function readJson(path: string, options: ReadOptions = {}): Promise<Row[]> {
+  const text = await readText(path);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new DatasetError(
+      path,
+      `${path} is not valid JSON (${e instanceof Error ? e.message : String(e)}); ` +
+        "for one object per line, name the file .jsonl",
+      { cause: e },
+    );
+  }
+  if (!Array.isArray(value)) {
+    throw new DatasetError(path, `${path} must hold a JSON array of objects`);
+  }
+  value.forEach((v, i) => {
+    if (v === null || typeof v !== "object" || Array.isArray(v)) {
+      throw new DatasetError(path, `${path}: element ${i} is not an object`, { line: i + 1 });
+    }
+    requireColumns(path, Object.keys(v), options.columns, i + 1);
+  });
+  return value as Row[];
+}
+
+/**
+ * Reads CSV or TSV with a header line. Tab-delimited files are read without quoting (GLUE's
+ * TSVs contain unbalanced `"`); comma-separated ones with RFC 4180 quoting.
+ *
+ * @param path The file.
+ * @param options Delimiter, quoting and required columns.
+ * @returns The rows (all values are strings).
+ * @throws {DatasetError} Naming the line of a row with the wrong number of fields, or a missing
+ *   column.
+ *
+ * @example
+ * ```ts ignore
+ * import { readCsv } from "./datasets.ts";
+ * const rows = await readCsv("SST-2/train.tsv"); // [{ sentence: "...", label: "0" }, ...]
+ * ```
+ */
+export async function readCsv(path: string, options: ReadCsvOptions = {}): Promise<Row[]> {
+  const delimiter = options.delimiter ?? (extname(path).toLowerCase() === ".tsv" ? "\t" : ",");
+  const quoted = options.quoted ?? delimiter !== "\t";
+  const text = await readText(path);
+  let records: Record<string, string>[];
+  try {
+    records = parseCsv(text, {
+      columns: (header: string[]) => {
+        const seen = new Set<string>();
+        for (const h of header) {
+          if (seen.has(h)) throw new Error(`the header names column ${JSON.stringify(h)} twice`);
+          seen.add(h);
+        }
+        return header;
+      },
+      delimiter,
+      quote: quoted ? '"' : false,
+      skip_empty_lines: true,
+      relax_quotes: false,
+    }) as Record<string, string>[];
+  } catch (e) {
+    const line = (e as { lines?: number }).lines;
+    throw new DatasetError(
+      path,
+      `${path}${line ? `:${line}` : ""}: ${e instanceof Error ? e.message : String(e)}${
+        quoted ? "" : " (read with quoting off)"
+      }`,
+      { cause: e, line },
+    );
+  }
+  if (records.length > 0) requireColumns(path, Object.keys(records[0]), options.columns);
+  else if (options.columns?.length) {
+    const header = text.split(/\r?\n/, 1)[0];
+    requireColumns(path, header ? header.split(delimiter) : [], options.columns);
+  }
+  return records;
+}
+
+/**
+ * Reads a data file by its extension: `.parquet`, `.jsonl`/`.ndjson`, `.json`, `.csv`, `.tsv`.
+ *
+ * @param path The file.
+ * @param options Required (and, for parquet, decoded) columns.
+ * @returns The rows.
+ * @throws {DatasetError} For an unknown extension or a malformed file.
+ *
+ * @example
+ * ```ts ignore
+ * import { readTable } from "./datasets.ts";
+ * const rows = await readTable("my_data/train.jsonl", { columns: ["question", "answer"] });
+ * ```
+ */
+export function readTable(path: string, options: ReadOptions = {}): Promise<Row[]> {
+  switch (extname(path).toLowerCase()) {
+    case ".parquet":
+      return readParquet(path, options);
+    case ".jsonl":
+    case ".ndjson":
+      return readJsonl(path, options);
+    case ".json":
+      return readJson(path, options);
+    case ".csv":
+    case ".tsv":
+      return readCsv(path, options);
+    default:
+      return Promise.reject(
+        new DatasetError(
+          path,
+          `${basename(path)}: unknown data file type; use one of ${TABLE_EXTENSIONS.join(", ")}`,
+        ),
+      );
+  }
+}
+
+/**
+ * The glob patterns (hub.ts `matchesPattern` syntax) of one split's parquet shards.
+ *
+ * @param config The dataset config (`sst2`, `wsc.fixed`, ...).
+ * @param split The split (`train`, `validation_matched`, ...).
+ * @returns Patterns for the Hub's parquet layouts.
+ *
+ * @example
+ * ```ts
+ * import { splitPatterns } from "./datasets.ts";
+ * splitPatterns("sst2", "train")[0]; // "sst2/train-*.parquet"
+ * ```
+ */
+export function splitPatterns(config: string, split: string): string[] {
+  const esc = (s: string) => s.replace(/[*?[]/g, (c) => `[${c}]`);
+  const c = esc(config), s = esc(split);
+  return [`${c}/${s}-*.parquet`, `${c}/${s}/*.parquet`, `${c}/*-${s}.parquet`];
+}
+
+/**
+ * Options of {@link loadHubSplits}: Hub settings plus the columns to read.
+ *
+ * @example
+ * ```ts ignore
+ * await loadHubSplits("nyu-mll/glue", "sst2", ["train"], { offline: true, columns: ["sentence"] });
+ * ```
+ */
+export interface HubSplitsOptions extends HubOptions, ReadOptions {}
+
+/**
+ * The parquet shards of some splits of a Hub dataset config, fetched into the HF cache.
+ *
+ * @example
+ * ```ts ignore
+ * const { snapshot, files } = await downloadHubSplits("nyu-mll/glue", "mnli", ["train"]);
+ * files.train; // ["/…/snapshots/<sha>/mnli/train-00000-of-00001.parquet"]
+ * ```
+ */
+export interface HubSplitFiles {
+  /** The snapshot (its `sha` identifies the data; `source` says if the Hub was asked). */
+  snapshot: HubSnapshot;
+  /** Absolute paths of each split's shards, in name order. */
+  files: Record<string, string[]>;
+}
+
+/**
+ * Downloads (or finds in the cache, or in a local folder with the Hub's layout) the parquet
+ * shards of `splits` of one config of a Hub dataset.
+ *
+ * @param repo A dataset id such as `nyu-mll/glue`, or a local folder.
+ * @param config The config folder, e.g. `sst2` or `wsc.fixed`.
+ * @param splits Split names, e.g. `["train", "validation"]`.
+ * @param options Hub settings (`repoType` is always `"dataset"`).
+ * @returns The snapshot and each split's files.
+ * @throws {HubError} When the files cannot be had (offline and not cached, not found, ...).
+ * @throws {DatasetError} When a split has no parquet file.
+ *
+ * @example
+ * ```ts ignore
+ * import { downloadHubSplits } from "./datasets.ts";
+ * const { files } = await downloadHubSplits("aps/super_glue", "boolq", ["train", "validation"]);
+ * ```
+ */
+export async function downloadHubSplits(
+  repo: string,
+  config: string,
+  splits: readonly string[],
+  options: HubOptions = {},
+): Promise<HubSplitFiles> {
+  const patterns = splits.flatMap((s) => splitPatterns(config, s));
+  const snapshot = await hubDownload(repo, { ...options, repoType: "dataset", patterns });
+  const files: Record<string, string[]> = {};
+  for (const split of splits) {
+    const mine = splitPatterns(config, split);
+    const names = snapshot.files.filter((f) => mine.some((p) => matchesPattern(f, p))).sort();
+    if (names.length === 0) {
+      throw new DatasetError(
+        snapshot.dir,
+        `dataset ${repo} has no parquet file for config ${JSON.stringify(config)}, split ${
+          JSON.stringify(split)
+        } (looked for ${mine.join(", ")}); found ${snapshot.files.join(", ") || "nothing"}`,
+      );
+    }
+    files[split] = names.map((n) => snapshot.path(n));
+  }
+  return { snapshot, files };
+}
+
+/**
+ * Loads the rows of some splits of one config of a Hub dataset (or a local folder laid out
+ * like one). Shards are concatenated in name order.
+ *
+ * @param repo A dataset id such as `nyu-mll/glue`, or a local folder.
+ * @param config The config folder, e.g. `sst2`.
+ * @param splits Split names.
+ * @param options Hub settings and the columns to read.
+ * @returns Rows per split.
+ * @throws {HubError} When the files cannot be had.
+ * @throws {DatasetError} When a split is missing, a file is malformed or a column is missing.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadHubSplits } from "./datasets.ts";
+ * const { train } = await loadHubSplits("nyu-mll/glue", "sst2", ["train"], {
+ *   columns: ["sentence", "label"],
+ * });
+ * ```
+ */
+export async function loadHubSplits(
+  repo: string,
+  config: string,
+  splits: readonly string[],
+  options: HubSplitsOptions = {},
+): Promise<Record<string, Row[]>> {
+  const { files } = await downloadHubSplits(repo, config, splits, options);
+  const out: Record<string, Row[]> = {};
+  for (const split of splits) {
+    const rows: Row[] = [];
+    for (const f of files[split]) {
+      for (const r of await readParquet(f, { columns: options.columns })) rows.push(r);
+    }
+    out[split] = rows;
+  }
+  return out;
+}

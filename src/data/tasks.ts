@@ -1,0 +1,958 @@
+/**
+ * Tasks: where the data comes from, how a row becomes a `source`/`target` text pair, which
+ * metrics score it, and how the train/validation/test splits are drawn.
+ *
+ * The 13 GLUE and SuperGLUE tasks of METHOD.md ({@link TASKS}) reproduce the authors'
+ * `src/tasks.py` (DePT/ADePT, from ATTEMPT): source = parts joined by single spaces with no task
+ * prefix (`add_prefix=False`), target = `str(label)`:
+ *
+ * | task | HF dataset, config | source | target |
+ * |---|---|---|---|
+ * | mnli | nyu-mll/glue, mnli | `premise: {premise} hypothesis: {hypothesis}` | 0/1/2 |
+ * | qqp | nyu-mll/glue, qqp | `question1: {question1} question2: {question2}` | 0/1 |
+ * | qnli | nyu-mll/glue, qnli | `question: {question} sentence: {sentence}` | 0/1 |
+ * | sst2 | nyu-mll/glue, sst2 | `sentence: {sentence}` | 0/1 |
+ * | stsb | nyu-mll/glue, stsb | `sentence1: {sentence1} sentence2: {sentence2}` | `str(np.round(label, 1))` |
+ * | mrpc | nyu-mll/glue, mrpc | `sentence1: {sentence1} sentence2: {sentence2}` | 0/1 |
+ * | rte | nyu-mll/glue, rte | `sentence1: {sentence1} sentence2: {sentence2}` | 0/1 |
+ * | cola | nyu-mll/glue, cola | `sentence: {sentence}` | 0/1 |
+ * | multirc | aps/super_glue, multirc | `question: {question} answer: {answer} paragraph: {paragraph}`, `<br>` → space, `<b>`/`</b>` removed | 0/1 |
+ * | boolq | aps/super_glue, boolq | `question: {question} passage: {passage}` | 0/1 |
+ * | wic | aps/super_glue, wic | `sentence1: {sentence1} sentence2: {sentence2} word: {word}` | 0/1 |
+ * | wsc | aps/super_glue, wsc.fixed | `text: {text}`, span1 marked `* .. *`, span2 `# .. #` (T5's regex) | 0/1 |
+ * | cb | aps/super_glue, cb | `premise: {premise} hypothesis: {hypothesis}` | 0/1/2 |
+ *
+ * Metrics are the authors' `TASK_TO_METRICS` (the first selects the checkpoint): accuracy,
+ * except qqp/mrpc [accuracy, f1], stsb [pearson, spearmanr], cola [matthews_correlation],
+ * multirc [f1], cb [f1_multiclass, accuracy]. The maximum target length is the authors'
+ * `max(len(tokenizer.encode(label)) for label in labels_list)`: see {@link maxTargetLength}.
+ * Splits follow METHOD.md with `randperm` seed 42 (`splits.ts`).
+ *
+ * **Custom tasks** ({@link customTask}) read local csv/tsv/jsonl/json/parquet files and build
+ * the source from a template such as `"question: {question} context: {context}"`.
+ *
+ * @module
+ */
+
+import type { MetricName } from "./metrics.ts";
+import { downloadHubSplits, type HubSplitFiles, readTable, type Row } from "./datasets.ts";
+import type { HubOptions } from "./hub.ts";
+import { randperm } from "./randperm.ts";
+import { SPLIT_SCHEMES, splitIndices, type SplitName, type SplitScheme } from "./splits.ts";
+
+/**
+ * One text-to-text example.
+ *
+ * @example
+ * ```ts
+ * import type { Example } from "./tasks.ts";
+ * const ex: Example = { source: "sentence: a charming journey", target: "1" };
+ * ```
+ */
+export interface Example {
+  /** The encoder input text. */
+  source: string;
+  /** The target text (a label string for classification tasks). */
+  target: string;
+}
+
+/**
+ * Where a row came from, for error messages.
+ *
+ * @example
+ * ```ts
+ * import type { RowLocation } from "./tasks.ts";
+ * const where: RowLocation = { file: "train.jsonl", row: 12 };
+ * ```
+ */
+export interface RowLocation {
+  /** The file (or dataset/split) the row was read from. */
+  file: string;
+  /** 0-based row index in that file. */
+  row: number;
+}
+
+/**
+ * A task definition.
+ *
+ * @example
+ * ```ts
+ * import { getTask } from "./tasks.ts";
+ * const sst2 = getTask("sst2");
+ * sst2.format({ sentence: "a charming journey", label: 1 }); // { source: "sentence: a charming journey", target: "1" }
+ * ```
+ */
+export interface Task {
+  /** The task name (`sst2`, or the custom task's name). */
+  readonly name: string;
+  /** For Hub tasks: the dataset repo and config (`nyu-mll/glue`, `sst2`). */
+  readonly dataset?: { readonly repo: string; readonly config: string };
+  /** For custom tasks: the local files of each given split. */
+  readonly files?: Readonly<Partial<Record<SplitName, string>>>;
+  /** The columns `format` reads (the readers check they exist). */
+  readonly columns: readonly string[];
+  /** How the train/validation/test splits are drawn. */
+  readonly splitScheme: SplitScheme | "custom";
+  /** Metric names (metrics.ts `METRICS` keys); the first selects the best checkpoint. */
+  readonly metrics: readonly MetricName[];
+  /** All target strings, for classification tasks (sets the maximum target length). */
+  readonly labels?: readonly string[];
+  /** Source length in tokens, EOS included (256; MultiRC 348). */
+  readonly maxSourceLength: number;
+  /** A fixed maximum target length in tokens (EOS included), overriding the labels rule. */
+  readonly maxTargetLength?: number;
+  /**
+   * Changes whenever `format` would give different examples (templates, version of the rules):
+   * part of the tokenized-dataset cache key.
+   */
+  readonly fingerprint: string;
+  /** Turns a row into an example; throws a clear error naming `where` on a bad row. */
+  format(row: Row, where?: RowLocation): Example;
+}
+
+/**
+ * The names of the built-in tasks.
+ *
+ * @example
+ * ```ts
+ * import type { TaskName } from "./tasks.ts";
+ * const t: TaskName = "boolq";
+ * ```
+ */
+export type TaskName =
+  | "mnli"
+  | "qqp"
+  | "qnli"
+  | "sst2"
+  | "stsb"
+  | "mrpc"
+  | "rte"
+  | "cola"
+  | "multirc"
+  | "boolq"
+  | "wic"
+  | "wsc"
+  | "cb";
+
+/** A task's row-level error. */
+function rowError(task: string, where: RowLocation | undefined, message: string): Error {
+  const at = where ? `${where.file}, row ${where.row}` : "a row";
+  return new Error(`${task}: ${at}: ${message}`);
+}
+
+function text(task: string, row: Row, field: string, where?: RowLocation): string {
+  const v = row[field];
+  if (typeof v === "string") return v;
+  if (v === undefined || v === null) {
+    throw rowError(
+      task,
+      where,
+      `field ${JSON.stringify(field)} is ${v === null ? "null" : "missing"}; the row has ${
+        Object.keys(row).map((k) => JSON.stringify(k)).join(", ")
+      }`,
+    );
+  }
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  throw rowError(task, where, `field ${JSON.stringify(field)} is not text: ${JSON.stringify(v)}`);
+}
+
+function intLabel(task: string, row: Row, where?: RowLocation): string {
+  const v = row.label;
+  if (typeof v === "number" && Number.isInteger(v)) return String(v);
+  throw rowError(task, where, `label must be an integer, got ${JSON.stringify(v)}`);
+}
+
+/**
+ * Python's `round(x, 1)` as numpy does it for float64 (`x * 10`, round half to even, `/ 10`),
+ * formatted like Python's `str()` (`"3.8"`, `"5.0"`).
+ */
+function numpyRound1(x: number): string {
+  const y = x * 10;
+  const f = Math.floor(y);
+  const d = y - f;
+  const r = d > 0.5 ? f + 1 : d < 0.5 ? f : (f % 2 === 0 ? f : f + 1);
+  const v = r / 10;
+  if (Object.is(v, -0)) return "-0.0";
+  const s = String(v);
+  return /[.e]/.test(s) || !Number.isFinite(v) ? s : `${s}.0`;
+}
+
+/**
+ * The STS-B target string: the authors' `str(round_stsb_target(label))`, i.e.
+ * `str(np.round((label * 5) / 5, decimals=1))`. (Despite its docstring it rounds to one decimal,
+ * not to the nearest 0.2.)
+ *
+ * @param label The similarity score (0..5).
+ * @returns The target, e.g. `"3.8"`, `"5.0"`.
+ *
+ * @example
+ * ```ts
+ * import { stsbTarget } from "./tasks.ts";
+ * stsbTarget(3.799999952316284); // "3.8"
+ * stsbTarget(5); // "5.0"
+ * ```
+ */
+export function stsbTarget(label: number): string {
+  return numpyRound1((label * 5) / 5);
+}
+
+/**
+ * The authors' STS-B `labels_list`: `str(np.round(v, 1))` for `v` in `np.arange(0, 5.2, 0.2)`.
+ *
+ * @example
+ * ```ts
+ * import { STSB_LABELS } from "./tasks.ts";
+ * STSB_LABELS.length; // 26
+ * STSB_LABELS[0]; // "0.0"
+ * ```
+ */
+export const STSB_LABELS: readonly string[] = Object.freeze(
+  Array.from({ length: 26 }, (_, i) => numpyRound1(i * 0.2)),
+);
+
+/**
+ * The authors' MultiRC `remove_markup`: `<br>` → space, `<b>` and `</b>` removed.
+ *
+ * @param s Text with HTML markup.
+ * @returns The text without it.
+ *
+ * @example
+ * ```ts
+ * import { removeMarkup } from "./tasks.ts";
+ * removeMarkup("<b>Sent 1: </b>Hi.<br><b>Sent 2: </b>Yes."); // "Sent 1: Hi. Sent 2: Yes."
+ * ```
+ */
+export function removeMarkup(s: string): string {
+  return s.replaceAll("<br>", " ").replace(/<\/?b>/g, "");
+}
+
+/**
+ * T5's `_mark_span` as the authors wrote it: the regex `^((?:\S+\s){N})(W)` with `W` the span text
+ * (used as a regex, as in their code), replaced by `\1{mark} \2 {mark}`. A span that does not
+ * match leaves the text unchanged.
+ *
+ * @param text The sentence.
+ * @param span The span's text.
+ * @param index The span's word index.
+ * @param mark `*` or `#`.
+ * @returns The text with the span marked.
+ *
+ * @example
+ * ```ts
+ * import { markSpan } from "./tasks.ts";
+ * markSpan("This is a test sentence .", "test", 3, "*"); // "This is a * test * sentence ."
+ * ```
+ */
+export function markSpan(text: string, span: string, index: number, mark: string): string {
+  let re: RegExp;
+  try {
+    re = new RegExp(`^((?:\\S+\\s){${index}})(${span})`);
+  } catch {
+    // Python would raise; mark the literal text instead.
+    re = new RegExp(`^((?:\\S+\\s){${index}})(${span.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")})`);
+  }
+  return text.replace(re, (_m, pre: string, w: string) => `${pre}${mark} ${w} ${mark}`);
+}
+
+/**
+ * The WSC source text with both spans marked, as the authors' `SuperGLUEWSCFixed.preprocessor`.
+ *
+ * @param row A `super_glue` `wsc.fixed` row.
+ * @returns The marked text (without the `text:` prefix).
+ *
+ * @example
+ * ```ts
+ * import { wscText } from "./tasks.ts";
+ * wscText({ text: "This is a test sentence .", span1_text: "test", span1_index: 3,
+ *   span2_text: "This", span2_index: 0 }); // "# This # is a * test * sentence ."
+ * ```
+ */
+export function wscText(row: Row): string {
+  const i1 = Number(row.span1_index), i2 = Number(row.span2_index);
+  let t = markSpan(String(row.text), String(row.span1_text), i1, "*");
+  t = markSpan(t, String(row.span2_text), i2 + (i1 < i2 ? 2 : 0), "#");
+  return t;
+}
+
+interface BuiltinSpec {
+  repo: string;
+  config: string;
+  columns: string[];
+  metrics: MetricName[];
+  labels: readonly string[];
+  maxSourceLength?: number;
+  parts: (row: Row, where?: RowLocation) => string[];
+  target?: (row: Row, where?: RowLocation) => string;
+}
+
+const GLUE = "nyu-mll/glue";
+const SUPER_GLUE = "aps/super_glue";
+const L2 = ["0", "1"] as const;
+const L3 = ["0", "1", "2"] as const;
+
+function pairTask(
+  name: string,
+  repo: string,
+  a: string,
+  b: string,
+  labels: readonly string[],
+  metrics: MetricName[],
+): BuiltinSpec {
+  return {
+    repo,
+    config: name,
+    columns: [a, b, "label"],
+    metrics,
+    labels,
+    parts: (r, w) => [`${a}:`, text(name, r, a, w), `${b}:`, text(name, r, b, w)],
+  };
+}
+
+const SPECS: Record<TaskName, BuiltinSpec> = {
+  mnli: pairTask("mnli", GLUE, "premise", "hypothesis", L3, ["accuracy"]),
+  qqp: pairTask("qqp", GLUE, "question1", "question2", L2, ["accuracy", "f1"]),
+  qnli: pairTask("qnli", GLUE, "question", "sentence", L2, ["accuracy"]),
+  sst2: {
+    repo: GLUE,
+    config: "sst2",
+    columns: ["sentence", "label"],
+    metrics: ["accuracy"],
+    labels: L2,
+    parts: (r, w) => ["sentence:", text("sst2", r, "sentence", w)],
+  },
+  stsb: {
+    ...pairTask("stsb", GLUE, "sentence1", "sentence2", STSB_LABELS, ["pearson", "spearmanr"]),
+    target: (r, w) => {
+      if (typeof r.label !== "number" || !Number.isFinite(r.label)) {
+        throw rowError("stsb", w, `label must be a number, got ${JSON.stringify(r.label)}`);
+      }
+      return stsbTarget(r.label);
+    },
+  },
+  mrpc: pairTask("mrpc", GLUE, "sentence1", "sentence2", L2, ["accuracy", "f1"]),
+  rte: pairTask("rte", GLUE, "sentence1", "sentence2", L2, ["accuracy"]),
+  cola: {
+    repo: GLUE,
+    config: "cola",
+    columns: ["sentence", "label"],
+    metrics: ["matthews_correlation"],
+    labels: L2,
+    parts: (r, w) => ["sentence:", text("cola", r, "sentence", w)],
+  },
+  multirc: {
+    repo: SUPER_GLUE,
+    config: "multirc",
+    columns: ["question", "answer", "paragraph", "label"],
+    metrics: ["f1"],
+    labels: L2,
+    maxSourceLength: 348,
+    parts: (r, w) => [
+      "question:",
+      removeMarkup(text("multirc", r, "question", w)),
+      "answer:",
+      removeMarkup(text("multirc", r, "answer", w)),
+      "paragraph:",
+      removeMarkup(text("multirc", r, "paragraph", w)),
+    ],
+  },
+  boolq: pairTask("boolq", SUPER_GLUE, "question", "passage", L2, ["accuracy"]),
+  wic: {
+    repo: SUPER_GLUE,
+    config: "wic",
+    columns: ["sentence1", "sentence2", "word", "label"],
+    metrics: ["accuracy"],
+    labels: L2,
+    parts: (r, w) => [
+      "sentence1:",
+      text("wic", r, "sentence1", w),
+      "sentence2:",
+      text("wic", r, "sentence2", w),
+      "word:",
+      text("wic", r, "word", w),
+    ],
+  },
+  wsc: {
+    repo: SUPER_GLUE,
+    config: "wsc.fixed",
+    columns: ["text", "span1_index", "span2_index", "span1_text", "span2_text", "label"],
+    metrics: ["accuracy"],
+    labels: L2,
+    parts: (r, w) => {
+      for (const f of ["text", "span1_text", "span2_text"]) text("wsc", r, f, w);
+      for (const f of ["span1_index", "span2_index"]) {
+        if (!Number.isInteger(r[f])) {
+          throw rowError("wsc", w, `${f} must be an integer, got ${JSON.stringify(r[f])}`);
+        }
+      }
+      return ["text:", wscText(r)];
+    },
+  },
+  cb: pairTask("cb", SUPER_GLUE, "premise", "hypothesis", L3, ["f1_multiclass", "accuracy"]),
+};
+
+function builtin(name: TaskName): Task {
+  const s = SPECS[name];
+  return Object.freeze({
+    name,
+    dataset: Object.freeze({ repo: s.repo, config: s.config }),
+    columns: Object.freeze([...s.columns]),
+    splitScheme: SPLIT_SCHEMES[name],
+    metrics: Object.freeze([...s.metrics]),
+    labels: Object.freeze([...s.labels]),
+    maxSourceLength: s.maxSourceLength ?? 256,
+    fingerprint: `builtin:${name}:v1`,
+    format(row: Row, where?: RowLocation): Example {
+      return {
+        source: s.parts(row, where).join(" "),
+        target: s.target ? s.target(row, where) : intLabel(name, row, where),
+      };
+    },
+  });
+}
+
+/**
+ * The built-in GLUE and SuperGLUE tasks of METHOD.md, by name.
+ *
+ * @example
+ * ```ts
+ * import { TASKS } from "./tasks.ts";
+ * TASKS.wsc.dataset; // { repo: "aps/super_glue", config: "wsc.fixed" }
+ * TASKS.cb.metrics[0]; // "f1_multiclass"
+ * ```
+ */
+export const TASKS: Readonly<Record<TaskName, Task>> = Object.freeze(
+  Object.fromEntries(
+    (Object.keys(SPECS) as TaskName[]).map((n) => [n, builtin(n)]),
+  ) as Record<TaskName, Task>,
+);
+
+/**
+ * The names of the built-in tasks, in METHOD.md's order.
+ *
+ * @example
+ * ```ts
+ * import { TASK_NAMES } from "./tasks.ts";
+ * TASK_NAMES.length; // 13
+ * ```
+ */
+export const TASK_NAMES: readonly TaskName[] = Object.freeze(Object.keys(SPECS) as TaskName[]);
+
+/**
+ * A built-in task by name.
+ *
+ * @param name A task name (case-insensitive; `superglue-boolq` style aliases of the authors'
+ *   code are accepted too).
+ * @returns The task.
+ * @throws {Error} For an unknown name, listing the known ones.
+ *
+ * @example
+ * ```ts
+ * import { getTask } from "./tasks.ts";
+ * getTask("rte").metrics; // ["accuracy"]
+ * ```
+ */
+export function getTask(name: string): Task {
+  const key = name.trim().toLowerCase().replace(/^superglue-/, "").replace(/^wsc\.fixed$/, "wsc");
+  if (Object.hasOwn(TASKS, key)) return TASKS[key as TaskName];
+  throw new Error(
+    `unknown task ${JSON.stringify(name)}; known tasks: ${TASK_NAMES.join(", ")}. ` +
+      "To train on your own data, define a custom task (a data file plus a source template).",
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates and custom tasks
+
+/** A parsed template: literal text and field names, alternating. */
+interface ParsedTemplate {
+  literals: string[];
+  fields: string[];
+}
+
+/**
+ * Parses a `{field}` template (`{{` and `}}` are literal braces).
+ *
+ * @param template E.g. `"question: {question} context: {context}"`.
+ * @returns The literal pieces and the field names.
+ * @throws {Error} On an unbalanced brace or an empty field name.
+ *
+ * @example
+ * ```ts
+ * import { templateFields } from "./tasks.ts";
+ * templateFields("question: {question} context: {context}"); // ["question", "context"]
+ * ```
+ */
+export function templateFields(template: string): string[] {
+  return parseTemplate(template).fields;
+}
+
+function parseTemplate(template: string): ParsedTemplate {
+  const literals: string[] = [];
+  const fields: string[] = [];
+  let lit = "";
+  for (let i = 0; i < template.length; i++) {
+    const c = template[i];
+    if (c === "{" && template[i + 1] === "{") {
+      lit += "{";
+      i++;
+    } else if (c === "}" && template[i + 1] === "}") {
+      lit += "}";
+      i++;
+    } else if (c === "{") {
+      const end = template.indexOf("}", i + 1);
+      const name = end < 0 ? "" : template.slice(i + 1, end).trim();
+      if (end < 0 || name === "" || name.includes("{")) {
+        throw new Error(
+          `template ${JSON.stringify(template)}: unbalanced "{" at position ${i}; write ` +
+            '"{field}" for a field and "{{" for a literal brace',
+        );
+      }
+      literals.push(lit);
+      fields.push(name);
+      lit = "";
+      i = end;
+    } else if (c === "}") {
+      throw new Error(
+        `template ${JSON.stringify(template)}: unbalanced "}" at position ${i}; write "}}" ` +
+          "for a literal brace",
+      );
+    } else lit += c;
+  }
+  literals.push(lit);
+  return { literals, fields };
+}
+
+function fieldValue(row: Row, field: string): unknown {
+  if (Object.hasOwn(row, field)) return row[field];
+  // Dotted paths reach into structs: {idx.question}.
+  let v: unknown = row;
+  for (const part of field.split(".")) {
+    if (v === null || typeof v !== "object" || !Object.hasOwn(v, part)) return undefined;
+    v = (v as Record<string, unknown>)[part];
+  }
+  return v;
+}
+
+function formatValue(v: unknown): string {
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
+  return JSON.stringify(v);
+}
+
+/**
+ * Fills a template from a row.
+ *
+ * @param template E.g. `"question: {question} context: {context}"`.
+ * @param row The row.
+ * @param where The row's file and index, for the error message.
+ * @returns The filled text. Strings are inserted as they are, numbers and booleans with
+ *   `String()`, lists and objects as JSON.
+ * @throws {Error} Naming the field, the file and the row when a field is missing or null.
+ *
+ * @example
+ * ```ts
+ * import { fillTemplate } from "./tasks.ts";
+ * fillTemplate("q: {q} a: {a}", { q: "why?", a: 42 }); // "q: why? a: 42"
+ * ```
+ */
+export function fillTemplate(template: string, row: Row, where?: RowLocation): string {
+  const t = parseTemplate(template);
+  let out = t.literals[0];
+  for (let i = 0; i < t.fields.length; i++) {
+    const v = fieldValue(row, t.fields[i]);
+    if (v === undefined || v === null) {
+      const at = where ? ` (${where.file}, row ${where.row})` : "";
+      throw new Error(
+        `the template ${JSON.stringify(template)} names {${t.fields[i]}}, but the row${at} ` +
+          `${v === null ? "has null there" : "has no such field"}; its fields are ${
+            Object.keys(row).map((k) => JSON.stringify(k)).join(", ")
+          }`,
+      );
+    }
+    out += formatValue(v) + t.literals[i + 1];
+  }
+  return out;
+}
+
+/**
+ * Options of {@link customTask}.
+ *
+ * @example
+ * ```ts ignore
+ * const task = customTask({
+ *   train: "data/train.jsonl",
+ *   validation: "data/dev.jsonl",
+ *   source: "question: {question} context: {context}",
+ *   target: "answer",
+ * });
+ * ```
+ */
+export interface CustomTaskOptions {
+  /** The task name (used in cache keys and logs). @default {"custom"} */
+  name?: string;
+  /** The training file (.csv, .tsv, .jsonl, .ndjson, .json or .parquet). */
+  train: string;
+  /** The validation file; without it, validation rows are drawn from train. */
+  validation?: string;
+  /** The test file; without it, test rows are drawn from validation (or train). */
+  test?: string;
+  /** The source template, e.g. `"question: {question} context: {context}"`. */
+  source: string;
+  /** The target: a column name (e.g. `"label"`) or a template with `{fields}`. */
+  target: string;
+  /** Metric names (metrics.ts); the first selects the best checkpoint. @default {["accuracy"]} */
+  metrics?: MetricName[];
+  /** All target strings, if the task is a classification (sets the maximum target length). */
+  labels?: string[];
+  /** Source length in tokens, EOS included. @default {256} */
+  maxSourceLength?: number;
+  /**
+   * Target length in tokens, EOS included.
+   * @default {from `labels`, else the longest tokenized target in the data}
+   */
+  maxTargetLength?: number;
+}
+
+/**
+ * Defines a task over local files, without code. Splits (`randperm` seed 42):
+ * - train, validation and test given: used as they are;
+ * - train and validation: validation is halved into validation and test, as METHOD.md does for
+ *   small GLUE tasks;
+ * - train and test: validation = `min(1000, n/10)` train rows drawn by `randperm`, the rest
+ *   trains;
+ * - train only: validation and test are each `min(1000, n/10)` train rows drawn by
+ *   `randperm`, the rest trains.
+ *
+ * @param options Files, templates, metrics, lengths.
+ * @returns The task.
+ * @throws {Error} On a malformed template or a file of unknown type.
+ *
+ * @example
+ * ```ts
+ * import { customTask } from "./tasks.ts";
+ * const t = customTask({ train: "train.csv", source: "review: {text}", target: "label" });
+ * t.format({ text: "great", label: "1" }); // { source: "review: great", target: "1" }
+ * ```
+ */
+export function customTask(options: CustomTaskOptions): Task {
+  const name = options.name ?? "custom";
+  const sourceFields = templateFields(options.source);
+  const targetIsTemplate = options.target.includes("{");
+  const targetFields = targetIsTemplate ? templateFields(options.target) : [options.target];
+  if (!options.target.trim()) throw new Error(`${name}: the target column name is empty`);
+  if (sourceFields.length === 0) {
+    throw new Error(
+      `${name}: the source template ${JSON.stringify(options.source)} names no {field}`,
+    );
+  }
+  const files: Partial<Record<SplitName, string>> = { train: options.train };
+  if (options.validation) files.validation = options.validation;
+  if (options.test) files.test = options.test;
+  for (const f of Object.values(files)) {
+    const ext = f.slice(f.lastIndexOf(".")).toLowerCase();
+    if (![".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet"].includes(ext)) {
+      throw new Error(
+        `${name}: ${f}: unknown data file type; use .csv, .tsv, .jsonl, .json or .parquet`,
+      );
+    }
+  }
+  const top = (f: string) => f.split(".")[0];
+  const columns = [...new Set([...sourceFields, ...targetFields].map(top))];
+  return Object.freeze({
+    name,
+    files: Object.freeze(files),
+    columns: Object.freeze(columns),
+    splitScheme: "custom" as const,
+    metrics: Object.freeze([...(options.metrics ?? ["accuracy"])]),
+    labels: options.labels ? Object.freeze([...options.labels]) : undefined,
+    maxSourceLength: options.maxSourceLength ?? 256,
+    maxTargetLength: options.maxTargetLength,
+    fingerprint: `custom:v1:${JSON.stringify([options.source, options.target])}`,
+    format(row: Row, where?: RowLocation): Example {
+      const source = fillTemplate(options.source, row, where);
+      let target: string;
+      if (targetIsTemplate) target = fillTemplate(options.target, row, where);
+      else {
+        const v = fieldValue(row, options.target);
+        if (v === undefined || v === null) {
+          const at = where ? ` (${where.file}, row ${where.row})` : "";
+          throw new Error(
+            `the target field ${JSON.stringify(options.target)} is ${
+              v === null ? "null" : "missing"
+            } in the row${at}; its fields are ${
+              Object.keys(row).map((k) => JSON.stringify(k)).join(", ")
+            }`,
+          );
+        }
+        target = formatValue(v);
+      }
+      return { source, target };
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading a task's splits
+
+/**
+ * Where a task's data is, resolved before reading it: enough to key a cache.
+ *
+ * @example
+ * ```ts ignore
+ * const data = await resolveTaskData(getTask("sst2"));
+ * data.identity; // "hub:nyu-mll/glue@<sha>:sst2/train-00000-of-00001.parquet,..."
+ * ```
+ */
+export interface TaskData {
+  /** The task. */
+  task: Task;
+  /**
+   * Files per source split: Hugging Face split names (`train`, `validation_matched`, ...) for
+   * Hub tasks, train/validation/test for custom tasks.
+   */
+  files: Record<string, string[]>;
+  /** A string that changes when the data changes (commit sha, or file sizes and times). */
+  identity: string;
+}
+
+/**
+ * Options of {@link resolveTaskData} and {@link loadTaskExamples}.
+ *
+ * @example
+ * ```ts ignore
+ * await loadTaskExamples(getTask("rte"), { offline: true, seed: 42 });
+ * ```
+ */
+export interface TaskDataOptions extends HubOptions {
+  /**
+   * Where to read a Hub task's dataset from instead of its repo id: another repo id or a local
+   * folder with the same layout (`<config>/<split>-*.parquet`).
+   * @default {the task's repo, e.g. "nyu-mll/glue"}
+   */
+  datasetRepo?: string;
+  /** Seed of the split permutations. @default {42} */
+  seed?: number;
+  /** Caps on the number of rows per split (the authors' `max_*_samples`). */
+  maxSamples?: Partial<Record<SplitName, number>>;
+}
+
+/** The Hugging Face splits a scheme reads. */
+const SCHEME_SOURCES: Record<SplitScheme, string[]> = {
+  small: ["train", "validation"],
+  large: ["train", "validation"],
+  mnli: ["train", "validation_matched", "validation_mismatched"],
+};
+
+/**
+ * Finds (downloading Hub data if needed) the files of a task's splits, without reading them.
+ *
+ * @param task A built-in or custom task.
+ * @param options Hub settings and the dataset location.
+ * @returns The files and a data identity for cache keys.
+ * @throws {HubError} When Hub data cannot be had.
+ * @throws {Error} When a custom task's file does not exist.
+ *
+ * @example
+ * ```ts ignore
+ * import { getTask, resolveTaskData } from "./tasks.ts";
+ * const data = await resolveTaskData(getTask("cola"));
+ * data.files.validation; // ["/…/datasets--nyu-mll--glue/snapshots/<sha>/cola/validation-….parquet"]
+ * ```
+ */
+export async function resolveTaskData(
+  task: Task,
+  options: TaskDataOptions = {},
+): Promise<TaskData> {
+  if (task.dataset) {
+    const scheme = task.splitScheme as SplitScheme;
+    const repo = options.datasetRepo ?? task.dataset.repo;
+    const got: HubSplitFiles = await downloadHubSplits(
+      repo,
+      task.dataset.config,
+      SCHEME_SOURCES[scheme],
+      options,
+    );
+    const rel = Object.values(got.files).flat().map((f) => f.slice(got.snapshot.dir.length + 1));
+    const identity = got.snapshot.sha
+      ? `hub:${got.snapshot.repo}@${got.snapshot.sha}:${rel.join(",")}`
+      : `local:${await fileStamps(Object.values(got.files).flat())}`;
+    return { task, files: got.files, identity };
+  }
+  if (!task.files) throw new Error(`task ${task.name} has neither a dataset nor files`);
+  const files: Record<string, string[]> = {};
+  for (const [split, f] of Object.entries(task.files)) {
+    if (!f) continue;
+    const st = await Deno.stat(f).catch(() => null);
+    if (!st?.isFile) throw new Error(`${task.name}: the ${split} file ${f} does not exist`);
+    files[split] = [f];
+  }
+  return { task, files, identity: `files:${await fileStamps(Object.values(files).flat())}` };
+}
+
+async function fileStamps(paths: string[]): Promise<string> {
+  const parts: string[] = [];
+  for (const p of paths) {
+    const st = await Deno.stat(p);
+    parts.push(`${p}|${st.size}|${st.mtime?.getTime() ?? 0}`);
+  }
+  return parts.join(",");
+}
+
+/**
+ * The formatted examples of a task's three splits.
+ *
+ * @example
+ * ```ts ignore
+ * const { train, validation, test } = await loadTaskExamples(getTask("rte"));
+ * ```
+ */
+export interface TaskExamples {
+  /** Training examples, in the split's order. */
+  train: Example[];
+  /** Validation examples (model selection). */
+  validation: Example[];
+  /** Test examples (the reported score). */
+  test: Example[];
+}
+
+async function readRows(task: Task, files: string[]): Promise<{ rows: Row[]; origin: string[] }> {
+  const rows: Row[] = [];
+  const origin: string[] = [];
+  for (const f of files) {
+    for (const r of await readTable(f, { columns: task.columns })) {
+      rows.push(r);
+      origin.push(f);
+    }
+  }
+  return { rows, origin };
+}
+
+function formatAll(task: Task, rows: Row[], origin: string[], indices: ArrayLike<number>) {
+  const out = new Array<Example>(indices.length);
+  // Row numbers restart in each file.
+  const firstOf = new Map<string, number>();
+  origin.forEach((f, i) => {
+    if (!firstOf.has(f)) firstOf.set(f, i);
+  });
+  for (let k = 0; k < indices.length; k++) {
+    const i = indices[k];
+    const file = origin[i];
+    out[k] = task.format(rows[i], { file, row: i - firstOf.get(file)! });
+  }
+  return out;
+}
+
+/**
+ * Reads a task's data and builds its train/validation/test examples with METHOD.md's split
+ * rules (built-in tasks) or the custom-task rules of {@link customTask}.
+ *
+ * @param task A built-in or custom task.
+ * @param options Hub settings, seed, caps; or pass `data` already resolved.
+ * @returns The examples of each split.
+ * @throws {DatasetError} For malformed files or missing columns.
+ * @throws {Error} For rows a template or label rule cannot format (naming file and row).
+ *
+ * @example
+ * ```ts ignore
+ * import { getTask, loadTaskExamples } from "./tasks.ts";
+ * const ex = await loadTaskExamples(getTask("sst2"));
+ * ex.validation.length; // 1000
+ * ```
+ */
+export async function loadTaskExamples(
+  task: Task,
+  options: TaskDataOptions & { data?: TaskData } = {},
+): Promise<TaskExamples> {
+  const data = options.data ?? await resolveTaskData(task, options);
+  const seed = options.seed ?? 42;
+  const read: Record<string, { rows: Row[]; origin: string[] }> = {};
+  for (const [split, files] of Object.entries(data.files)) {
+    read[split] = await readRows(task, files);
+  }
+  const sizes = Object.fromEntries(Object.entries(read).map(([k, v]) => [k, v.rows.length]));
+
+  if (task.splitScheme !== "custom") {
+    const sel = splitIndices(task.splitScheme, sizes, { seed, maxSamples: options.maxSamples });
+    const build = (s: SplitName) => {
+      const src = read[sel[s].source];
+      return formatAll(task, src.rows, src.origin, sel[s].indices);
+    };
+    return { train: build("train"), validation: build("validation"), test: build("test") };
+  }
+
+  // Custom tasks.
+  const all = (s: string) => {
+    const n = read[s].rows.length;
+    const a = new Int32Array(n);
+    for (let i = 0; i < n; i++) a[i] = i;
+    return a;
+  };
+  const pick = (s: string, idx: Int32Array) => formatAll(task, read[s].rows, read[s].origin, idx);
+  const cap = (split: SplitName, idx: Int32Array) => {
+    const c = options.maxSamples?.[split];
+    return c === undefined ? idx : idx.slice(0, c);
+  };
+  let train: Example[], validation: Example[], test: Example[];
+  if (read.validation && read.test) {
+    train = pick("train", cap("train", all("train")));
+    validation = pick("validation", cap("validation", all("validation")));
+    test = pick("test", cap("test", all("test")));
+  } else if (read.validation) {
+    const sel = splitIndices("small", sizes, { seed, maxSamples: options.maxSamples });
+    train = pick("train", sel.train.indices);
+    validation = pick("validation", sel.validation.indices);
+    test = pick("validation", sel.test.indices);
+  } else {
+    const n = read.train.rows.length;
+    const v = Math.min(1000, Math.floor(n / 10));
+    const perm = randperm(n, seed);
+    if (read.test) {
+      validation = pick("train", cap("validation", perm.slice(0, v)));
+      train = pick("train", cap("train", perm.slice(v)));
+      test = pick("test", cap("test", all("test")));
+    } else {
+      validation = pick("train", cap("validation", perm.slice(0, v)));
+      test = pick("train", cap("test", perm.slice(v, 2 * v)));
+      train = pick("train", cap("train", perm.slice(2 * v)));
+    }
+  }
+  for (
+    const [split, ex] of [["train", train], ["validation", validation], ["test", test]] as const
+  ) {
+    if (ex.length === 0) {
+      throw new Error(
+        `${task.name}: the ${split} split is empty (train has ${read.train.rows.length} rows); ` +
+          "give more data or separate validation and test files",
+      );
+    }
+  }
+  return { train, validation, test };
+}
+
+/**
+ * A task's maximum target length in tokens (EOS included): the task's fixed value if set, else
+ * the authors' `max(len(tokenizer.encode(label)) for label in labels)`, else the longest
+ * encoded target among `targets`.
+ *
+ * @param task The task.
+ * @param encodedLength `(text) => number of ids with special tokens`, e.g.
+ *   `(t) => tokenizer.encode(t).length`.
+ * @param targets The targets to measure when the task has no labels.
+ * @returns The length (at least 1).
+ *
+ * @example
+ * ```ts
+ * import { getTask, maxTargetLength } from "./tasks.ts";
+ * maxTargetLength(getTask("rte"), (t) => t.length + 1); // 2 ("0"/"1" plus EOS)
+ * ```
+ */
+export function maxTargetLength(
+  task: Task,
+  encodedLength: (text: string) => number,
+  targets: Iterable<string> = [],
+): number {
+  if (task.maxTargetLength !== undefined) return task.maxTargetLength;
+  let m = 1;
+  for (const t of task.labels ?? targets) m = Math.max(m, encodedLength(t));
+  return m;
+}
