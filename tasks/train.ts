@@ -17,16 +17,17 @@ const { values } = parseArgs({
 });
 
 const missing = [
-  "T5 on WebGPU: checkpoint loading, forward/backward and greedy decoding (issue #3)",
-  "the data pipeline: tokenizers, GLUE/SuperGLUE tasks, splits and metrics (issue #4)",
-  "the ADePT method, the optimizer schedule and the training loop (later issues)",
+  "the ADePT method (soft prompt + token-shared offset network) and its baselines PT and DePT",
+  "the training loop: AdamW groups with warmup/decay, clipping, evaluation, checkpoints, resume",
 ];
 
 console.error(
   [
     "deno task train: the trainer is not available yet.",
-    "What exists: the WebGPU runtime and the kernels a transformer needs (run `deno task test`",
-    "and `deno task bench`). Still missing:",
+    "What exists (run `deno task test` and `deno task bench`): the WebGPU runtime and kernels,",
+    "T5 from Hub ids or folders (forward, backward to the input embeddings, greedy decoding),",
+    "and the data pipeline (tokenizers, GLUE/SuperGLUE tasks, splits, metrics, batches).",
+    "Still missing:",
     ...missing.map((m) => `  - ${m}`),
   ].join("\n"),
 );
