@@ -232,6 +232,15 @@ export class Gpu {
   #uncaptured: GPUError[] = [];
   #allocated = 0;
   #staging = new Map<number, GPUBuffer[]>();
+  #placeholder?: Tensor;
+
+  /**
+   * Refuse to build a dispatch whose bindings give overlapping ranges of one buffer to a
+   * writable binding and another binding (WebGPU forbids such aliasing; Deno's wgpu does not
+   * check it yet, Chrome's Dawn does). Enabled by `ADEPT_STRICT_ALIASING=1`. In-place launches
+   * (`out` = `x`) break the rule and are refused when this is on.
+   */
+  strictAliasing: boolean = readEnv("ADEPT_STRICT_ALIASING") === "1";
 
   constructor(
     /** The WebGPU device. */
@@ -248,6 +257,15 @@ export class Gpu {
     device.addEventListener("uncapturederror", (e) => {
       this.#uncaptured.push((e as GPUUncapturedErrorEvent).error);
     });
+  }
+
+  /**
+   * A small tensor of its own buffer, bound where a kernel's optional input is absent (a bias, a
+   * mask): it never aliases another binding.
+   */
+  get placeholder(): Tensor {
+    this.#placeholder ??= this.tensor("placeholder", [4]);
+    return this.#placeholder;
   }
 
   /** Whether the `shader-f16` feature is enabled. */
@@ -426,7 +444,12 @@ export class Gpu {
     }
   }
 
-  /** Uploads `data` (same dtype and element count) into `t`. */
+  /**
+   * Uploads `data` (same dtype and element count) into `t`. WebGPU writes whole 4-byte words:
+   * an f16 tensor of odd length is written with 2 bytes of zeros past its end, which standalone
+   * tensors and arena views own (views are 256-byte aligned) but a `viewOf` a larger f16 tensor
+   * does not.
+   */
   write(t: Tensor, data: HostArray): void {
     this.assertAlive();
     const dtype = dtypeOf(data);
@@ -488,13 +511,19 @@ export class Gpu {
     const pool = this.#staging.get(size) ?? [];
     const staging = pool.pop() ??
       this.allocBuffer(`staging(${size})`, size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-    this.checked(`reading ${t.describe()}`, () => {
-      const enc = this.device.createCommandEncoder({ label: `read ${t.name}` });
-      enc.copyBufferToBuffer(t.buffer, t.offset, staging, 0, size);
-      this.device.queue.submit([enc.finish()]);
-    });
-    await this.flush();
-    await this.#guard(staging.mapAsync(GPUMapMode.READ));
+    try {
+      this.checked(`reading ${t.describe()}`, () => {
+        const enc = this.device.createCommandEncoder({ label: `read ${t.name}` });
+        enc.copyBufferToBuffer(t.buffer, t.offset, staging, 0, size);
+        this.device.queue.submit([enc.finish()]);
+      });
+      await this.flush();
+      await this.#guard(staging.mapAsync(GPUMapMode.READ));
+    } catch (e) {
+      pool.push(staging); // unmapped: reusable (or dead with the device)
+      this.#staging.set(size, pool);
+      throw e;
+    }
     const out = hostArray(t.dtype, t.size);
     new Uint8Array(out.buffer).set(
       new Uint8Array(staging.getMappedRange(0, size), 0, t.byteLength),

@@ -59,13 +59,19 @@ export class KernelCache {
   }
 
   /**
-   * The pipeline of `name` with `constants` baked in. With `allWritable`, every storage binding
-   * is declared `read_write`: needed when one buffer is bound as an input and as an output of the
-   * same dispatch (different views of one arena), which WebGPU forbids for read-only bindings.
+   * The pipeline of `name` with `constants` baked in. The inputs named in `writable` are
+   * declared `read_write`: needed when their buffer is also an output of the same dispatch
+   * (different views of one arena), which WebGPU forbids for read-only bindings. Other inputs
+   * stay read-only.
    */
-  get(name: KernelName, constants: Constants = {}, allWritable = false): CompiledKernel {
+  get(
+    name: KernelName,
+    constants: Constants = {},
+    writable: readonly string[] = [],
+  ): CompiledKernel {
     const ckeys = Object.keys(constants).sort();
-    const key = `${name}${allWritable ? "/rw" : ""}{${
+    const rw = [...writable].sort();
+    const key = `${name}${rw.length ? `/rw(${rw.join(",")})` : ""}{${
       ckeys.map((k) => `${k}=${Number(constants[k])}`).join(",")
     }}`;
     const hit = this.#cache.get(key);
@@ -81,8 +87,10 @@ export class KernelCache {
       }
     }
     let code: string = WGSL[name];
-    if (allWritable) {
-      code = code.replace(/var<\s*storage\s*,\s*read\s*>/g, "var<storage, read_write>");
+    for (const b of rw) {
+      const re = new RegExp(`var<\\s*storage\\s*,\\s*read\\s*>(\\s*${b}\\s*:)`);
+      if (!re.test(code)) throw new Error(`kernel ${name} has no read-only binding "${b}"`);
+      code = code.replace(re, "var<storage, read_write>$1");
     }
     const device = this.gpu.device;
     const compiled = this.gpu.checked(`compiling kernel ${key}`, () => {
@@ -95,7 +103,7 @@ export class KernelCache {
           buffer: {
             type: b.kind === "uniform"
               ? "uniform"
-              : b.kind === "read" && !allWritable
+              : b.kind === "read" && !rw.includes(b.name)
               ? "read-only-storage"
               : "storage",
           },
@@ -144,7 +152,20 @@ export class Op {
     readonly dispatches: readonly Dispatch[],
     /** Uniform buffers owned by this op, with their packers (see {@link Op.setParams}). */
     private readonly uniforms: readonly UniformBlock[] = [],
+    /** Scratch tensors the launcher allocated for this op (freed by {@link Op.destroy}). */
+    readonly owned: readonly Tensor[] = [],
+    private readonly gpu?: Gpu,
   ) {}
+
+  /** Frees the op's uniform buffers and scratch; the op must not be recorded afterwards. */
+  destroy(): void {
+    if (!this.gpu || this.#destroyed) return;
+    this.#destroyed = true;
+    for (const u of this.uniforms) this.gpu.freeBuffer(u.buffer);
+    for (const t of this.owned) this.gpu.freeBuffer(t.buffer);
+  }
+
+  #destroyed = false;
 
   /** Records every dispatch into `pass`. */
   record(pass: GPUComputePassEncoder): void {
@@ -157,7 +178,9 @@ export class Op {
 
   /**
    * Rewrites uniform fields of every dispatch (for example a sequence length that changes per
-   * batch). The write lands before the next submit; fields not given keep their values.
+   * batch). The write is queued at once and lands before the next submit, so one submit sees one
+   * value: recording the op twice in one submit with different values is not possible. Fields
+   * not given keep their values; unknown names throw.
    */
   setParams(params: Record<string, number>): void {
     for (const u of this.uniforms) u.set(params);
@@ -187,20 +210,20 @@ export class UniformBlock {
         throw new Error(`kernel ${kernel}: uniform field "${f.name}" was not given a value`);
       }
     }
-    for (const k of Object.keys(initial)) {
-      if (!fields.some((f) => f.name === k)) {
-        throw new Error(
-          `kernel ${kernel}: unknown uniform field "${k}" (fields: ${
-            fields.map((f) => f.name).join(", ")
-          })`,
-        );
-      }
-    }
     this.set(initial);
   }
 
   /** Packs `params` (by field name) and writes them to the buffer. */
   set(params: Record<string, number>): void {
+    for (const k of Object.keys(params)) {
+      if (!this.fields.some((f) => f.name === k)) {
+        throw new Error(
+          `kernel ${this.kernel}: unknown uniform field "${k}" (fields: ${
+            this.fields.map((f) => f.name).join(", ")
+          })`,
+        );
+      }
+    }
     this.fields.forEach((f, i) => {
       if (!(f.name in params)) return;
       const v = params[f.name];
@@ -258,12 +281,21 @@ export function grid1d(n: number, maxPerDim: number): [number, number, number] {
  * the device's limits, picks the read/write variant when a buffer is both read and written,
  * and creates the uniform buffer and bind group once.
  */
-export function buildOp(gpu: Gpu, spec: OpSpec): Op {
-  return new Op(spec.label, ...buildDispatch(gpu, spec));
+export function buildOp(gpu: Gpu, spec: OpSpec, owned: readonly Tensor[] = []): Op {
+  const [d, u] = buildDispatch(gpu, spec);
+  return new Op(spec.label, d, u, owned, gpu);
 }
 
-/** Builds several dispatches into one {@link Op} (for chunked launches). */
-export function buildOps(gpu: Gpu, label: string, specs: OpSpec[]): Op {
+/**
+ * Builds several dispatches into one {@link Op} (chunked launches, multi-pass kernels);
+ * `owned` lists scratch tensors the launcher allocated, freed with the op.
+ */
+export function buildOps(
+  gpu: Gpu,
+  label: string,
+  specs: OpSpec[],
+  owned: readonly Tensor[] = [],
+): Op {
   const ds: Dispatch[] = [];
   const us: UniformBlock[] = [];
   for (const s of specs) {
@@ -271,7 +303,13 @@ export function buildOps(gpu: Gpu, label: string, specs: OpSpec[]): Op {
     ds.push(...d);
     us.push(...u);
   }
-  return new Op(label, ds, us);
+  return new Op(label, ds, us, owned, gpu);
+}
+
+/** Whether two bindings cover overlapping bytes of one buffer. */
+function overlaps(a: Tensor, b: Tensor): boolean {
+  return a.buffer === b.buffer && a.offset < b.offset + b.bindingSize &&
+    b.offset < a.offset + a.bindingSize;
 }
 
 function buildDispatch(gpu: Gpu, spec: OpSpec): [Dispatch[], UniformBlock[]] {
@@ -290,7 +328,6 @@ function buildDispatch(gpu: Gpu, spec: OpSpec): [Dispatch[], UniformBlock[]] {
   }
   const given = new Set(Object.keys(spec.bindings));
   const writtenBuffers = new Set<GPUBuffer>();
-  const readBuffers = new Set<GPUBuffer>();
   for (const b of iface.bindings) {
     if (b.kind === "uniform") continue;
     const t = spec.bindings[b.name];
@@ -306,15 +343,36 @@ function buildDispatch(gpu: Gpu, spec: OpSpec): [Dispatch[], UniformBlock[]] {
           `device's maxStorageBufferBindingSize of ${limits.maxStorageBufferBindingSize} bytes`,
       );
     }
-    (b.kind === "read_write" ? writtenBuffers : readBuffers).add(t.buffer);
+    if (b.kind === "read_write") writtenBuffers.add(t.buffer);
   }
   if (given.size > 0) {
     throw new Error(
       `${spec.label}: kernel ${spec.kernel} has no binding(s) ${[...given].join(", ")}`,
     );
   }
-  const allWritable = [...readBuffers].some((b) => writtenBuffers.has(b));
-  const kernel = gpu.kernels.get(spec.kernel, spec.constants, allWritable);
+  // Inputs that share a buffer with an output must be declared writable (WebGPU forbids
+  // read-only and writable use of one buffer in a dispatch, even on disjoint ranges).
+  const rw = iface.bindings.filter((b) =>
+    b.kind === "read" && writtenBuffers.has(spec.bindings[b.name].buffer)
+  ).map((b) => b.name);
+  if (gpu.strictAliasing) {
+    const storage = iface.bindings.filter((b) => b.kind !== "uniform");
+    const isWritable = (b: (typeof storage)[number]) =>
+      b.kind === "read_write" || rw.includes(b.name);
+    for (let i = 0; i < storage.length; i++) {
+      for (let j = i + 1; j < storage.length; j++) {
+        const [x, y] = [storage[i], storage[j]];
+        const writable = isWritable(x) || isWritable(y);
+        if (writable && overlaps(spec.bindings[x.name], spec.bindings[y.name])) {
+          throw new Error(
+            `${spec.label}: bindings "${x.name}" and "${y.name}" overlap in one buffer and one of ` +
+              "them is writable, which WebGPU forbids (strict aliasing is on)",
+          );
+        }
+      }
+    }
+  }
+  const kernel = gpu.kernels.get(spec.kernel, spec.constants, rw);
   const uniforms: UniformBlock[] = [];
   const entries: GPUBindGroupEntry[] = iface.bindings.map((b) => {
     if (b.kind === "uniform") {

@@ -74,7 +74,7 @@ function activationOp(gpu: Gpu, kind: ActKind, o: ActivationOptions): Op {
   return buildOp(gpu, {
     kernel: "activation",
     label: `${label}(${o.x.describe()} -> ${o.out.describe()})`,
-    bindings: { x: o.x, up: o.x, out: o.out },
+    bindings: { x: o.x, up: gpu.placeholder, out: o.out },
     params: { n: o.x.size },
     constants: { ACT: ACT[kind], GATED: false },
     workgroups: workgroupsFor(o.x.size, WG),

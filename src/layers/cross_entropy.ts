@@ -201,7 +201,7 @@ export function crossEntropyForward(
     bindings: { labels: o.labels, row_loss: rowLoss, loss: o.loss, n_valid: nValid },
     params: { n, v },
     workgroups: 1,
-  }]);
+  }], [rowLoss, ...(o.lse ? [] : [lse]), ...(o.nValid ? [] : [nValid])]);
   return Object.assign(op, { lse, nValid, rowLoss });
 }
 
@@ -249,7 +249,7 @@ export function crossEntropyBackward(gpu: Gpu, o: CrossEntropyBackwardOptions): 
       labels: o.labels,
       lse: o.lse,
       n_valid: o.nValid,
-      dloss: dlossT ?? o.lse, // unread placeholder without HAS_DLOSS
+      dloss: dlossT ?? gpu.placeholder, // unread without HAS_DLOSS
       dlogits: o.dlogits,
     },
     params: { n, v, scale },

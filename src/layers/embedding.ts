@@ -174,7 +174,7 @@ export function embeddingBackward(gpu: Gpu, o: EmbeddingBackwardOptions): Op {
       constants: { ACCUMULATE: o.accumulate ?? true },
       workgroups: workgroupsFor(n * c),
     },
-  ]);
+  ], [links]);
 }
 
 /**

@@ -170,7 +170,7 @@ export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
         CHECK: m % tile !== 0 || n % tile !== 0 || k % 16 !== 0,
         WG: wg,
       },
-      bindings: { a: o.a.tensor, b: o.b.tensor, bias: o.bias ?? o.a.tensor, c: o.out.tensor },
+      bindings: { a: o.a.tensor, b: o.b.tensor, bias: o.bias ?? gpu.placeholder, c: o.out.tensor },
       params: {
         m,
         n,

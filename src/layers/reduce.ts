@@ -88,7 +88,7 @@ export function sumRows(gpu: Gpu, o: SumRowsOptions): Op {
       constants: { ACCUMULATE: accumulate },
       workgroups: [gx, 1, 1],
     },
-  ]);
+  ], [partials]);
 }
 
 /** Options of {@link globalL2Norm}. */
@@ -149,7 +149,7 @@ export function globalL2Norm(gpu: Gpu, o: GlobalL2NormOptions): Op {
     params: { slots },
     workgroups: 1,
   });
-  return buildOps(gpu, desc, specs);
+  return buildOps(gpu, desc, specs, [partials]);
 }
 
 /**

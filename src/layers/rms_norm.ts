@@ -194,9 +194,11 @@ export function rmsNormBackward(gpu: Gpu, o: RmsNormBackwardOptions): Op {
       workgroups: g.rows,
     });
   }
+  const owned: Tensor[] = [];
   if (o.dweight && g.c > 0) {
     const perChunk = g.rows === 0 ? 1 : Math.ceil(g.rows / chunks);
     const scratch = o.scratch ?? gpu.tensor(`${label}.scratch`, [chunks, g.c]);
+    if (!o.scratch) owned.push(scratch);
     specs.push({
       kernel: "rms_norm_dweight",
       label: `${label}.dweight_partial(${o.x.describe()} -> ${scratch.describe()})`,
@@ -216,8 +218,8 @@ export function rmsNormBackward(gpu: Gpu, o: RmsNormBackwardOptions): Op {
   const desc =
     `${label}(dout=${o.dout.describe()}, x=${o.x.describe()}, weight=${o.weight.describe()})`;
   return specs.length === 1
-    ? buildOp(gpu, { ...specs[0], label: desc })
-    : buildOps(gpu, desc, specs);
+    ? buildOp(gpu, { ...specs[0], label: desc }, owned)
+    : buildOps(gpu, desc, specs, owned);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -103,7 +103,12 @@ export function softmax(gpu: Gpu, o: SoftmaxOptions): Op {
   return buildOp(gpu, {
     kernel: "softmax",
     label: `${label}(${xs}${flags.length ? ` +${flags.join("+")}` : ""} -> ${o.out.describe()})`,
-    bindings: { x: o.x, bias: o.bias ?? o.x, mask: o.mask ?? o.x, y: o.out },
+    bindings: {
+      x: o.x,
+      bias: o.bias ?? gpu.placeholder,
+      mask: o.mask ?? gpu.placeholder,
+      y: o.out,
+    },
     params: { rows, h, sq, sk, scale, causal_offset: offset },
     constants: { HAS_BIAS: !!o.bias, HAS_MASK: !!o.mask, CAUSAL: !!o.causal },
     workgroups: sk === 0 ? 0 : rows,

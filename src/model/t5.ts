@@ -26,8 +26,16 @@ import { arenaBytes } from "../gpu/device.ts";
 import { GpuLimitError, ShapeError } from "../gpu/errors.ts";
 import type { Op } from "../gpu/kernel.ts";
 import { type Tensor, type TensorSpec, viewOf } from "../gpu/tensor.ts";
-import { gatedGelu, gatedGeluBackward, gelu, relu, reluBackward } from "../layers/activation.ts";
 import {
+  gatedGelu,
+  gatedGeluBackward,
+  gelu,
+  geluBackward,
+  relu,
+  reluBackward,
+} from "../layers/activation.ts";
+import {
+  checkLabels,
   crossEntropyBackward,
   crossEntropyForward,
   IGNORE_INDEX,
@@ -120,6 +128,11 @@ export class T5Model {
     const t = this.weights.tensors[name];
     if (!t) throw new Error(`T5 weight "${name}" is not loaded`);
     return t;
+  }
+
+  /** Frees the weights (sessions and generators of this model must be destroyed first). */
+  destroy(): void {
+    this.gpu.freeArena(this.weights);
   }
 
   /** Bytes of activations and gradients a session of `shape` allocates. */
@@ -217,6 +230,7 @@ export function sessionSpecs(
   put("x.f", [B * L * F]);
   put("x.f2", [B * L * F]);
   put("x.pd", [P]);
+  put("x.r", [B * L * C]);
   if (!parts.decoder) return specs;
   for (let l = 0; l < cfg.numDecoderLayers; l++) {
     const p = `dec.${l}`;
@@ -237,6 +251,8 @@ export function sessionSpecs(
   put("dec.emb", [B, T, C]);
   put("logits", [B, T, V]);
   put("loss", [1]);
+  put("ce.lse", [B * T, 2]);
+  put("ce.n_valid", [1], "u32");
   if (!parts.grads) return specs;
   // gradients; the scratch above ("x.*") is shared by both stacks, sized for the larger
   put("g.logits", [B, T, V]);
@@ -251,7 +267,9 @@ export function sessionSpecs(
   put("g.k", [B * L * HD]);
   put("g.v", [B * L * HD]);
   put("g.p", [P]);
+  put("g.p2", [P]);
   put("g.f", [B * L * F]);
+  put("g.f2", [B * L * F]);
   put("g.u0", [B * L * F]);
   if (cfg.isGatedAct) put("g.u1", [B * L * F]);
   put("g.inputs_embeds", [B, S, C]);
@@ -377,7 +395,7 @@ export class T5Session {
     gpu.write(this.attentionMask, Float32Array.from(batch.attentionMask, Number));
     want("labels", batch.labels.length, B * T);
     const dec = shiftRight(batch.labels, B, T, cfg.decoderStartTokenId, cfg.padTokenId);
-    checkIds(dec, cfg.vocabSize, "decoder input ids");
+    checkLabels(batch.labels, cfg.vocabSize, "labels");
     gpu.write(b["labels"], batch.labels);
     gpu.write(b["decoder_input_ids"], dec);
   }
@@ -423,6 +441,14 @@ export class T5Session {
   /** Gradient with respect to the encoder's input embeddings (B, S, C). */
   readInputsEmbedsGrad(): Promise<Float32Array> {
     return this.model.gpu.read(this.inputsEmbedsGrad) as Promise<Float32Array>;
+  }
+
+  /** Frees the session's buffers and ops; the model stays loaded. */
+  destroy(): void {
+    for (const op of [this.embedOp, ...this.evalOps, ...this.trainOps, ...this.backwardOps]) {
+      op.destroy();
+    }
+    this.model.gpu.freeArena(this.buffers);
   }
 }
 
@@ -560,6 +586,7 @@ export class Builder {
   ): Op {
     const gpu = this.gpu;
     const batch: [number, number] = [this.B, this.H];
+    const scores = this.v("x.pd", [...o.P.shape]); // free until the dropout below
     ops.push(matmulStrided(gpu, {
       m: o.lq,
       n: o.lk,
@@ -568,11 +595,11 @@ export class Builder {
       transB: true,
       a: this.heads(o.q, o.lq),
       b: this.heads(o.k, o.lk),
-      out: this.probs(o.P, o.lq, o.lk),
+      out: this.probs(scores, o.lq, o.lk),
       label: `${o.label}.scores`,
     }));
     const sm = softmax(gpu, {
-      x: o.P,
+      x: scores,
       out: o.P,
       bias: o.bias,
       mask: o.mask,
@@ -619,7 +646,8 @@ export class Builder {
   ): void {
     const gpu = this.gpu;
     const batch: [number, number] = [this.B, this.H];
-    const dP = this.v("g.p", [...o.P.shape]);
+    const dPd = this.v("g.p", [...o.P.shape]);
+    const dP = this.v("g.p2", [...o.P.shape]);
     let pd = o.P;
     if (this.p > 0) {
       pd = this.v("x.pd", [...o.P.shape]);
@@ -634,7 +662,7 @@ export class Builder {
       transB: true,
       a: this.heads(o.dctx, o.lq),
       b: this.heads(o.v, o.lk),
-      out: this.probs(dP, o.lq, o.lk),
+      out: this.probs(dPd, o.lq, o.lk),
       label: `${o.label}.dprobs`,
     }));
     ops.push(matmulStrided(gpu, {
@@ -648,17 +676,22 @@ export class Builder {
       out: this.heads(o.dv, o.lk),
       label: `${o.label}.dv`,
     }));
-    if (this.p > 0) ops.push(this.dropBack(dP, dP, o.stream, `${o.label}.dropout_backward`));
-    ops.push(
-      softmaxBackward(gpu, { dout: dP, y: o.P, dx: dP, label: `${o.label}.softmax_backward` }),
-    );
+    // dP = dropout'(dPd) (or dPd itself), then the scores' gradient dS, written into dPd
+    if (this.p > 0) ops.push(this.dropBack(dPd, dP, o.stream, `${o.label}.dropout_backward`));
+    const dS = this.p > 0 ? dPd : dP;
+    ops.push(softmaxBackward(gpu, {
+      dout: this.p > 0 ? dP : dPd,
+      y: o.P,
+      dx: dS,
+      label: `${o.label}.softmax_backward`,
+    }));
     // dq = dS · k ; dk = dSᵀ · q
     ops.push(matmulStrided(gpu, {
       m: o.lq,
       n: this.D,
       k: o.lk,
       batch,
-      a: this.probs(dP, o.lq, o.lk),
+      a: this.probs(dS, o.lq, o.lk),
       b: this.heads(o.k, o.lk),
       out: this.heads(o.dq, o.lq),
       label: `${o.label}.dq`,
@@ -669,7 +702,7 @@ export class Builder {
       k: o.lq,
       batch,
       transA: true,
-      a: this.probs(dP, o.lq, o.lk),
+      a: this.probs(dS, o.lq, o.lk),
       b: this.heads(o.q, o.lq),
       out: this.heads(o.dk, o.lk),
       label: `${o.label}.dk`,
@@ -722,9 +755,13 @@ export class Builder {
     s: number,
   ) {
     const gpu = this.gpu;
-    const df = this.v("g.f", [this.B, len, this.F]);
-    ops.push(this.linearBack(dout, this.w(`${prefix}.wo.weight`), df, `${prefix}.wo.backward`));
-    if (this.p > 0) ops.push(this.dropBack(df, df, s, `${prefix}.dropout_backward`));
+    const dfd = this.v("g.f", [this.B, len, this.F]);
+    ops.push(this.linearBack(dout, this.w(`${prefix}.wo.weight`), dfd, `${prefix}.wo.backward`));
+    let df = dfd;
+    if (this.p > 0) {
+      df = this.v("g.f2", [this.B, len, this.F]);
+      ops.push(this.dropBack(dfd, df, s, `${prefix}.dropout_backward`));
+    }
     if (this.cfg.isGatedAct) {
       const du0 = this.v("g.u0", [this.B, len, this.F]);
       const du1 = this.v("g.u1", [this.B, len, this.F]);
@@ -745,10 +782,23 @@ export class Builder {
     } else {
       const du = this.v("g.u0", [this.B, len, this.F]);
       const u = this.b[`${saved}.u`];
-      if (this.cfg.denseActFn !== "relu") throw new Error("gelu FFN backward not wired");
-      ops.push(reluBackward(gpu, { dout: df, x: u, dx: du, label: `${prefix}.relu_backward` }));
+      ops.push(
+        this.cfg.denseActFn === "relu"
+          ? reluBackward(gpu, { dout: df, x: u, dx: du, label: `${prefix}.relu_backward` })
+          : geluBackward(gpu, { dout: df, x: u, dx: du, label: `${prefix}.gelu_backward` }),
+      );
       ops.push(this.linearBack(du, this.w(`${prefix}.wi.weight`), dn, `${prefix}.wi.backward`));
     }
+  }
+
+  /**
+   * The encoder's residual stream by layer: without input dropout, layer 0 reads the input
+   * embeddings themselves (no copy).
+   */
+  encoderStream(drop: boolean): (l: number) => Tensor {
+    const b = this.b;
+    const L = this.cfg.numLayers;
+    return (l) => l === 0 && !drop ? b["inputs_embeds"] : l < L ? b[`enc.${l}.h`] : b["enc.h_last"];
   }
 
   /** The forward ops, evaluation (`train` false) or training mode. */
@@ -769,14 +819,12 @@ export class Builder {
       buckets: b["enc_buckets"],
       out: b["enc_bias"],
     }));
-    const enc = (l: number) => l < cfg.numLayers ? b[`enc.${l}.h`] : b["enc.h_last"];
+    const enc = this.encoderStream(drop);
     if (drop) {
       ops.push(
         this.drop(b["inputs_embeds"], enc(0), stream("encoder", -1, SITE.input), "encoder.dropout"),
       );
-    } else {ops.push(
-        add(gpu, { a: b["inputs_embeds"], b: this.zeroLike(b["inputs_embeds"]), out: enc(0) }),
-      );}
+    }
     const n = this.v("x.n", [B, S, C]);
     const a = this.v("x.a", [B, S, C]);
     const ctx = this.v("x.ctx", [B, S, HD]);
@@ -976,27 +1024,20 @@ export class Builder {
       alpha: this.logitScale(),
       label: "lm_head",
     }));
-    this.ce = crossEntropyForward(gpu, {
+    ops.push(crossEntropyForward(gpu, {
       logits: b["logits"],
       labels: b["labels"],
       loss: b["loss"],
+      lse: b["ce.lse"],
+      nValid: b["ce.n_valid"],
       label: "loss",
-    });
-    ops.push(this.ce);
+    }));
     return ops;
   }
 
-  ce?: ReturnType<typeof crossEntropyForward>;
-  #zeros?: Tensor;
-
-  /** A zero tensor as large as `t` (for plain copies through `add`). */
-  zeroLike(t: Tensor): Tensor {
-    this.#zeros ??= this.gpu.tensor("t5.zeros", [t.size]);
-    return viewOf(this.#zeros, [...t.shape], "zeros");
-  }
-
+  /** The output projection: `lm_head.weight` when the checkpoint has its own, else the embedding. */
   lmHead(): Tensor {
-    return this.cfg.tieWordEmbeddings ? this.w("shared.weight") : this.w("lm_head.weight");
+    return this.model.weights.tensors["lm_head.weight"] ?? this.w("shared.weight");
   }
 
   /** transformers rescales the decoder output by d_model^-0.5 before a tied output projection. */
@@ -1004,11 +1045,12 @@ export class Builder {
     return this.cfg.scaleDecoderOutputs ? this.C ** -0.5 : 1;
   }
 
-  /** out = x + dropout(y). */
+  /** out = x + dropout(y) (through scratch: no binding aliases another). */
   residual(ops: Op[], drop: boolean, x: Tensor, y: Tensor, out: Tensor, s: number, label: string) {
     if (drop) {
-      ops.push(this.drop(y, out, s, `${label}.dropout`));
-      ops.push(add(this.gpu, { a: out, b: x, out, label }));
+      const yd = this.v("x.r", [...y.shape]);
+      ops.push(this.drop(y, yd, s, `${label}.dropout`));
+      ops.push(add(this.gpu, { a: x, b: yd, out, label }));
     } else {
       ops.push(add(this.gpu, { a: x, b: y, out, label }));
     }
@@ -1022,16 +1064,15 @@ export class Builder {
     const b = this.b;
     const ops: Op[] = [];
     const drop = this.p > 0;
-    const ce = this.ce!;
     ops.push(crossEntropyBackward(gpu, {
       dlogits: b["g.logits"],
       logits: b["logits"],
       labels: b["labels"],
-      lse: ce.lse,
-      nValid: ce.nValid,
+      lse: b["ce.lse"],
+      nValid: b["ce.n_valid"],
       label: "loss.backward",
     }));
-    const gDecOut = b["g.dec_out"];
+    let gDecOut = b["g.dec_out"];
     ops.push(matmul(gpu, {
       a: b["g.logits"],
       b: this.lmHead(),
@@ -1040,14 +1081,16 @@ export class Builder {
       label: "lm_head.backward",
     }));
     if (drop) {
+      const g = this.v("g.a", [B, T, C]);
       ops.push(
         this.dropBack(
           gDecOut,
-          gDecOut,
+          g,
           stream("decoder", -1, SITE.final),
           "decoder.final_dropout.backward",
         ),
       );
+      gDecOut = g;
     }
     const gh = b["g.dec_h"];
     const dec = (l: number) => l < cfg.numDecoderLayers ? b[`dec.${l}.h`] : b["dec.h_last"];
@@ -1216,20 +1259,24 @@ export class Builder {
       }
     }
     // ---- encoder
+    let gEncOut = gEnc;
     if (drop) {
+      gEncOut = this.v("g.a", [B, S, C]);
       ops.push(
         this.dropBack(
           gEnc,
-          gEnc,
+          gEncOut,
           stream("encoder", -1, SITE.final),
           "encoder.final_dropout.backward",
         ),
       );
     }
-    const eh = b["g.enc_h"];
-    const enc = (l: number) => l < cfg.numLayers ? b[`enc.${l}.h`] : b["enc.h_last"];
+    // Without input dropout the stream's gradient is the input embeddings' gradient itself.
+    const gIn = b["g.inputs_embeds"];
+    const eh = drop ? b["g.enc_h"] : gIn;
+    const enc = this.encoderStream(drop);
     ops.push(rmsNormBackward(gpu, {
-      dout: gEnc,
+      dout: gEncOut,
       x: enc(cfg.numLayers),
       weight: this.w("encoder.final_layer_norm.weight"),
       rstd: b["enc.rf"],
@@ -1321,14 +1368,11 @@ export class Builder {
         label: `${p}.ln0.backward`,
       }));
     }
-    const gIn = b["g.inputs_embeds"];
     if (drop) {
       ops.push(
         this.dropBack(eh, gIn, stream("encoder", -1, SITE.input), "encoder.dropout.backward"),
       );
-    } else {ops.push(
-        add(gpu, { a: eh, b: this.zeroLike(eh), out: gIn, label: "inputs_embeds.grad" }),
-      );}
+    }
     return ops;
   }
 }

@@ -16,7 +16,7 @@ import { arenaBytes } from "../gpu/device.ts";
 import { GpuLimitError, ShapeError } from "../gpu/errors.ts";
 import { buildOp, type Op } from "../gpu/kernel.ts";
 import type { Tensor, TensorSpec } from "../gpu/tensor.ts";
-import { add } from "../layers/elementwise.ts";
+import { residualAdd } from "../layers/elementwise.ts";
 import { checkIds, embeddingForward } from "../layers/embedding.ts";
 import { matmul, matmulStrided } from "../layers/matmul.ts";
 import { rmsNorm } from "../layers/rms_norm.ts";
@@ -59,7 +59,8 @@ function genSpecs(model: T5Model, shape: Required<T5GeneratorShape>): Record<str
   const { batch: B, sourceLength: S, maxNewTokens: N } = shape;
   const { dModel: C, numHeads: H, dKv: D, dFf: F, vocabSize: V } = cfg;
   const HD = H * D;
-  const specs = sessionSpecs(cfg, { batch: B, sourceLength: S, targetLength: 1 }, {
+  // targetLength N sizes the shared scratch for (B, H, 1, N) self-attention scores too.
+  const specs = sessionSpecs(cfg, { batch: B, sourceLength: S, targetLength: N }, {
     decoder: false,
     grads: false,
   });
@@ -188,7 +189,7 @@ export class T5Generator {
     const q = b["gen.q"];
     const norm = (name: string) =>
       rmsNorm(gpu, { x: h, weight: m.w(name), out: n, rstd: b["gen.r"], eps, label: name });
-    const residual = (label: string) => add(gpu, { a: h, b: a, out: h, label });
+    const residual = (label: string) => residualAdd(gpu, { x: h, y: a, label });
     ops.push(
       embeddingForward(gpu, {
         table: m.w("shared.weight"),
@@ -292,6 +293,12 @@ export class T5Generator {
     ops.push(next);
     this.#perStep.push([next, (t) => ({ t })]);
     return ops;
+  }
+
+  /** Frees the generator's buffers and ops; the model stays loaded. */
+  destroy(): void {
+    for (const op of [this.#embedOp, ...this.#prefill, ...this.#step]) op.destroy();
+    this.model.gpu.freeArena(this.buffers);
   }
 
   /**

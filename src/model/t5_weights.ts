@@ -72,14 +72,25 @@ export function t5WeightSpecs(cfg: T5Config): Record<string, TensorSpec> {
   return specs;
 }
 
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
 /**
  * Reads every tensor of {@link t5WeightSpecs} from the checkpoint in `dir` (a
  * `model.safetensors`, or shards listed by `model.safetensors.index.json`) one at a time,
  * converts it to f32 and uploads it into one arena.
  *
  * The embedding may be stored as `shared.weight`, `encoder.embed_tokens.weight` or
- * `decoder.embed_tokens.weight`; a tied checkpoint may or may not carry `lm_head.weight`
- * (it is ignored: transformers ties it to the embedding).
+ * `decoder.embed_tokens.weight`. The output projection follows transformers 5: a checkpoint's
+ * `lm_head.weight` is used when the config is untied or when it differs from the embedding (a
+ * tied checkpoint that carries a copy of the embedding uses the embedding); an untied config
+ * whose checkpoint has no `lm_head.weight` falls back to the embedding, as transformers ties it.
+ * The model uses `lm_head.weight` exactly when the returned arena holds it.
  *
  * @throws {T5WeightsError} naming the file and the tensor when one is missing or misshapen.
  */
@@ -98,6 +109,17 @@ export async function loadT5Weights(
     );
   }
   const source = (name: string) => name === "shared.weight" ? embedding : name;
+  if (reader.has("lm_head.weight")) {
+    if (!specs["lm_head.weight"]) {
+      const [head, emb] = [
+        await reader.readFloat("lm_head.weight", { dtype: "f32" }),
+        await reader.readFloat(embedding, { dtype: "f32" }),
+      ];
+      if (!sameBits(head, emb)) specs["lm_head.weight"] = { shape: [cfg.vocabSize, cfg.dModel] };
+    }
+  } else {
+    delete specs["lm_head.weight"];
+  }
   // Check everything before allocating, so a bad checkpoint costs no GPU memory.
   for (const [name, spec] of Object.entries(specs)) {
     const src = source(name);

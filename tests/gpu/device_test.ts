@@ -9,6 +9,8 @@ import { planArena, requestGpu, VIEW_ALIGNMENT } from "../../src/gpu/device.ts";
 import { buildOp, grid1d, uniformBytes } from "../../src/gpu/kernel.ts";
 import { fill } from "../../src/layers/fill.ts";
 import { matmul } from "../../src/layers/matmul.ts";
+import { sumRows } from "../../src/layers/reduce.ts";
+import { softmax } from "../../src/layers/softmax.ts";
 import { gpuTest } from "../gpu_support.ts";
 
 gpuTest("requestGpu() logs the adapter's description, vendor and features", async () => {
@@ -238,4 +240,45 @@ gpuTest("empty tensors upload and read back without touching the queue", async (
   assert.equal(e.size, 0);
   assert.deepEqual(await gpu.read(e), new Float32Array(0));
   gpu.zero(e);
+});
+
+gpuTest(
+  "strict aliasing refuses an in-place launch and unknown uniform fields are refused",
+  async () => {
+    const gpu = await requestGpu({ log: false });
+    try {
+      gpu.strictAliasing = true;
+      const x = gpu.tensor("x", [1, 1, 2, 3]);
+      assert.throws(
+        () => softmax(gpu, { x, out: x }),
+        /bindings "x" and "y" overlap in one buffer and one of them is writable/,
+      );
+      const y = gpu.tensor("y", [1, 1, 2, 3]);
+      softmax(gpu, { x, out: y }); // distinct buffers: fine
+      const arena = gpu.arena("a", { p: { shape: [1, 1, 2, 3] }, q: { shape: [1, 1, 2, 3] } });
+      softmax(gpu, { x: arena.tensors.p, out: arena.tensors.q }); // one buffer, disjoint ranges: fine
+      const op = fill(gpu, { out: y, value: 1 });
+      assert.throws(
+        () => op.setParams({ valeu: 2 }),
+        /unknown uniform field "valeu" \(fields: n, value\)/,
+      );
+    } finally {
+      gpu.destroy();
+    }
+  },
+);
+
+gpuTest("Op.destroy() frees the op's uniforms and the scratch its launcher allocated", (gpu) => {
+  const before = gpu.allocatedBytes;
+  const x = gpu.tensor("x", [300, 7]);
+  const out = gpu.tensor("out", [7]);
+  const afterTensors = gpu.allocatedBytes;
+  const op = sumRows(gpu, { x, out }); // 300 rows: two passes through a partials buffer
+  assert.ok(op.owned.length > 0);
+  assert.ok(gpu.allocatedBytes > afterTensors);
+  op.destroy();
+  assert.equal(gpu.allocatedBytes, afterTensors);
+  gpu.freeBuffer(x.buffer);
+  gpu.freeBuffer(out.buffer);
+  assert.equal(gpu.allocatedBytes, before);
 });

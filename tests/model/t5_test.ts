@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { loadT5, shiftRight, type T5Model } from "../../src/model/t5.ts";
 import { T5Generator } from "../../src/model/t5_generate.ts";
 import { openSafetensors } from "../../src/model/safetensors.ts";
+import { type Gpu, requestGpu } from "../../src/gpu/device.ts";
 import { gpuTest } from "../gpu_support.ts";
-import { assertClose } from "../numeric.ts";
+import { assertClose, Rng } from "../numeric.ts";
 
 const FIXTURES = new URL("../fixtures/t5/", import.meta.url).pathname;
 const VARIANTS = ["tiny-t5-v1_0", "tiny-t5-v1_1"] as const;
@@ -37,8 +38,21 @@ function scaled(ref: ArrayLike<number>, rel: number): number {
   return rel * m;
 }
 
+/**
+ * The T5 tests run on a device of their own with strict aliasing on: no binding may overlap a
+ * writable one (WebGPU's rule, which Deno's wgpu does not enforce yet).
+ */
+let strictGpu: Promise<Gpu> | undefined;
+function device(): Promise<Gpu> {
+  strictGpu ??= requestGpu({ log: false }).then((g) => {
+    g.strictAliasing = true;
+    return g;
+  });
+  return strictGpu;
+}
+
 const models = new Map<string, T5Model>();
-async function model(gpu: Parameters<Parameters<typeof gpuTest>[1]>[0], name: string) {
+async function model(gpu: Gpu, name: string) {
   let m = models.get(name);
   if (!m) {
     m = await loadT5(gpu, `${FIXTURES}${name}`);
@@ -50,7 +64,8 @@ async function model(gpu: Parameters<Parameters<typeof gpuTest>[1]>[0], name: st
 for (const variant of VARIANTS) {
   gpuTest(
     `${variant}: encoder output, logits and loss match transformers on a padded batch`,
-    async (gpu) => {
+    async () => {
+      const gpu = await device();
       const ref = await reference(variant);
       const m = await model(gpu, variant);
       const [B, S] = ref.input_ids.shape;
@@ -81,7 +96,8 @@ for (const variant of VARIANTS) {
 
   gpuTest(
     `${variant}: the gradient of the loss with respect to inputs_embeds matches transformers`,
-    async (gpu) => {
+    async () => {
+      const gpu = await device();
       const ref = await reference(variant);
       const m = await model(gpu, variant);
       const [B, S] = ref.input_ids.shape;
@@ -106,7 +122,8 @@ for (const variant of VARIANTS) {
 
   gpuTest(
     `${variant}: a soft prompt concatenated before the inputs gives transformers' logits, loss and gradient`,
-    async (gpu) => {
+    async () => {
+      const gpu = await device();
       const ref = await reference(variant);
       const m = await model(gpu, variant);
       const [B, S] = ref.prompt_attention_mask.shape;
@@ -142,7 +159,8 @@ for (const variant of VARIANTS) {
 
 gpuTest(
   "dropout is active in training mode, off in evaluation, and reproducible per seed and step",
-  async (gpu) => {
+  async () => {
+    const gpu = await device();
     const ref = await reference("tiny-t5-v1_0");
     const m = await model(gpu, "tiny-t5-v1_0");
     const [B, S] = ref.input_ids.shape;
@@ -180,7 +198,8 @@ Deno.test("shiftRight() starts with the decoder start token and replaces -100 by
 for (const variant of VARIANTS) {
   gpuTest(
     `${variant}: batched greedy decoding with a KV cache gives transformers' ids`,
-    async (gpu) => {
+    async () => {
+      const gpu = await device();
       const ref = await reference(variant);
       const m = await model(gpu, variant);
       const [B, S] = ref.input_ids.shape;
@@ -208,3 +227,155 @@ for (const variant of VARIANTS) {
     },
   );
 }
+
+gpuTest(
+  "a second generate() with other inputs starts from a clean cache (rows reversed)",
+  async () => {
+    const gpu = await device();
+    const ref = await reference("tiny-t5-v1_1");
+    const m = await model(gpu, "tiny-t5-v1_1");
+    const [B, S] = ref.input_ids.shape;
+    const gen = new T5Generator(m, { batch: B, sourceLength: S });
+    const ids = ref.input_ids.data as Int32Array;
+    const mask = ref.attention_mask.data;
+    const first = await gen.generate({ inputIds: ids, attentionMask: mask });
+    const rev = (a: ArrayLike<number>) => {
+      const out = new Int32Array(a.length);
+      for (let r = 0; r < B; r++) out.set(Array.from(a).slice((B - 1 - r) * S, (B - r) * S), r * S);
+      return out;
+    };
+    assert.deepEqual(
+      await gen.generate({ inputIds: rev(ids), attentionMask: rev(mask) }),
+      [...first].reverse(),
+    );
+    gen.destroy();
+  },
+);
+
+gpuTest(
+  "cached greedy decoding equals decoding by full teacher-forced forward passes, even with a 2-token source",
+  async () => {
+    const gpu = await device();
+    const m = await model(gpu, "tiny-t5-v1_0");
+    const [B, S, N] = [2, 2, 20];
+    const inputIds = new Int32Array([54, 1, 7, 1]);
+    const attentionMask = [1, 1, 1, 1];
+    const gen = new T5Generator(m, { batch: B, sourceLength: S, maxNewTokens: N });
+    const cached = await gen.generate({ inputIds, attentionMask });
+    // Reference: step t feeds the first t generated ids as labels and takes the argmax at t.
+    const s = m.session({ batch: B, sourceLength: S, targetLength: N });
+    const seqs: number[][] = [[], []];
+    const done = [false, false];
+    const V = m.config.vocabSize;
+    for (let t = 0; t < N && !done.every(Boolean); t++) {
+      const labels = new Int32Array(B * N).fill(-100);
+      for (let b = 0; b < B; b++) seqs[b].forEach((id, i) => labels[b * N + i] = id);
+      s.setBatch({ inputIds, attentionMask, labels });
+      await s.forward();
+      const logits = await s.readLogits();
+      for (let b = 0; b < B; b++) {
+        if (done[b]) continue;
+        const row = logits.subarray((b * N + t) * V, (b * N + t + 1) * V);
+        let best = 0;
+        for (let v = 1; v < V; v++) if (row[v] > row[best]) best = v;
+        seqs[b].push(best);
+        if (best === m.config.eosTokenId) done[b] = true;
+      }
+    }
+    assert.deepEqual(cached, seqs);
+    s.destroy();
+    gen.destroy();
+  },
+);
+
+gpuTest("setBatch() refuses a label outside the vocabulary, in any column, naming it", async () => {
+  const gpu = await device();
+  const m = await model(gpu, "tiny-t5-v1_0");
+  const s = m.session({ batch: 1, sourceLength: 3, targetLength: 2 });
+  const batch = { inputIds: new Int32Array([5, 6, 1]), attentionMask: [1, 1, 1] };
+  assert.throws(
+    () => s.setBatch({ ...batch, labels: new Int32Array([3, 999]) }),
+    /labels\[1\] = 999/,
+  );
+  assert.throws(
+    () => s.setBatch({ ...batch, labels: new Int32Array([-1, 1]) }),
+    /labels\[0\] = -1/,
+  );
+  assert.throws(
+    () => s.setBatch({ ...batch, labels: new Int32Array([3]) }),
+    /labels has 1 elements/,
+  );
+  s.destroy();
+});
+
+gpuTest("destroy() returns every byte a session and a generator allocated", async () => {
+  const gpu = await device();
+  const m = await model(gpu, "tiny-t5-v1_1");
+  const run = async () => {
+    const g = new T5Generator(m, { batch: 2, sourceLength: 5, maxNewTokens: 4 });
+    await g.generate({
+      inputIds: new Int32Array(10).fill(1),
+      attentionMask: new Array(10).fill(1),
+    });
+    return g;
+  };
+  // The device keeps a placeholder binding and pooled readback buffers: warm them first.
+  (await run()).destroy();
+  const before = gpu.allocatedBytes;
+  const s = m.session({ batch: 2, sourceLength: 5, targetLength: 3 });
+  s.setBatch({
+    inputIds: new Int32Array([5, 6, 7, 8, 1, 9, 1, 0, 0, 0]),
+    attentionMask: [1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+    labels: new Int32Array([4, 1, -100, 5, 6, 1]),
+  });
+  await s.backward();
+  const gen = new T5Generator(m, { batch: 2, sourceLength: 5, maxNewTokens: 4 });
+  await gen.generate({
+    inputIds: new Int32Array(10).fill(1),
+    attentionMask: new Array(10).fill(1),
+  });
+  assert.ok(gpu.allocatedBytes > before);
+  s.destroy();
+  gen.destroy();
+  assert.equal(gpu.allocatedBytes, before);
+});
+
+gpuTest(
+  "with dropout on, the input gradient matches a finite difference of the loss under the same masks",
+  async () => {
+    const gpu = await device();
+    const ref = await reference("tiny-t5-v1_1");
+    const m = await model(gpu, "tiny-t5-v1_1");
+    const [B, S] = ref.input_ids.shape;
+    const T = ref.labels.shape[1];
+    const x = ref.inputs_embeds.data as Float32Array;
+    const batch = (emb: Float32Array) => ({
+      inputsEmbeds: emb,
+      attentionMask: ref.attention_mask.data,
+      labels: ref.labels.data as Int32Array,
+    });
+    // Same seed, first step: every session draws the same masks.
+    const session = () =>
+      m.session({ batch: B, sourceLength: S, targetLength: T }, { seed: 3, dropoutRate: 0.3 });
+    const s0 = session();
+    s0.setBatch(batch(x));
+    await s0.backward();
+    const g = await s0.readInputsEmbedsGrad();
+    const rng = new Rng(9);
+    const dir = rng.normal(x.length);
+    const eps = 1e-2;
+    const lossAt = async (sign: number) => {
+      const s = session();
+      s.setBatch(batch(Float32Array.from(x, (v, i) => v + sign * eps * dir[i])));
+      await s.forward({ train: true });
+      const l = await s.readLoss();
+      s.destroy();
+      return l;
+    };
+    const fd = (await lossAt(1) - await lossAt(-1)) / (2 * eps);
+    let analytic = 0;
+    for (let i = 0; i < x.length; i++) analytic += g[i] * dir[i];
+    assertClose([analytic], [fd], { atol: 1e-3, rtol: 1e-2, label: "directional derivative" });
+    s0.destroy();
+  },
+);
