@@ -254,3 +254,70 @@ gpuTest(
     gpu.freeArena(m.weights);
   },
 );
+
+gpuTest(
+  "a tied checkpoint whose lm_head.weight differs from the embedding uses that head, as transformers 5 does",
+  async (gpu) => {
+    const t = await tinyTensors();
+    const shared = t.get("shared.weight")!;
+    // lm_head = 2 x embedding: the logits must double exactly (power-of-two scaling).
+    t.set("lm_head.weight", {
+      shape: shared.shape,
+      data: Float32Array.from(shared.data as Float32Array, (v) => 2 * v),
+    });
+    const dir = await folder(t);
+    try {
+      const ref = await loadT5(gpu, TINY);
+      const m = await loadT5(gpu, dir);
+      assert.ok(m.weights.tensors["lm_head.weight"], "the head is loaded");
+      assert.equal(
+        ref.weights.tensors["lm_head.weight"],
+        undefined,
+        "the fixture uses its embedding",
+      );
+      const batch = {
+        inputIds: new Int32Array([5, 6, 7, 1]),
+        attentionMask: [1, 1, 1, 1],
+        labels: new Int32Array([8, 9, 1]),
+      };
+      const logits = [];
+      for (const model of [ref, m]) {
+        const s = model.session({ batch: 1, sourceLength: 4, targetLength: 3 });
+        s.setBatch(batch);
+        await s.forward();
+        logits.push(await s.readLogits());
+        s.destroy();
+      }
+      assert.deepEqual(logits[1], logits[0].map((v) => 2 * v));
+      ref.destroy();
+      m.destroy();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+gpuTest(
+  "an untied (v1.1) config whose checkpoint has no lm_head.weight falls back to the embedding",
+  async (gpu) => {
+    const v11 = new URL("../fixtures/t5/tiny-t5-v1_1/", import.meta.url).pathname;
+    using r = await openSafetensors(`${v11}model.safetensors`);
+    const t = new Map<string, TensorToWrite>();
+    for (const name of r.names()) {
+      if (name !== "lm_head.weight") {
+        t.set(name, { shape: r.info(name).shape, data: await r.readFloat(name, { dtype: "f32" }) });
+      }
+    }
+    const dir = await Deno.makeTempDir({ prefix: "t5w_" });
+    try {
+      await Deno.copyFile(`${v11}config.json`, `${dir}/config.json`);
+      await writeSafetensors(`${dir}/model.safetensors`, t);
+      const m = await loadT5(gpu, dir);
+      assert.equal(m.config.tieWordEmbeddings, false);
+      assert.equal(m.weights.tensors["lm_head.weight"], undefined);
+      m.destroy();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
