@@ -1,6 +1,7 @@
 // greedy_next: one greedy decoding step. For each row b: next = argmax_v logits[b, v] (the first
 // index among equal maxima, as torch.argmax), or pad once the row has finished; the row finishes
-// when it emits eos. Writes next into cur[b] (the next step's input) and out[b, t].
+// when it emits eos. Writes next into cur[b] (the next step's input) and out[b, t]. A row with a
+// NaN logit (or no finite maximum) gets -1, which the host reports as an error.
 //
 // Shapes: logits (B, V) f32, cur (B) i32, out (B, max_new) i32, finished (B) u32.
 // Thread mapping: one 64-thread workgroup per row; each thread scans a strided slice of V, then a
@@ -26,6 +27,12 @@ struct Params {
 
 var<workgroup> best_v: array<f32, WG>;
 var<workgroup> best_i: array<u32, WG>;
+var<workgroup> saw_nan: array<u32, WG>;
+
+// NaN test on the bits: comparisons with NaN may be folded away by optimizing compilers.
+fn is_nan(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
 
 fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
   return v > bv || (v == bv && i < bi);
@@ -42,22 +49,29 @@ fn main(
   let base = row * params.v;
   var bv = -3.4028234663852886e38;
   var bi = 0xffffffffu;
+  var nan = 0u;
   for (var j = lid; j < params.v; j += WG) {
     let x = logits[base + j];
+    if (is_nan(x)) { nan = 1u; }
     if (better(x, j, bv, bi)) { bv = x; bi = j; }
   }
   best_v[lid] = bv;
   best_i[lid] = bi;
+  saw_nan[lid] = nan;
   workgroupBarrier();
   for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (lid < stride && better(best_v[lid + stride], best_i[lid + stride], best_v[lid], best_i[lid])) {
-      best_v[lid] = best_v[lid + stride];
-      best_i[lid] = best_i[lid + stride];
+    if (lid < stride) {
+      saw_nan[lid] = saw_nan[lid] | saw_nan[lid + stride];
+      if (better(best_v[lid + stride], best_i[lid + stride], best_v[lid], best_i[lid])) {
+        best_v[lid] = best_v[lid + stride];
+        best_i[lid] = best_i[lid + stride];
+      }
     }
     workgroupBarrier();
   }
   if (lid == 0u) {
     var next = i32(best_i[0]);
+    if (saw_nan[0] != 0u) { next = -1; }
     if (finished[row] != 0u) {
       next = params.pad;
     } else if (next == params.eos) {

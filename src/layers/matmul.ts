@@ -11,6 +11,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOp, buildOps, type Op, type OpSpec } from "../gpu/kernel.ts";
 import { numel, type Tensor } from "../gpu/tensor.ts";
+import { fill } from "./fill.ts";
 
 /** Options of {@link matmul}. */
 export interface MatmulOptions {
@@ -413,6 +414,8 @@ export function matmulBackward(gpu: Gpu, o: MatmulBackwardOptions): Op[] {
     // contracted dimension (one product); otherwise one accumulating product per entry.
     const foldK = g.sharedB && !tA;
     const entries = g.sharedB && !foldK ? g.batch : 1;
+    // An empty batch contributes nothing: a shared B's gradient is then zero, not stale.
+    if (entries === 0 && !accumulate) ops.push(fill(gpu, { out: o.db, value: 0 }));
     for (let z = 0; z < entries; z++) {
       const batch: [number, number] = foldK || g.sharedB ? [1, 1] : [1, g.batch];
       const kk = foldK ? g.m * g.batch : g.m;

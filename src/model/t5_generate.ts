@@ -358,7 +358,12 @@ export class T5Generator {
       const row: number[] = [];
       for (let t = 0; t < N; t++) {
         const id = ids[r * N + t];
-        if (id < 0) throw new Error(`T5 generate: row ${r} step ${t}: the logits were NaN`);
+        if (id < 0) {
+          throw new Error(
+            `T5 generate: row ${r}, step ${t}: the logits hold NaN (or no finite value); ` +
+              "check the inputs embeddings and the weights for NaN or overflow",
+          );
+        }
         row.push(id);
         if (id === cfg.eosTokenId) break;
       }

@@ -282,3 +282,24 @@ gpuTest("Op.destroy() frees the op's uniforms and the scratch its launcher alloc
   gpu.freeBuffer(out.buffer);
   assert.equal(gpu.allocatedBytes, before);
 });
+
+gpuTest(
+  "a device lost while a readback is in flight settles the read instead of hanging",
+  async () => {
+    const gpu = await requestGpu({ log: false });
+    const t = gpu.upload("t", new Float32Array(1 << 16).fill(1));
+    const pending = gpu.read(t);
+    gpu.device.destroy(); // behind the Gpu's back: only the lost promise reports it
+    const settled = await Promise.race([
+      pending.then(
+        () => "resolved",
+        (e) => e instanceof GpuDeviceLostError ? "lost" : `other: ${e}`,
+      ),
+      new Promise<string>((r) => setTimeout(() => r("hung"), 5000)),
+    ]);
+    // The copy may finish before the loss lands; either way the promise settles, and a failure
+    // names the loss rather than a generic validation error.
+    assert.ok(settled === "resolved" || settled === "lost", settled);
+    await assert.rejects(gpu.read(t), GpuDeviceLostError);
+  },
+);

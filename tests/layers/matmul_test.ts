@@ -309,3 +309,15 @@ gpuTest(
     });
   },
 );
+
+gpuTest(
+  "matmulBackward() zeroes a shared B's gradient for an empty batch instead of leaving it stale",
+  async (gpu) => {
+    const a = gpu.tensor("a", [0, 5, 3]); // transA: (K=5, M=3) per entry, no entries
+    const b = gpu.tensor("b", [5, 4]);
+    const dout = gpu.tensor("dc", [0, 3, 4]);
+    const db = gpu.upload("db", new Float32Array(20).fill(7), [5, 4]);
+    await gpu.run(matmulBackward(gpu, { dout, a, b, db, transA: true }));
+    assert.deepEqual(await gpu.read(db), new Float32Array(20));
+  },
+);

@@ -379,3 +379,20 @@ gpuTest(
     s0.destroy();
   },
 );
+
+gpuTest(
+  "generate() reports NaN logits as an error naming the row instead of decoding garbage",
+  async () => {
+    const gpu = await device();
+    const m = await model(gpu, "tiny-t5-v1_1");
+    const C = m.config.dModel;
+    const gen = new T5Generator(m, { batch: 2, sourceLength: 3, maxNewTokens: 4 });
+    const emb = new Float32Array(2 * 3 * C).fill(0.1);
+    emb[3 * C + 5] = NaN; // row 1 only
+    await assert.rejects(
+      gen.generate({ inputsEmbeds: emb, attentionMask: [1, 1, 1, 1, 1, 1] }),
+      /row 1, step 0: the logits hold NaN/,
+    );
+    gen.destroy();
+  },
+);
