@@ -308,7 +308,11 @@ export class Batcher {
     return a;
   }
 
-  /** The current epoch (0-based). */
+  /**
+   * The epoch (0-based) of the batch {@link next} returned last; 0 before the first. After
+   * `k` batches (by `next()` or {@link seek}), this is `floor((k - 1) / batchesPerEpoch)`: the
+   * epoch moves on when the first batch of the next one is drawn.
+   */
   get epoch(): number {
     return this.#epoch;
   }
@@ -348,7 +352,9 @@ export class Batcher {
       throw new RangeError(`step must be a non-negative integer, got ${step}`);
     }
     this.#gen = new Mt19937(this.#opts.seed);
-    const epoch = Math.floor(step / this.batchesPerEpoch);
+    // As next() leaves it: at an epoch boundary the finished epoch is current (#pos at its end)
+    // and the next call draws the following permutation.
+    const epoch = step === 0 ? 0 : Math.floor((step - 1) / this.batchesPerEpoch);
     this.#order = this.#newOrder();
     for (let e = 0; e < epoch; e++) this.#order = this.#newOrder();
     this.#epoch = epoch;

@@ -8,18 +8,20 @@
  *
  * {@link prepareTask} loads a task's three splits tokenized. It first resolves where the data is
  * (one Hub revision lookup, or none offline) and builds a key from the tokenizer's identity
- * (sha256 of `tokenizer.json` + `tokenizer_config.json`), the task and its formatting rules, the
- * data's identity (dataset commit sha, or file sizes and times), the split seed and caps, and the
- * source/target lengths. A cache hit reads one safetensors file and skips reading and
- * tokenizing the data; a miss tokenizes and writes the file atomically (temporary file +
- * rename, by `writeSafetensors`).
+ * (sha256 of `tokenizer.json` + `tokenizer_config.json`), the version of the code that turns it
+ * into ids (`@huggingface/tokenizers`, {@link TOKENIZERS_LIBRARY_VERSION}), the version of this
+ * pipeline's own rules ({@link DATA_PIPELINE_VERSION}: templates, splits, normalizer), the task
+ * and its formatting rules, the data's identity (dataset commit sha, or the SHA-256 of local
+ * files' contents), the split seed and caps, and the source/target lengths. A cache hit reads
+ * one safetensors file and skips reading and tokenizing the data; a miss tokenizes and writes
+ * the file atomically (temporary file + rename, by `writeSafetensors`).
  *
  * Cache folder: `tokenizedCacheDir` option, else `$ADEPT_CACHE_DIR/tokenized`, else
  * `$XDG_CACHE_HOME/adept/tokenized`, else `~/.cache/adept/tokenized`. One file per key:
  * `<task>-<key prefix>.safetensors` with, per split, `<split>.source_ids`,
  * `<split>.source_offsets`, `<split>.target_ids`, `<split>.target_offsets` (I32) and the target
- * strings as UTF-8 (`<split>.target_text` U8 + `<split>.target_text_offsets` I32), and the key in
- * the metadata.
+ * strings as UTF-8 (`<split>.target_text` U8 + `<split>.target_text_offsets` I32), and in the
+ * metadata the key and `key_input`, the JSON it is the sha256 of.
  *
  * @module
  */
@@ -36,7 +38,27 @@ import {
   type TaskDataOptions,
 } from "./tasks.ts";
 import type { SplitName } from "./splits.ts";
-import type { TextTokenizer } from "./tokenizer.ts";
+import { type TextTokenizer, TOKENIZERS_LIBRARY_VERSION } from "./tokenizer.ts";
+
+/**
+ * The version of the data pipeline's own output, part of every tokenized-dataset cache key.
+ *
+ * **Bump it whenever formatting, splitting or tokenization output changes**: a built-in task's
+ * template or label rule (`tasks.ts`: `wscText`, `markSpan`, `removeMarkup`, `stsbTarget`,
+ * `fillTemplate`, ...), the split rules (`splits.ts`, `randperm.ts`, custom-task splits), the
+ * target-length rule, truncation, or the tokenizer wrapper and its exact normalizer
+ * (`tokenizer.ts`, `precompiled_charsmap.ts`). Otherwise caches written by the old code are
+ * still hit and serve stale ids. (The `@huggingface/tokenizers` version is keyed separately.)
+ * tests/data/pipeline_version_test.ts records a digest of these outputs on the committed
+ * fixtures next to this number and fails when they change without a bump.
+ *
+ * @example
+ * ```ts
+ * import { DATA_PIPELINE_VERSION } from "./cache.ts";
+ * console.log(`tokenized with pipeline v${DATA_PIPELINE_VERSION}`);
+ * ```
+ */
+export const DATA_PIPELINE_VERSION = 1;
 
 /**
  * One tokenized split: ragged sequences stored flat.
@@ -230,7 +252,10 @@ export interface PrepareTaskOptions extends TaskDataOptions {
   refresh?: boolean;
   /** Source length S. @default {the task's (256; MultiRC 348)} */
   sourceLength?: number;
-  /** Target length T. @default {from the task's labels, else the longest target} */
+  /**
+   * Target length T.
+   * @default {the task's maxTargetLength, else from its labels, else 20 (tasks.ts GENERATION_MAX_LENGTH)}
+   */
   targetLength?: number;
   /** Called with messages about what happens (cache hit, reading, tokenizing). */
   onMessage?: (message: string) => void;
@@ -366,8 +391,8 @@ export async function readTokenizedSplits(
 
 /**
  * Loads a task's train/validation/test splits tokenized, from the cache when the same
- * tokenizer, task, data, seed and lengths were prepared before; otherwise reads the data,
- * formats, splits and tokenizes it, and writes the cache.
+ * tokenizer, task, data, seed and lengths were prepared before by the same pipeline version;
+ * otherwise reads the data, formats, splits and tokenizes it, and writes the cache.
  *
  * @param task A built-in or custom task.
  * @param tokenizer The tokenizer.
@@ -395,11 +420,13 @@ export async function prepareTask(
   const log = options.onMessage ?? (() => {});
   const data = await resolveTaskData(task, options);
   const sourceLength = options.sourceLength ?? task.maxSourceLength;
-  // The labels rule needs no data; custom tasks without labels measure the targets below.
-  const fixedTarget = options.targetLength ?? task.maxTargetLength ??
-    (task.labels ? maxTargetLength(task, (t) => tokenizer.encode(t).length) : undefined);
-  const key = createHash("sha256").update(JSON.stringify({
+  // Never measured on the data: the option, the task's value, its labels, else 20.
+  const targetLength = options.targetLength ??
+    maxTargetLength(task, (t) => tokenizer.encode(t).length);
+  const keyInput = JSON.stringify({
     format: FORMAT,
+    pipeline: DATA_PIPELINE_VERSION,
+    tokenizersLibrary: TOKENIZERS_LIBRARY_VERSION,
     tokenizer: tokenizer.hash,
     task: task.name,
     fingerprint: task.fingerprint,
@@ -407,8 +434,9 @@ export async function prepareTask(
     seed: options.seed ?? 42,
     maxSamples: options.maxSamples ?? {},
     sourceLength,
-    targetLength: fixedTarget ?? "longest",
-  })).digest("hex");
+    targetLength,
+  });
+  const key = createHash("sha256").update(keyInput).digest("hex");
   const dir = options.tokenizedCacheDir === false
     ? undefined
     : options.tokenizedCacheDir ?? defaultTokenizedCacheDir(options.env ?? Deno.env.toObject());
@@ -429,7 +457,7 @@ export async function prepareTask(
             validation,
             test,
             sourceLength,
-            targetLength: train.targetLength,
+            targetLength,
             fromCache: true,
             key,
             cacheFile: file,
@@ -443,11 +471,6 @@ export async function prepareTask(
 
   log(`${task.name}: reading ${Object.values(data.files).flat().length} data file(s)`);
   const examples = await loadTaskExamples(task, { ...options, data });
-  const targetLength = fixedTarget ?? maxTargetLength(
-    task,
-    (t) => tokenizer.encode(t).length,
-    SPLITS.flatMap((s) => examples[s].map((e) => e.target)),
-  );
   const t0 = performance.now();
   const lengths = { sourceLength, targetLength };
   const [train, validation, test] = SPLITS.map((s) =>
@@ -459,6 +482,7 @@ export async function prepareTask(
     await Deno.mkdir(dir, { recursive: true });
     await writeTokenizedSplits(file, { train, validation, test }, {
       key,
+      key_input: keyInput,
       task: task.name,
       tokenizer: tokenizer.hash,
       data: data.identity.length > 2000 ? data.identity.slice(0, 2000) + "…" : data.identity,

@@ -14,7 +14,11 @@
  *   the layouts of the `refs/convert/parquet` branch, are accepted too) through `hubDownload`
  *   with `repoType: "dataset"`, so the HF cache, `HF_HUB_OFFLINE` and local folders with the
  *   same layout all work.
- * - **Errors** are {@link DatasetError}s naming the file and, where it applies, the line.
+ * - **Errors** are {@link DatasetError}s naming the file and, where it applies, the line (JSON
+ *   arrays: the element).
+ * - **Locations**: {@link readTableLocated} also returns where each row is in its file (the
+ *   1-based line a JSONL/CSV/TSV record starts on, the 1-based parquet row, the 0-based JSON
+ *   array element), so that errors about a row's contents can name it.
  *
  * @module
  */
@@ -23,7 +27,14 @@ import { parse as parseCsv } from "csv-parse/sync";
 import { parquetMetadata, parquetReadObjects, parquetSchema } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { basename, extname } from "node:path";
-import { hubDownload, type HubOptions, type HubSnapshot, matchesPattern } from "./hub.ts";
+import {
+  hubDownload,
+  HubError,
+  type HubOptions,
+  hubSettings,
+  type HubSnapshot,
+  matchesPattern,
+} from "./hub.ts";
 
 /**
  * One example: column name → value.
@@ -38,7 +49,8 @@ export type Row = Record<string, unknown>;
 
 /**
  * A malformed or unreadable data file, or a missing column. `file` is the path; `line` is the
- * 1-based line (JSONL/CSV/TSV) or row (parquet) when known.
+ * 1-based line (JSONL/CSV/TSV) or row (parquet) when known (JSON array elements are named in the
+ * message, not as lines).
  *
  * @example
  * ```ts ignore
@@ -137,11 +149,16 @@ function requireColumns(
   file: string,
   have: readonly string[],
   want: readonly string[] | undefined,
-  line?: number,
+  at: { line?: number; element?: number } = {},
 ): void {
   const missing = (want ?? []).filter((c) => !have.includes(c));
   if (missing.length) {
-    const where = line === undefined ? "" : ` (line ${line})`;
+    const { line, element } = at;
+    const where = line !== undefined
+      ? ` (line ${line})`
+      : element !== undefined
+      ? ` (element ${element})`
+      : "";
     throw new DatasetError(
       file,
       `${file}${where} has no column${missing.length > 1 ? "s" : ""} ${
@@ -199,6 +216,35 @@ function firstInvalidUtf8(b: Uint8Array): number {
 }
 
 /**
+ * Rows read from one file, with where each one is in that file (for error messages about a
+ * row's contents).
+ *
+ * @example
+ * ```ts ignore
+ * const { rows, unit, positions } = await readTableLocated("train.csv");
+ * console.log(`${unit} ${positions[0]}`); // "line 2": the first record after the header
+ * ```
+ */
+export interface LocatedRows {
+  /** The rows. */
+  rows: Row[];
+  /**
+   * What {@link LocatedRows.positions} count: `"line"` for JSONL, CSV and TSV (1-based, the
+   * physical line a record starts on, blank lines and multi-line quoted fields counted),
+   * `"row"` for parquet (1-based), `"element"` for JSON arrays (0-based index).
+   */
+  unit: "line" | "row" | "element";
+  /** The position of each row, in {@link LocatedRows.unit}s. */
+  positions: Int32Array;
+}
+
+function counting(n: number, first: number): Int32Array {
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = first + i;
+  return a;
+}
+
+/**
  * Reads a parquet file (SNAPPY, ZSTD, GZIP, BROTLI, LZ4 or uncompressed pages).
  *
  * @param path The file.
@@ -214,6 +260,10 @@ function firstInvalidUtf8(b: Uint8Array): number {
  * ```
  */
 export async function readParquet(path: string, options: ReadOptions = {}): Promise<Row[]> {
+  return (await parquetLocated(path, options)).rows;
+}
+
+async function parquetLocated(path: string, options: ReadOptions): Promise<LocatedRows> {
   const bytes = await readBytes(path);
   const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   let names: string[];
@@ -244,7 +294,11 @@ export async function readParquet(path: string, options: ReadOptions = {}): Prom
       { cause: e },
     );
   }
-  return rows.map((r) => plain(r) as Row);
+  return {
+    rows: rows.map((r) => plain(r) as Row),
+    unit: "row",
+    positions: counting(rows.length, 1),
+  };
 }
 
 /**
@@ -262,8 +316,13 @@ export async function readParquet(path: string, options: ReadOptions = {}): Prom
  * ```
  */
 export async function readJsonl(path: string, options: ReadOptions = {}): Promise<Row[]> {
+  return (await jsonlLocated(path, options)).rows;
+}
+
+async function jsonlLocated(path: string, options: ReadOptions): Promise<LocatedRows> {
   const text = await readText(path);
   const rows: Row[] = [];
+  const lines: number[] = [];
   let start = 0;
   let line = 0;
   while (start <= text.length) {
@@ -294,10 +353,11 @@ export async function readJsonl(path: string, options: ReadOptions = {}): Promis
         { line },
       );
     }
-    requireColumns(path, Object.keys(value), options.columns, line);
+    requireColumns(path, Object.keys(value), options.columns, { line });
     rows.push(value as Row);
+    lines.push(line);
   }
-  return rows;
+  return { rows, unit: "line", positions: Int32Array.from(lines) };
 }
 
 /**
@@ -314,6 +374,10 @@ export async function readJsonl(path: string, options: ReadOptions = {}): Promis
  * ```
  */
 export async function readJson(path: string, options: ReadOptions = {}): Promise<Row[]> {
+  return (await jsonLocated(path, options)).rows;
+}
+
+async function jsonLocated(path: string, options: ReadOptions): Promise<LocatedRows> {
   const text = await readText(path);
   let value: unknown;
   try {
@@ -331,11 +395,11 @@ export async function readJson(path: string, options: ReadOptions = {}): Promise
   }
   value.forEach((v, i) => {
     if (v === null || typeof v !== "object" || Array.isArray(v)) {
-      throw new DatasetError(path, `${path}: element ${i} is not an object`, { line: i + 1 });
+      throw new DatasetError(path, `${path}: element ${i} is not an object`);
     }
-    requireColumns(path, Object.keys(v), options.columns, i + 1);
+    requireColumns(path, Object.keys(v), options.columns, { element: i });
   });
-  return value as Row[];
+  return { rows: value as Row[], unit: "element", positions: counting(value.length, 0) };
 }
 
 /**
@@ -355,25 +419,33 @@ export async function readJson(path: string, options: ReadOptions = {}): Promise
  * ```
  */
 export async function readCsv(path: string, options: ReadCsvOptions = {}): Promise<Row[]> {
+  return (await csvLocated(path, options)).rows;
+}
+
+async function csvLocated(path: string, options: ReadCsvOptions): Promise<LocatedRows> {
   const delimiter = options.delimiter ?? (extname(path).toLowerCase() === ".tsv" ? "\t" : ",");
   const quoted = options.quoted ?? delimiter !== "\t";
   const text = await readText(path);
-  let records: Record<string, string>[];
+  let parsed: { record: Record<string, string>; info: { lines: number } }[];
+  // The header as csv-parse reads it (quotes and all), also when no record follows.
+  let header: string[] = [];
   try {
-    records = parseCsv(text, {
-      columns: (header: string[]) => {
+    parsed = parseCsv(text, {
+      columns: (names: string[]) => {
         const seen = new Set<string>();
-        for (const h of header) {
+        for (const h of names) {
           if (seen.has(h)) throw new Error(`the header names column ${JSON.stringify(h)} twice`);
           seen.add(h);
         }
-        return header;
+        header = names;
+        return names;
       },
       delimiter,
       quote: quoted ? '"' : false,
       skip_empty_lines: true,
       relax_quotes: false,
-    }) as Record<string, string>[];
+      info: true,
+    }) as { record: Record<string, string>; info: { lines: number } }[];
   } catch (e) {
     const line = (e as { lines?: number }).lines;
     throw new DatasetError(
@@ -384,12 +456,21 @@ export async function readCsv(path: string, options: ReadCsvOptions = {}): Promi
       { cause: e, line },
     );
   }
-  if (records.length > 0) requireColumns(path, Object.keys(records[0]), options.columns);
-  else if (options.columns?.length) {
-    const header = text.split(/\r?\n/, 1)[0];
-    requireColumns(path, header ? header.split(delimiter) : [], options.columns);
+  requireColumns(path, header, options.columns);
+  const rows = new Array<Row>(parsed.length);
+  const positions = new Int32Array(parsed.length);
+  for (let i = 0; i < parsed.length; i++) {
+    const { record, info } = parsed[i];
+    rows[i] = record;
+    // `info.lines` is the line the record ends on; newlines inside (quoted) fields move it.
+    let inner = 0;
+    for (const k in record) {
+      const v = record[k];
+      for (let j = v.indexOf("\n"); j >= 0; j = v.indexOf("\n", j + 1)) inner++;
+    }
+    positions[i] = info.lines - inner;
   }
-  return records;
+  return { rows, unit: "line", positions };
 }
 
 /**
@@ -406,18 +487,38 @@ export async function readCsv(path: string, options: ReadCsvOptions = {}): Promi
  * const rows = await readTable("my_data/train.jsonl", { columns: ["question", "answer"] });
  * ```
  */
-export function readTable(path: string, options: ReadOptions = {}): Promise<Row[]> {
+export async function readTable(path: string, options: ReadOptions = {}): Promise<Row[]> {
+  return (await readTableLocated(path, options)).rows;
+}
+
+/**
+ * {@link readTable}, also returning where each row is in the file: the 1-based line a record
+ * starts on (JSONL, CSV, TSV), the 1-based row (parquet) or the 0-based element (JSON arrays).
+ *
+ * @param path The file.
+ * @param options Required (and, for parquet, decoded) columns.
+ * @returns The rows and their positions.
+ * @throws {DatasetError} For an unknown extension or a malformed file.
+ *
+ * @example
+ * ```ts ignore
+ * import { readTableLocated } from "./datasets.ts";
+ * const { rows, unit, positions } = await readTableLocated("my_data/train.csv");
+ * console.log(rows.length, unit, positions[0]); // 1000 "line" 2
+ * ```
+ */
+export function readTableLocated(path: string, options: ReadOptions = {}): Promise<LocatedRows> {
   switch (extname(path).toLowerCase()) {
     case ".parquet":
-      return readParquet(path, options);
+      return parquetLocated(path, options);
     case ".jsonl":
     case ".ndjson":
-      return readJsonl(path, options);
+      return jsonlLocated(path, options);
     case ".json":
-      return readJson(path, options);
+      return jsonLocated(path, options);
     case ".csv":
     case ".tsv":
-      return readCsv(path, options);
+      return csvLocated(path, options);
     default:
       return Promise.reject(
         new DatasetError(
@@ -482,7 +583,8 @@ export interface HubSplitFiles {
  * @param splits Split names, e.g. `["train", "validation"]`.
  * @param options Hub settings (`repoType` is always `"dataset"`).
  * @returns The snapshot and each split's files.
- * @throws {HubError} When the files cannot be had (offline and not cached, not found, ...).
+ * @throws {HubError} When the files cannot be had (offline and not cached, not found, ...),
+ *   "offline_miss" too when only some of the splits are in the cache and the Hub was not asked.
  * @throws {DatasetError} When a split has no parquet file.
  *
  * @example
@@ -503,6 +605,22 @@ export async function downloadHubSplits(
   for (const split of splits) {
     const mine = splitPatterns(config, split);
     const names = snapshot.files.filter((f) => mine.some((p) => matchesPattern(f, p))).sort();
+    if (names.length === 0 && snapshot.source === "cache") {
+      // Served from the cache alone: the split may well exist on the Hub.
+      const settings = hubSettings(options);
+      const why = settings.offline
+        ? "Offline mode is on (HF_HUB_OFFLINE or the offline option)"
+        : "The Hub could not be reached";
+      throw new HubError(
+        "offline_miss",
+        `${why}, and dataset ${repo}, config ${JSON.stringify(config)}, split ${
+          JSON.stringify(split)
+        } is not in the cache ${snapshot.dir} (it holds ${
+          snapshot.files.join(", ") || "nothing"
+        } of this config's requested splits). Run once with network access (without ` +
+          `HF_HUB_OFFLINE) to download it into ${settings.cacheDir}.`,
+      );
+    }
     if (names.length === 0) {
       throw new DatasetError(
         snapshot.dir,

@@ -25,7 +25,8 @@
  * Metrics are the authors' `TASK_TO_METRICS` (the first selects the checkpoint): accuracy,
  * except qqp/mrpc [accuracy, f1], stsb [pearson, spearmanr], cola [matthews_correlation],
  * multirc [f1], cb [f1_multiclass, accuracy]. The maximum target length is the authors'
- * `max(len(tokenizer.encode(label)) for label in labels_list)`: see {@link maxTargetLength}.
+ * `max(len(tokenizer.encode(label)) for label in labels_list)`, or their generation budget (20)
+ * for a task without a label list: see {@link maxTargetLength}.
  * Splits follow METHOD.md with `randperm` seed 42 (`splits.ts`).
  *
  * **Custom tasks** ({@link customTask}) read local csv/tsv/jsonl/json/parquet files and build
@@ -35,7 +36,13 @@
  */
 
 import type { MetricName } from "./metrics.ts";
-import { downloadHubSplits, type HubSplitFiles, readTable, type Row } from "./datasets.ts";
+import {
+  downloadHubSplits,
+  type HubSplitFiles,
+  type LocatedRows,
+  readTableLocated,
+  type Row,
+} from "./datasets.ts";
 import type { HubOptions } from "./hub.ts";
 import { randperm } from "./randperm.ts";
 import { SPLIT_SCHEMES, splitIndices, type SplitName, type SplitScheme } from "./splits.ts";
@@ -57,19 +64,33 @@ export interface Example {
 }
 
 /**
- * Where a row came from, for error messages.
+ * Where a row came from, for error messages: the file and one of `line` (1-based, the line a
+ * JSONL/CSV/TSV record starts on), `row` (1-based, parquet) or `element` (0-based, JSON
+ * arrays), as the readers report them (datasets.ts `readTableLocated`).
  *
  * @example
  * ```ts
  * import type { RowLocation } from "./tasks.ts";
- * const where: RowLocation = { file: "train.jsonl", row: 12 };
+ * const where: RowLocation = { file: "train.jsonl", line: 12 };
  * ```
  */
 export interface RowLocation {
   /** The file (or dataset/split) the row was read from. */
   file: string;
-  /** 0-based row index in that file. */
-  row: number;
+  /** 1-based line the record starts on (JSONL, CSV, TSV). */
+  line?: number;
+  /** 1-based row (parquet). */
+  row?: number;
+  /** 0-based element index (a JSON file holding an array). */
+  element?: number;
+}
+
+/** "file, line 12" / "file, row 3" / "file, element 0" / "file". */
+function describeLocation(where: RowLocation): string {
+  if (where.line !== undefined) return `${where.file}, line ${where.line}`;
+  if (where.row !== undefined) return `${where.file}, row ${where.row}`;
+  if (where.element !== undefined) return `${where.file}, element ${where.element}`;
+  return where.file;
 }
 
 /**
@@ -136,7 +157,7 @@ export type TaskName =
 
 /** A task's row-level error. */
 function rowError(task: string, where: RowLocation | undefined, message: string): Error {
-  const at = where ? `${where.file}, row ${where.row}` : "a row";
+  const at = where ? describeLocation(where) : "a row";
   return new Error(`${task}: ${at}: ${message}`);
 }
 
@@ -437,11 +458,22 @@ export const TASKS: Readonly<Record<TaskName, Task>> = Object.freeze(
  */
 export const TASK_NAMES: readonly TaskName[] = Object.freeze(Object.keys(SPECS) as TaskName[]);
 
+/** The tasks the authors' code also names `superglue-<task>`: this project's SuperGLUE tasks. */
+const SUPERGLUE_ALIASES: ReadonlySet<string> = new Set([
+  "boolq",
+  "cb",
+  "multirc",
+  "wic",
+  "wsc",
+  "wsc.fixed",
+]);
+
 /**
  * A built-in task by name.
  *
- * @param name A task name (case-insensitive; `superglue-boolq` style aliases of the authors'
- *   code are accepted too).
+ * @param name A task name (case-insensitive). The authors' `superglue-<task>` names are
+ *   accepted for the SuperGLUE tasks (boolq, cb, multirc, wic, wsc, wsc.fixed) only: the GLUE
+ *   tasks have no such alias (`superglue-rte` is unknown, not GLUE RTE).
  * @returns The task.
  * @throws {Error} For an unknown name, listing the known ones.
  *
@@ -452,7 +484,10 @@ export const TASK_NAMES: readonly TaskName[] = Object.freeze(Object.keys(SPECS) 
  * ```
  */
 export function getTask(name: string): Task {
-  const key = name.trim().toLowerCase().replace(/^superglue-/, "").replace(/^wsc\.fixed$/, "wsc");
+  let key = name.trim().toLowerCase();
+  const bare = key.replace(/^superglue-/, "");
+  if (bare !== key && SUPERGLUE_ALIASES.has(bare)) key = bare;
+  if (key === "wsc.fixed") key = "wsc";
   if (Object.hasOwn(TASKS, key)) return TASKS[key as TaskName];
   throw new Error(
     `unknown task ${JSON.stringify(name)}; known tasks: ${TASK_NAMES.join(", ")}. ` +
@@ -561,7 +596,7 @@ export function fillTemplate(template: string, row: Row, where?: RowLocation): s
   for (let i = 0; i < t.fields.length; i++) {
     const v = fieldValue(row, t.fields[i]);
     if (v === undefined || v === null) {
-      const at = where ? ` (${where.file}, row ${where.row})` : "";
+      const at = where ? ` (${describeLocation(where)})` : "";
       throw new Error(
         `the template ${JSON.stringify(template)} names {${t.fields[i]}}, but the row${at} ` +
           `${v === null ? "has null there" : "has no such field"}; its fields are ${
@@ -607,8 +642,8 @@ export interface CustomTaskOptions {
   /** Source length in tokens, EOS included. @default {256} */
   maxSourceLength?: number;
   /**
-   * Target length in tokens, EOS included.
-   * @default {from `labels`, else the longest tokenized target in the data}
+   * Target length in tokens, EOS included; longer targets are truncated (keeping EOS).
+   * @default {from `labels`, else GENERATION_MAX_LENGTH (20)}
    */
   maxTargetLength?: number;
 }
@@ -675,7 +710,7 @@ export function customTask(options: CustomTaskOptions): Task {
       else {
         const v = fieldValue(row, options.target);
         if (v === undefined || v === null) {
-          const at = where ? ` (${where.file}, row ${where.row})` : "";
+          const at = where ? ` (${describeLocation(where)})` : "";
           throw new Error(
             `the target field ${JSON.stringify(options.target)} is ${
               v === null ? "null" : "missing"
@@ -711,7 +746,10 @@ export interface TaskData {
    * Hub tasks, train/validation/test for custom tasks.
    */
   files: Record<string, string[]>;
-  /** A string that changes when the data changes (commit sha, or file sizes and times). */
+  /**
+   * A string that changes when the data changes: the Hub commit sha and file names, or the
+   * SHA-256 of each local file's contents.
+   */
   identity: string;
 }
 
@@ -772,10 +810,11 @@ export async function resolveTaskData(
       SCHEME_SOURCES[scheme],
       options,
     );
-    const rel = Object.values(got.files).flat().map((f) => f.slice(got.snapshot.dir.length + 1));
+    const all = Object.values(got.files).flat();
+    const rel = (f: string) => f.slice(got.snapshot.dir.length + 1);
     const identity = got.snapshot.sha
-      ? `hub:${got.snapshot.repo}@${got.snapshot.sha}:${rel.join(",")}`
-      : `local:${await fileStamps(Object.values(got.files).flat())}`;
+      ? `hub:${got.snapshot.repo}@${got.snapshot.sha}:${all.map(rel).join(",")}`
+      : `local:${await contentDigests(all.map((f) => [rel(f), f]))}`;
     return { task, files: got.files, identity };
   }
   if (!task.files) throw new Error(`task ${task.name} has neither a dataset nor files`);
@@ -786,14 +825,25 @@ export async function resolveTaskData(
     if (!st?.isFile) throw new Error(`${task.name}: the ${split} file ${f} does not exist`);
     files[split] = [f];
   }
-  return { task, files, identity: `files:${await fileStamps(Object.values(files).flat())}` };
+  const identity = await contentDigests(Object.entries(files).map(([s, [f]]) => [s, f]));
+  return { task, files, identity: `files:${identity}` };
 }
 
-async function fileStamps(paths: string[]): Promise<string> {
+/**
+ * `name=<sha256 hex>` of each file's contents, joined by commas. Contents, not sizes and times:
+ * an edit that keeps both (`cp -p`, `rsync -t`, a checkout) must change the cache key. The
+ * files are read whole anyway when the data is tokenized; hashing one of SST-2's size (67k
+ * rows) takes milliseconds.
+ */
+async function contentDigests(named: readonly (readonly [string, string])[]): Promise<string> {
   const parts: string[] = [];
-  for (const p of paths) {
-    const st = await Deno.stat(p);
-    parts.push(`${p}|${st.size}|${st.mtime?.getTime() ?? 0}`);
+  for (const [name, path] of named) {
+    const digest = new Uint8Array(
+      await crypto.subtle.digest("SHA-256", await Deno.readFile(path)),
+    );
+    let hex = "";
+    for (const b of digest) hex += b.toString(16).padStart(2, "0");
+    parts.push(`${name}=${hex}`);
   }
   return parts.join(",");
 }
@@ -815,29 +865,38 @@ export interface TaskExamples {
   test: Example[];
 }
 
-async function readRows(task: Task, files: string[]): Promise<{ rows: Row[]; origin: string[] }> {
-  const rows: Row[] = [];
-  const origin: string[] = [];
-  for (const f of files) {
-    for (const r of await readTable(f, { columns: task.columns })) {
-      rows.push(r);
-      origin.push(f);
-    }
-  }
-  return { rows, origin };
+/** The rows of one source split (its files concatenated) and where each came from. */
+interface SourceRows {
+  rows: Row[];
+  /** Per file, in order: the file, the index of its first row in `rows`, its reader's output. */
+  parts: { file: string; start: number; located: LocatedRows }[];
 }
 
-function formatAll(task: Task, rows: Row[], origin: string[], indices: ArrayLike<number>) {
+async function readRows(task: Task, files: string[]): Promise<SourceRows> {
+  const rows: Row[] = [];
+  const parts: SourceRows["parts"] = [];
+  for (const file of files) {
+    const located = await readTableLocated(file, { columns: task.columns });
+    parts.push({ file, start: rows.length, located });
+    for (const r of located.rows) rows.push(r);
+  }
+  return { rows, parts };
+}
+
+/** Where row `i` of a source split is: its file, and its line, row or element there. */
+function locate(src: SourceRows, i: number): RowLocation {
+  let p = src.parts[0];
+  for (const q of src.parts) {
+    if (q.start > i) break;
+    p = q;
+  }
+  return { file: p.file, [p.located.unit]: p.located.positions[i - p.start] };
+}
+
+function formatAll(task: Task, src: SourceRows, indices: ArrayLike<number>): Example[] {
   const out = new Array<Example>(indices.length);
-  // Row numbers restart in each file.
-  const firstOf = new Map<string, number>();
-  origin.forEach((f, i) => {
-    if (!firstOf.has(f)) firstOf.set(f, i);
-  });
   for (let k = 0; k < indices.length; k++) {
-    const i = indices[k];
-    const file = origin[i];
-    out[k] = task.format(rows[i], { file, row: i - firstOf.get(file)! });
+    out[k] = task.format(src.rows[indices[k]], locate(src, indices[k]));
   }
   return out;
 }
@@ -850,7 +909,8 @@ function formatAll(task: Task, rows: Row[], origin: string[], indices: ArrayLike
  * @param options Hub settings, seed, caps; or pass `data` already resolved.
  * @returns The examples of each split.
  * @throws {DatasetError} For malformed files or missing columns.
- * @throws {Error} For rows a template or label rule cannot format (naming file and row).
+ * @throws {Error} For rows a template or label rule cannot format (naming the file and the
+ *   row's line, parquet row or JSON element, as {@link RowLocation} describes).
  *
  * @example
  * ```ts ignore
@@ -865,7 +925,7 @@ export async function loadTaskExamples(
 ): Promise<TaskExamples> {
   const data = options.data ?? await resolveTaskData(task, options);
   const seed = options.seed ?? 42;
-  const read: Record<string, { rows: Row[]; origin: string[] }> = {};
+  const read: Record<string, SourceRows> = {};
   for (const [split, files] of Object.entries(data.files)) {
     read[split] = await readRows(task, files);
   }
@@ -875,7 +935,7 @@ export async function loadTaskExamples(
     const sel = splitIndices(task.splitScheme, sizes, { seed, maxSamples: options.maxSamples });
     const build = (s: SplitName) => {
       const src = read[sel[s].source];
-      return formatAll(task, src.rows, src.origin, sel[s].indices);
+      return formatAll(task, src, sel[s].indices);
     };
     return { train: build("train"), validation: build("validation"), test: build("test") };
   }
@@ -887,7 +947,7 @@ export async function loadTaskExamples(
     for (let i = 0; i < n; i++) a[i] = i;
     return a;
   };
-  const pick = (s: string, idx: Int32Array) => formatAll(task, read[s].rows, read[s].origin, idx);
+  const pick = (s: string, idx: Int32Array) => formatAll(task, read[s], idx);
   const cap = (split: SplitName, idx: Int32Array) => {
     const c = options.maxSamples?.[split];
     return c === undefined ? idx : idx.slice(0, c);
@@ -930,14 +990,27 @@ export async function loadTaskExamples(
 }
 
 /**
+ * The target length of tasks without a label list: the authors' `generation_max_length` (20,
+ * METHOD.md's "max 20 new tokens"), which their `train.py` uses as `default_max_length` when a
+ * task has no `labels_list`.
+ *
+ * @example
+ * ```ts
+ * import { GENERATION_MAX_LENGTH } from "./tasks.ts";
+ * GENERATION_MAX_LENGTH; // 20
+ * ```
+ */
+export const GENERATION_MAX_LENGTH = 20;
+
+/**
  * A task's maximum target length in tokens (EOS included): the task's fixed value if set, else
- * the authors' `max(len(tokenizer.encode(label)) for label in labels)`, else the longest
- * encoded target among `targets`.
+ * the authors' `max(len(tokenizer.encode(label)) for label in labels)`, else
+ * {@link GENERATION_MAX_LENGTH}. The data is never measured, so no split (the test split least
+ * of all) chooses it.
  *
  * @param task The task.
  * @param encodedLength `(text) => number of ids with special tokens`, e.g.
  *   `(t) => tokenizer.encode(t).length`.
- * @param targets The targets to measure when the task has no labels.
  * @returns The length (at least 1).
  *
  * @example
@@ -946,13 +1019,10 @@ export async function loadTaskExamples(
  * maxTargetLength(getTask("rte"), (t) => t.length + 1); // 2 ("0"/"1" plus EOS)
  * ```
  */
-export function maxTargetLength(
-  task: Task,
-  encodedLength: (text: string) => number,
-  targets: Iterable<string> = [],
-): number {
+export function maxTargetLength(task: Task, encodedLength: (text: string) => number): number {
   if (task.maxTargetLength !== undefined) return task.maxTargetLength;
+  if (!task.labels) return GENERATION_MAX_LENGTH;
   let m = 1;
-  for (const t of task.labels ?? targets) m = Math.max(m, encodedLength(t));
+  for (const t of task.labels) m = Math.max(m, encodedLength(t));
   return m;
 }

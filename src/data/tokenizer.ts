@@ -29,6 +29,20 @@ import { hubDownload, HubError, type HubOptions } from "./hub.ts";
 import { PrecompiledCharsmap } from "./precompiled_charsmap.ts";
 
 /**
+ * The version of `@huggingface/tokenizers` this module encodes with: the version deno.json's
+ * import map pins (tests/data/pipeline_version_test.ts checks that they agree). Part of the
+ * tokenized-dataset cache key, since a new version may give other ids for the same
+ * `tokenizer.json`. Update it together with deno.json.
+ *
+ * @example
+ * ```ts
+ * import { TOKENIZERS_LIBRARY_VERSION } from "./tokenizer.ts";
+ * console.log(`@huggingface/tokenizers@${TOKENIZERS_LIBRARY_VERSION}`);
+ * ```
+ */
+export const TOKENIZERS_LIBRARY_VERSION = "0.2.0";
+
+/**
  * The parsed `tokenizer.json` (only the fields this module reads are typed).
  *
  * @example

@@ -149,3 +149,32 @@ Deno.test("batches() visits every example once in order, padding only the last b
   assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6]);
   assert.equal(last, 1);
 });
+
+Deno.test("Batcher.seek(k) reports the same epoch as k calls to next(), at epoch boundaries too", () => {
+  const s = split(23);
+  for (const drop of [false, true]) {
+    const a = new Batcher(s, { batchSize: 5, seed: 7, drop });
+    const bpe = a.batchesPerEpoch;
+    const epochs = [a.epoch];
+    for (let k = 1; k <= 3 * bpe + 1; k++) {
+      a.next();
+      epochs.push(a.epoch);
+    }
+    // next() reports the epoch of the batch it last returned: still 0 after bpe calls.
+    assert.equal(epochs[bpe], 0);
+    assert.equal(epochs[bpe + 1], 1);
+    for (let k = 0; k < epochs.length; k++) {
+      const b = new Batcher(s, { batchSize: 5, seed: 7, drop });
+      b.seek(k);
+      assert.equal(b.epoch, epochs[k], `drop ${drop}: epoch after seek(${k})`);
+      assert.equal(b.step, k);
+      // And the batches that follow, with their epochs, are the same.
+      const c = new Batcher(s, { batchSize: 5, seed: 7, drop });
+      for (let i = 0; i < k; i++) c.next();
+      for (let i = 0; i < bpe + 1; i++) {
+        assert.deepEqual(Array.from(b.next().rows), Array.from(c.next().rows));
+        assert.equal(b.epoch, c.epoch, `drop ${drop}: epoch ${k} + ${i + 1}`);
+      }
+    }
+  }
+});

@@ -9,7 +9,7 @@ import {
   tokenizeExamples,
   writeTokenizedSplits,
 } from "../../src/data/cache.ts";
-import { customTask, getTask } from "../../src/data/tasks.ts";
+import { customTask, getTask, resolveTaskData } from "../../src/data/tasks.ts";
 import { loadTokenizer } from "../../src/data/tokenizer.ts";
 import { startMockHub } from "../support/mock_hub.ts";
 
@@ -203,5 +203,89 @@ Deno.test("a Hub task is prepared from the mock Hub, then offline from both cach
     assert.equal(offline.fromCache, true);
     assert.equal(hub.requests.length, 0);
     assertSameSplit(offline.test, first.test);
+  });
+});
+
+Deno.test("a same-size edit with the modification time put back is not a stale cache hit (content hashes)", async () => {
+  await withTemp(async (dir) => {
+    const train = join(dir, "train.jsonl");
+    await writeRows(train, 30, "a");
+    const { mtime } = await Deno.stat(train);
+    const task = customTask({ train, source: "review: {text}", target: "label" });
+    const opts = { tokenizedCacheDir: join(dir, "cache") };
+    const first = await prepareTask(task, t5, opts);
+    // Same size, other contents, the same mtime (as `cp -p`, `rsync -t` or a checkout can leave).
+    await writeRows(train, 30, "b");
+    await Deno.utime(train, mtime!, mtime!);
+    const st = await Deno.stat(train);
+    assert.equal(st.mtime?.getTime(), mtime?.getTime());
+    const second = await prepareTask(task, t5, opts);
+    assert.equal(second.fromCache, false, "the edit is seen");
+    assert.notEqual(second.key, first.key);
+    assert.ok(second.train.targets.length > 0);
+    const text = (s: TokenizedSplit, i: number) => t5.decode(ids(s, i, "source"));
+    assert.match(text(second.train, 0), /^review: b /);
+    // The same contents in a fresh file (new mtime) hit the cache written for them.
+    await writeRows(train, 30, "b");
+    assert.equal((await prepareTask(task, t5, opts)).fromCache, true);
+  });
+});
+
+Deno.test("hashing a 67k-row data file for the cache key takes well under a second", async () => {
+  await withTemp(async (dir) => {
+    const train = join(dir, "train.jsonl");
+    const n = 67_349; // SST-2's train split
+    await Deno.writeTextFile(
+      train,
+      Array.from({ length: n }, (_, i) =>
+        JSON.stringify({
+          sentence: `it 's a charming and often affecting journey number ${i} . `,
+          label: i % 2,
+        })).join("\n"),
+    );
+    const size = (await Deno.stat(train)).size;
+    const task = customTask({ train, source: "sentence: {sentence}", target: "label" });
+    const t0 = performance.now();
+    const data = await resolveTaskData(task);
+    const ms = performance.now() - t0;
+    assert.match(data.identity, /[0-9a-f]{64}/);
+    assert.ok(ms < 1000, `hashing ${size} bytes took ${ms.toFixed(0)} ms`);
+    console.log(`sha256 of a ${n}-row, ${(size / 1e6).toFixed(1)} MB file: ${ms.toFixed(0)} ms`);
+  });
+});
+
+Deno.test("custom tasks without labels get T = 20 (generation_max_length), never sized by the test split", async () => {
+  await withTemp(async (dir) => {
+    const write = async (name: string, targets: string[]) => {
+      const p = join(dir, name);
+      await Deno.writeTextFile(
+        p,
+        targets.map((t, i) => JSON.stringify({ q: `question ${i}`, a: t })).join("\n") + "\n",
+      );
+      return p;
+    };
+    const short = Array.from({ length: 8 }, (_, i) => `answer ${i}`);
+    const train = await write("train.jsonl", short);
+    const validation = await write("dev.jsonl", short);
+    const long = "a very long answer that only the test split holds ".repeat(6);
+    const test = await write("test.jsonl", [...short.slice(0, 7), long]);
+    assert.ok(t5.encode(long).length > 40);
+    const base = { train, validation, test, source: "q: {q}", target: "a" };
+    const opts = { tokenizedCacheDir: join(dir, "cache") };
+    const data = await prepareTask(customTask(base), t5, opts);
+    assert.equal(data.targetLength, 20);
+    assert.equal(data.test.targetLength, 20);
+    // The long test target is truncated to T, keeping its </s>.
+    const lastTest = ids(data.test, 7, "target");
+    assert.equal(lastTest.length, 20);
+    assert.equal(lastTest[19], 1);
+    // Changing only the test file's targets leaves T alone.
+    await write("test.jsonl", short);
+    assert.equal((await prepareTask(customTask(base), t5, opts)).targetLength, 20);
+    // Explicit lengths still win: the task's maxTargetLength, then the option.
+    const fixed = await prepareTask(customTask({ ...base, maxTargetLength: 6 }), t5, opts);
+    assert.equal(fixed.targetLength, 6);
+    const opt = await prepareTask(customTask(base), t5, { ...opts, targetLength: 48 });
+    assert.equal(opt.targetLength, 48);
   });
 });

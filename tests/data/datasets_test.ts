@@ -336,3 +336,61 @@ Deno.test("splitPatterns() escapes glob characters in config and split names", (
   ]);
   assert.equal(splitPatterns("a*b", "x?")[0], "a[*]b/x[?]-*.parquet");
 });
+
+Deno.test("readJson() names a bad array element by its index, not as a line", async () => {
+  await withTemp(async (dir) => {
+    const p = join(dir, "dev.json");
+    await Deno.writeTextFile(p, '[{"a": 1, "b": 2},\n {"a": 2}]');
+    const e = await rejectsData(
+      readJson(p, { columns: ["a", "b"] }),
+      `${p} (element 1) has no column "b"`,
+    );
+    assert.equal(e.line, undefined);
+    assert.doesNotMatch(e.message, /line/);
+    await Deno.writeTextFile(p, '[{"a": 1}, 3]');
+    const e2 = await rejectsData(readJson(p), `${p}: element 1 is not an object`);
+    assert.equal(e2.line, undefined);
+  });
+});
+
+Deno.test("readCsv() parses a header-only file's quoted header with the CSV rules", async () => {
+  await withTemp(async (dir) => {
+    const p = join(dir, "empty.csv");
+    await Deno.writeTextFile(p, '"a","b, c"\n');
+    assert.deepEqual(await readCsv(p, { columns: ["a", "b, c"] }), []);
+    await rejectsData(
+      readCsv(p, { columns: ["x"] }),
+      'has no column "x"',
+      'its columns are "a", "b, c"',
+    );
+    const t = join(dir, "empty.tsv");
+    await Deno.writeTextFile(t, "x\ty\r\n");
+    assert.deepEqual(await readCsv(t, { columns: ["x", "y"] }), []);
+  });
+});
+
+Deno.test("offline with some splits cached and others not: HubError offline_miss naming the missing split", async () => {
+  await withTemp(async (cache) => {
+    await using hub = startMockHub({ repos: [glueRepo()] });
+    const env = { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url };
+    await downloadHubSplits("nyu-mll/glue", "sst2", ["train"], { env });
+    hub.clear();
+    const offline = { ...env, HF_HUB_OFFLINE: "1" };
+    await assert.rejects(
+      downloadHubSplits("nyu-mll/glue", "sst2", ["train", "validation"], { env: offline }),
+      (e: unknown) => {
+        assert.ok(e instanceof HubError, `expected a HubError, got ${e}`);
+        assert.equal(e.kind, "offline_miss");
+        assert.match(e.message, /split "validation"/);
+        assert.match(e.message, /config "sst2"/);
+        assert.match(e.message, /HF_HUB_OFFLINE/);
+        assert.ok(e.message.includes(cache), "names the cache");
+        return true;
+      },
+    );
+    assert.equal(hub.requests.length, 0);
+    // Online, the missing split is fetched.
+    const got = await downloadHubSplits("nyu-mll/glue", "sst2", ["train", "validation"], { env });
+    assert.equal(got.files.validation.length, 1);
+  });
+});

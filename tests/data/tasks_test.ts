@@ -7,6 +7,7 @@ import { randperm } from "../../src/data/randperm.ts";
 import {
   customTask,
   fillTemplate,
+  GENERATION_MAX_LENGTH,
   getTask,
   loadTaskExamples,
   markSpan,
@@ -43,7 +44,7 @@ Deno.test("the 13 METHOD.md tasks format rows exactly as the authors' preprocess
   for (const [name, cases] of Object.entries(formats.tasks)) {
     const task = getTask(name);
     cases.forEach(({ row, source, target }, i) => {
-      const ex = task.format(row, { file: "fixture", row: i });
+      const ex = task.format(row, { file: "fixture", row: i + 1 });
       assert.equal(ex.source, source, `${name} case ${i} source`);
       assert.equal(ex.target, target, `${name} case ${i} target`);
     });
@@ -110,6 +111,23 @@ Deno.test("getTask() accepts the authors' aliases and lists the known tasks for 
     assert.match(e.message, /custom task/);
     return true;
   });
+});
+
+Deno.test("getTask() strips superglue- only from the SuperGLUE tasks; superglue-rte is unknown", () => {
+  for (const n of ["boolq", "cb", "multirc", "wic", "wsc"]) {
+    assert.equal(getTask(`superglue-${n}`).name, n);
+    assert.equal(getTask(`SuperGLUE-${n.toUpperCase()}`).name, n);
+  }
+  assert.equal(getTask("superglue-wsc.fixed").name, "wsc");
+  for (const n of ["superglue-rte", "superglue-sst2", "superglue-mnli", "superglue-record"]) {
+    assert.throws(() => getTask(n), (e: Error) => {
+      assert.match(e.message, new RegExp(`unknown task "${n}"`));
+      for (const t of TASK_NAMES) assert.ok(e.message.includes(t), `lists ${t}`);
+      return true;
+    });
+  }
+  // The GLUE tasks keep their plain names (and the authors' glue names need no prefix).
+  assert.equal(getTask("rte").name, "rte");
 });
 
 Deno.test("a built-in task names the file, row and field of a bad row", () => {
@@ -269,14 +287,25 @@ Deno.test("customTask() names the missing field and the file (whole file or one 
   });
 });
 
-Deno.test("maxTargetLength() uses the labels (authors' rule), a fixed value, or the longest target", () => {
+Deno.test("maxTargetLength() uses the labels (authors' rule), a fixed value, or the generation budget", () => {
   const len = (t: string) => t.length + 1;
   assert.equal(maxTargetLength(getTask("stsb"), len), 4); // "0.0" + EOS
   assert.equal(maxTargetLength(getTask("cb"), len), 2);
+  // Without labels: the authors' default_max_length = generation_max_length (20), whatever the
+  // data holds; the targets are never measured.
   const custom = customTask({ train: "t.csv", source: "{a}", target: "b" });
-  assert.equal(maxTargetLength(custom, len, ["yes", "maybe"]), 6);
+  assert.equal(GENERATION_MAX_LENGTH, 20);
+  assert.equal(maxTargetLength(custom, len), 20);
+  assert.equal(
+    maxTargetLength(custom, () => {
+      throw new Error("measured a target");
+    }),
+    20,
+  );
   const fixed = customTask({ train: "t.csv", source: "{a}", target: "b", maxTargetLength: 9 });
-  assert.equal(maxTargetLength(fixed, len, ["x"]), 9);
+  assert.equal(maxTargetLength(fixed, len), 9);
+  const labelled = customTask({ train: "t.csv", source: "{a}", target: "b", labels: ["yes"] });
+  assert.equal(maxTargetLength(labelled, len), 4);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -381,6 +410,128 @@ Deno.test("a built-in task whose data lacks a column fails naming the file and t
     await assert.rejects(loadTaskExamples(getTask("cola"), { datasetRepo: dir }), (e: unknown) => {
       assert.ok(e instanceof DatasetError);
       assert.match(e.message, /cola\/train-00000-of-00001\.parquet has no column "sentence"/);
+      return true;
+    });
+  });
+});
+
+Deno.test("format errors name the file and the 1-based line of JSONL rows (blank lines counted)", async () => {
+  await withTemp(async (dir) => {
+    const write = async (name: string, text: string) => {
+      const p = join(dir, name);
+      await Deno.writeTextFile(p, text);
+      return p;
+    };
+    const ok = (i: number) => JSON.stringify({ text: `t${i}`, label: i % 2 });
+    const train = await write(
+      "train.jsonl",
+      [ok(0), "", ok(1), JSON.stringify({ text: null, label: 1 }), ok(2)].join("\n"),
+    );
+    const validation = await write("dev.jsonl", ok(0) + "\n" + ok(1) + "\n");
+    const test = await write("test.jsonl", ok(0) + "\n" + ok(1) + "\n");
+    const files = { train, validation, test };
+    await assert.rejects(
+      loadTaskExamples(customTask({ ...files, source: "t: {text}", target: "label" })),
+      (e: Error) => {
+        assert.ok(e.message.includes(`${train}, line 4`), e.message);
+        assert.doesNotMatch(e.message, /row \d/);
+        return true;
+      },
+    );
+    // The same through the target column.
+    await write(
+      "train.jsonl",
+      [ok(0), "", "", JSON.stringify({ text: "x", label: null })].join("\n"),
+    );
+    await assert.rejects(
+      loadTaskExamples(customTask({ ...files, source: "t: {text}", target: "label" })),
+      (e: Error) => e.message.includes(`${train}, line 4`) && /is null/.test(e.message),
+    );
+  });
+});
+
+Deno.test("format errors name the physical line a CSV record starts on, multi-line records included", async () => {
+  await withTemp(async (dir) => {
+    // Every record spans two lines, so record i starts on line 2 + 2i.
+    const train = join(dir, "train.csv");
+    await Deno.writeTextFile(
+      train,
+      "text,label\n" +
+        Array.from({ length: 10 }, (_, i) => `"first ${i}\nsecond ${i}",${i % 2}`).join("\n") +
+        "\n",
+    );
+    // {text.x} reaches into a struct, which a CSV string is not: every row fails, and the first
+    // one formatted is validation's first, train[randperm(10)[0]] = train[2].
+    const task = customTask({ train, source: "t: {text.x}", target: "label" });
+    await assert.rejects(loadTaskExamples(task), (e: Error) => {
+      assert.equal(randperm(10)[0], 2);
+      assert.ok(e.message.includes(`${train}, line 6`), e.message);
+      return true;
+    });
+  });
+});
+
+Deno.test("format errors name JSON array elements (0-based) and parquet rows (1-based) as such", async () => {
+  await withTemp(async (dir) => {
+    const json = join(dir, "train.json");
+    await Deno.writeTextFile(
+      json,
+      JSON.stringify([{ text: "a", label: 1 }, { text: null, label: 0 }, { text: "c", label: 1 }]),
+    );
+    const files = { validation: json, test: json };
+    await assert.rejects(
+      loadTaskExamples(customTask({ train: json, ...files, source: "{text}", target: "label" })),
+      (e: Error) => {
+        assert.ok(e.message.includes(`${json}, element 1`), e.message);
+        return true;
+      },
+    );
+    const pq = join(dir, "train.parquet");
+    await Deno.writeFile(
+      pq,
+      new Uint8Array(parquetWriteBuffer({
+        columnData: [
+          { name: "text", data: ["a", "b", null, "d"], type: "STRING" },
+          { name: "label", data: BigInt64Array.from([1n, 0n, 1n, 0n]), type: "INT64" },
+        ],
+      })),
+    );
+    await assert.rejects(
+      loadTaskExamples(
+        customTask({ train: pq, validation: pq, test: pq, source: "{text}", target: "label" }),
+      ),
+      (e: Error) => {
+        assert.ok(e.message.includes(`${pq}, row 3`), e.message);
+        return true;
+      },
+    );
+  });
+});
+
+Deno.test("a built-in task's bad parquet row is named by its 1-based row in its own shard", async () => {
+  await withTemp(async (dir) => {
+    await Deno.mkdir(join(dir, "rte"));
+    const rows = (n: number, bad = -1) => ({
+      sentence1: Array.from({ length: n }, (_, i) => `s${i}`),
+      sentence2: Array.from({ length: n }, () => "h"),
+      label: Array.from({ length: n }, (_, i) => (i === bad ? 7.5 : i % 2)),
+    });
+    const shard = (i: number) => join(dir, "rte", `train-0000${i}-of-00002.parquet`);
+    await Deno.writeFile(shard(0), parquet(rows(3)));
+    const second = rows(4, 1);
+    await Deno.writeFile(
+      shard(1),
+      new Uint8Array(parquetWriteBuffer({
+        columnData: [
+          { name: "sentence1", data: second.sentence1, type: "STRING" },
+          { name: "sentence2", data: second.sentence2, type: "STRING" },
+          { name: "label", data: Float64Array.from(second.label), type: "DOUBLE" },
+        ],
+      })),
+    );
+    await Deno.writeFile(join(dir, "rte", "validation-00000-of-00001.parquet"), parquet(rows(4)));
+    await assert.rejects(loadTaskExamples(getTask("rte"), { datasetRepo: dir }), (e: Error) => {
+      assert.ok(e.message.includes(`${shard(1)}, row 2: label must be an integer`), e.message);
       return true;
     });
   });

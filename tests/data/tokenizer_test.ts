@@ -157,12 +157,23 @@ Deno.test("decode() skips special tokens and ignores the -100 of padded labels",
   assert.equal(tok.decode(tok.encode("1")), "1");
 });
 
-Deno.test("maxEncodedLength() is the authors' max(len(tokenizer.encode(label))) with EOS", async () => {
-  const tok = await loadTokenizer(join(DIR, "t5"));
-  const want = Math.max(...["0", "1", "2"].map((l) => tok.encode(l).length));
-  assert.equal(tok.maxEncodedLength(["0", "1", "2"]), want);
-  assert.ok(want >= 2, "a label plus </s>");
-});
+for (const name of Object.keys(tokenizers)) {
+  Deno.test(`${name}: maxEncodedLength() is the authors' max(len(tokenizer.encode(label))) with Rust's lengths`, async () => {
+    const tok = await tokenizers[name]();
+    const rust = expected.tokenizers[name].ids;
+    const rustMax = (texts: string[]) =>
+      Math.max(...texts.map((t) => rust[expected.texts.indexOf(t)].length));
+    // The label lists the tasks use, as they appear among the fixture texts (Rust ids stored).
+    for (const labels of [["0", "1"], ["0", "1", "2"], ["3.8", "5.0", "0.4"]]) {
+      for (const l of labels) assert.ok(expected.texts.includes(l), `fixture text ${l}`);
+      assert.equal(tok.maxEncodedLength(labels), rustMax(labels), `${name} ${labels}`);
+    }
+    // Every fixture text, hard cases included: special tokens counted, as Rust counts them.
+    assert.equal(tok.maxEncodedLength(expected.texts), rustMax(expected.texts));
+    const empty = expected.texts.indexOf("");
+    assert.equal(tok.maxEncodedLength([""]), rust[empty].length, "the special tokens alone");
+  });
+}
 
 Deno.test("the exact Precompiled normalizer fixes what @huggingface/tokenizers' approximation gets wrong (ZWJ)", async () => {
   const json = await readJson("t5/tokenizer.json");
