@@ -452,6 +452,27 @@ export class T5Session {
   }
 }
 
+/** One pre-norm residual sublayer: `out = x + dropout(core(norm(x)))`. */
+interface Sublayer {
+  stack: "encoder" | "decoder";
+  /** Layer index. */
+  l: number;
+  kind: "self" | "cross" | "ffn";
+  /** Weight prefix, e.g. `decoder.block.3.layer.1`. */
+  w: string;
+  /** Activation prefix, e.g. `dec.3`. */
+  p: string;
+  /** Rows per batch entry of this stack (S or T). */
+  len: number;
+  /** Residual input (kept: the norm's backward reads it). */
+  x: Tensor;
+  /** Residual output. */
+  out: Tensor;
+  /** The norm's saved rstd. */
+  rstd: Tensor;
+  label: string;
+}
+
 /** Labels shifted right: start token first, −100 replaced by the pad id (transformers' rule). */
 export function shiftRight(
   labels: ArrayLike<number>,
@@ -806,15 +827,230 @@ export class Builder {
     return [...this.encoder(train), ...this.decoder(train)];
   }
 
+  /**
+   * The sublayers of a stack in forward order: each is `out = x + dropout(core(norm(x)))` with a
+   * self-attention, cross-attention or feed-forward core (transformers' T5LayerSelfAttention,
+   * T5LayerCrossAttention and T5LayerFF).
+   */
+  sublayers(stack: "encoder" | "decoder", drop: boolean): Sublayer[] {
+    const b = this.b;
+    const enc = stack === "encoder";
+    const layers = enc ? this.cfg.numLayers : this.cfg.numDecoderLayers;
+    const len = enc ? this.S : this.T;
+    const stream0 = enc ? this.encoderStream(drop) : this.decoderStream();
+    const out: Sublayer[] = [];
+    for (let l = 0; l < layers; l++) {
+      const p = `${enc ? "enc" : "dec"}.${l}`;
+      const w = `${stack}.block.${l}.layer`;
+      const streams = enc ? [stream0(l), b[`${p}.hm`], stream0(l + 1)] : [
+        stream0(l),
+        b[`${p}.hm1`],
+        b[`${p}.hm2`],
+        stream0(l + 1),
+      ];
+      const common = { stack, l, p, len };
+      out.push({
+        ...common,
+        kind: "self",
+        w: `${w}.0`,
+        x: streams[0],
+        out: streams[1],
+        rstd: b[`${p}.r0`],
+        label: `${p}.self_attention`,
+      });
+      if (!enc) {
+        out.push({
+          ...common,
+          kind: "cross",
+          w: `${w}.1`,
+          x: streams[1],
+          out: streams[2],
+          rstd: b[`${p}.r1`],
+          label: `${p}.cross_attention`,
+        });
+      }
+      out.push({
+        ...common,
+        kind: "ffn",
+        w: `${w}.${enc ? 1 : 2}`,
+        x: streams[enc ? 1 : 2],
+        out: streams[enc ? 2 : 3],
+        rstd: b[`${p}.r${enc ? 1 : 2}`],
+        label: `${p}.ffn`,
+      });
+    }
+    return out;
+  }
+
+  /** The decoder's residual stream by layer. */
+  decoderStream(): (l: number) => Tensor {
+    const b = this.b;
+    const L = this.cfg.numDecoderLayers;
+    return (l) => l < L ? b[`dec.${l}.h`] : b["dec.h_last"];
+  }
+
+  /** Forward of one sublayer (see {@link Builder.sublayers}). */
+  sublayerForward(ops: Op[], train: boolean, s: Sublayer): void {
+    const gpu = this.gpu;
+    const b = this.b;
+    const { B, HD } = this;
+    const drop = train && this.p > 0;
+    const n = this.v("x.n", [B, s.len, this.C]);
+    const a = this.v("x.a", [B, s.len, this.C]);
+    ops.push(rmsNorm(gpu, {
+      x: s.x,
+      weight: this.w(`${s.w}.layer_norm.weight`),
+      out: n,
+      rstd: s.rstd,
+      eps: this.eps,
+      label: `${s.label}.layer_norm`,
+    }));
+    if (s.kind === "ffn") {
+      this.ffn(
+        ops,
+        train,
+        `${s.w}.DenseReluDense`,
+        s.p,
+        n,
+        a,
+        s.len,
+        stream(s.stack, s.l, SITE.ffnAct),
+      );
+      this.residual(
+        ops,
+        drop,
+        s.x,
+        a,
+        s.out,
+        stream(s.stack, s.l, SITE.ffnOut),
+        `${s.label}.residual`,
+      );
+      return;
+    }
+    const self = s.kind === "self";
+    const at = this.attentionTensors(s);
+    const mod = `${s.w}.${self ? "SelfAttention" : "EncDecAttention"}`;
+    const kvIn = self ? n : b["enc.out"];
+    ops.push(this.linear(n, this.w(`${mod}.q.weight`), at.q, `${s.label}.q`));
+    ops.push(this.linear(kvIn, this.w(`${mod}.k.weight`), at.k, `${s.label}.k`));
+    ops.push(this.linear(kvIn, this.w(`${mod}.v.weight`), at.v, `${s.label}.v`));
+    const ctx = this.v("x.ctx", [B, s.len, HD]);
+    const enc = s.stack === "encoder";
+    this.attention(ops, train, {
+      ...at,
+      ctx,
+      lq: s.len,
+      lk: self ? s.len : this.S,
+      bias: self ? b[enc ? "enc_bias" : "dec_bias"] : undefined,
+      mask: enc || !self ? b["attention_mask"] : undefined,
+      causal: self && !enc,
+      stream: stream(s.stack, s.l, self ? SITE.selfProbs : SITE.crossProbs),
+      label: s.label,
+    });
+    ops.push(this.linear(ctx, this.w(`${mod}.o.weight`), a, `${s.label}.o`));
+    const site = self ? SITE.selfOut : SITE.crossOut;
+    this.residual(ops, drop, s.x, a, s.out, stream(s.stack, s.l, site), `${s.label}.residual`);
+  }
+
+  /** The saved q, k, v and probabilities of an attention sublayer. */
+  attentionTensors(s: Sublayer): { q: Tensor; k: Tensor; v: Tensor; P: Tensor } {
+    const b = this.b;
+    const c = s.kind === "cross" ? "c" : "";
+    return {
+      q: b[`${s.p}.${c}q`],
+      k: b[`${s.p}.${c}k`],
+      v: b[`${s.p}.${c}v`],
+      P: b[`${s.p}.${c}p`],
+    };
+  }
+
+  /**
+   * Backward of one sublayer: on entry `g.h` holds the gradient of `s.out`; on exit it holds the
+   * gradient of `s.x` (the residual path plus, unless `skipNorm`, the branch through the norm).
+   * Cross-attention adds its keys' and values' gradient into `gEnc` (overwriting it when
+   * `firstCross`).
+   */
+  sublayerBackward(
+    ops: Op[],
+    s: Sublayer,
+    g: { h: Tensor; enc?: Tensor; firstCross?: boolean; skipNorm?: boolean },
+  ): void {
+    const gpu = this.gpu;
+    const { B, HD, C } = this;
+    const drop = this.p > 0;
+    const gn = this.v("g.n", [B, s.len, C]);
+    let gy = g.h;
+    if (drop) {
+      gy = this.v("g.a", [B, s.len, C]);
+      const site = s.kind === "ffn"
+        ? SITE.ffnOut
+        : s.kind === "self"
+        ? SITE.selfOut
+        : SITE.crossOut;
+      ops.push(
+        this.dropBack(g.h, gy, stream(s.stack, s.l, site), `${s.label}.residual.dropout.backward`),
+      );
+    }
+    if (s.kind === "ffn") {
+      this.ffnBackward(
+        ops,
+        `${s.w}.DenseReluDense`,
+        s.p,
+        gy,
+        gn,
+        s.len,
+        stream(s.stack, s.l, SITE.ffnAct),
+      );
+    } else {
+      const self = s.kind === "self";
+      const mod = `${s.w}.${self ? "SelfAttention" : "EncDecAttention"}`;
+      const lk = self ? s.len : this.S;
+      const gctx = this.v("g.ctx", [B, s.len, HD]);
+      ops.push(this.linearBack(gy, this.w(`${mod}.o.weight`), gctx, `${s.label}.o.backward`));
+      const gq = this.v("g.q", [B, s.len, HD]);
+      const gk = this.v("g.k", [B, lk, HD]);
+      const gv = this.v("g.v", [B, lk, HD]);
+      this.attentionBackward(ops, {
+        ...this.attentionTensors(s),
+        dctx: gctx,
+        dq: gq,
+        dk: gk,
+        dv: gv,
+        lq: s.len,
+        lk,
+        stream: stream(s.stack, s.l, self ? SITE.selfProbs : SITE.crossProbs),
+        label: `${s.label}.backward`,
+      });
+      ops.push(this.linearBack(gq, this.w(`${mod}.q.weight`), gn, `${s.label}.q.backward`));
+      // Self-attention: k and v came from the same normed input. Cross-attention: from the
+      // encoder output, whose gradient collects every decoder layer's share.
+      const kvOut = self ? gn : g.enc!;
+      const kvAcc = self || !g.firstCross;
+      ops.push(
+        this.linearBack(gk, this.w(`${mod}.k.weight`), kvOut, `${s.label}.k.backward`, kvAcc),
+      );
+      ops.push(
+        this.linearBack(gv, this.w(`${mod}.v.weight`), kvOut, `${s.label}.v.backward`, true),
+      );
+    }
+    if (g.skipNorm) return;
+    ops.push(rmsNormBackward(gpu, {
+      dout: gn,
+      x: s.x,
+      weight: this.w(`${s.w}.layer_norm.weight`),
+      rstd: s.rstd,
+      dx: g.h,
+      accumulate: true,
+      label: `${s.label}.layer_norm.backward`,
+    }));
+  }
+
   /** The encoder's forward ops: position bias, layers, final norm into `enc.out`. */
   encoder(train: boolean): Op[] {
-    const gpu = this.gpu;
-    const cfg = this.cfg;
-    const { B, S, C, HD } = this;
     const b = this.b;
     const ops: Op[] = [];
     const drop = train && this.p > 0;
-    ops.push(positionBias(gpu, {
+    ops.push(positionBias(this.gpu, {
       weight: this.w("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
       buckets: b["enc_buckets"],
       out: b["enc_bias"],
@@ -825,85 +1061,54 @@ export class Builder {
         this.drop(b["inputs_embeds"], enc(0), stream("encoder", -1, SITE.input), "encoder.dropout"),
       );
     }
-    const n = this.v("x.n", [B, S, C]);
-    const a = this.v("x.a", [B, S, C]);
-    const ctx = this.v("x.ctx", [B, S, HD]);
-    for (let l = 0; l < cfg.numLayers; l++) {
-      const w = `encoder.block.${l}.layer`;
-      const p = `enc.${l}`;
-      const h = enc(l), hm = b[`${p}.hm`], hn = enc(l + 1);
-      ops.push(
-        rmsNorm(gpu, {
-          x: h,
-          weight: this.w(`${w}.0.layer_norm.weight`),
-          out: n,
-          rstd: b[`${p}.r0`],
-          eps: this.eps,
-        }),
-      );
-      for (const x of ["q", "k", "v"]) {
-        ops.push(
-          this.linear(n, this.w(`${w}.0.SelfAttention.${x}.weight`), b[`${p}.${x}`], `${p}.${x}`),
-        );
-      }
-      this.attention(ops, train, {
-        q: b[`${p}.q`],
-        k: b[`${p}.k`],
-        v: b[`${p}.v`],
-        P: b[`${p}.p`],
-        ctx,
-        lq: S,
-        lk: S,
-        bias: b["enc_bias"],
-        mask: b["attention_mask"],
-        stream: stream("encoder", l, SITE.selfProbs),
-        label: `${p}.self_attention`,
-      });
-      ops.push(this.linear(ctx, this.w(`${w}.0.SelfAttention.o.weight`), a, `${p}.o`));
-      this.residual(ops, drop, h, a, hm, stream("encoder", l, SITE.selfOut), `${p}.residual0`);
-      ops.push(
-        rmsNorm(gpu, {
-          x: hm,
-          weight: this.w(`${w}.1.layer_norm.weight`),
-          out: n,
-          rstd: b[`${p}.r1`],
-          eps: this.eps,
-        }),
-      );
-      this.ffn(ops, train, `${w}.1.DenseReluDense`, p, n, a, S, stream("encoder", l, SITE.ffnAct));
-      this.residual(ops, drop, hm, a, hn, stream("encoder", l, SITE.ffnOut), `${p}.residual1`);
-    }
-    const encOut = b["enc.out"];
-    ops.push(rmsNorm(gpu, {
-      x: enc(cfg.numLayers),
-      weight: this.w("encoder.final_layer_norm.weight"),
-      out: drop ? b["enc.pre"] : encOut,
-      rstd: b["enc.rf"],
+    for (const s of this.sublayers("encoder", drop)) this.sublayerForward(ops, train, s);
+    this.finalNorm(
+      ops,
+      drop,
+      "encoder",
+      enc(this.cfg.numLayers),
+      b["enc.pre"],
+      b["enc.out"],
+      b["enc.rf"],
+    );
+    return ops;
+  }
+
+  /** out = dropout(final_layer_norm(x)) (the stack's output). */
+  finalNorm(
+    ops: Op[],
+    drop: boolean,
+    stack: "encoder" | "decoder",
+    x: Tensor,
+    pre: Tensor,
+    out: Tensor,
+    rstd: Tensor,
+  ): void {
+    ops.push(rmsNorm(this.gpu, {
+      x,
+      weight: this.w(`${stack}.final_layer_norm.weight`),
+      out: drop ? pre : out,
+      rstd,
       eps: this.eps,
+      label: `${stack}.final_layer_norm`,
     }));
     if (drop) {
-      ops.push(
-        this.drop(b["enc.pre"], encOut, stream("encoder", -1, SITE.final), "encoder.final_dropout"),
-      );
+      ops.push(this.drop(pre, out, stream(stack, -1, SITE.final), `${stack}.final_dropout`));
     }
-    return ops;
   }
 
   /** The decoder's forward ops (teacher forcing), the LM head and the loss. */
   decoder(train: boolean): Op[] {
     const gpu = this.gpu;
-    const cfg = this.cfg;
-    const { B, S, T, C, HD } = this;
     const b = this.b;
     const ops: Op[] = [];
     const drop = train && this.p > 0;
-    const encOut = b["enc.out"];
     ops.push(positionBias(gpu, {
       weight: this.w("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
       buckets: b["dec_buckets"],
       out: b["dec_bias"],
     }));
-    const dec = (l: number) => l < cfg.numDecoderLayers ? b[`dec.${l}.h`] : b["dec.h_last"];
+    const dec = this.decoderStream();
     ops.push(embeddingForward(gpu, {
       table: this.w("shared.weight"),
       ids: b["decoder_input_ids"],
@@ -915,107 +1120,17 @@ export class Builder {
         this.drop(b["dec.emb"], dec(0), stream("decoder", -1, SITE.input), "decoder.dropout"),
       );
     }
-    const dn = this.v("x.n", [B, T, C]);
-    const da = this.v("x.a", [B, T, C]);
-    const dctx = this.v("x.ctx", [B, T, HD]);
-    for (let l = 0; l < cfg.numDecoderLayers; l++) {
-      const w = `decoder.block.${l}.layer`;
-      const p = `dec.${l}`;
-      const h = dec(l), hm1 = b[`${p}.hm1`], hm2 = b[`${p}.hm2`], hn = dec(l + 1);
-      ops.push(
-        rmsNorm(gpu, {
-          x: h,
-          weight: this.w(`${w}.0.layer_norm.weight`),
-          out: dn,
-          rstd: b[`${p}.r0`],
-          eps: this.eps,
-        }),
-      );
-      for (const x of ["q", "k", "v"]) {
-        ops.push(
-          this.linear(dn, this.w(`${w}.0.SelfAttention.${x}.weight`), b[`${p}.${x}`], `${p}.${x}`),
-        );
-      }
-      this.attention(ops, train, {
-        q: b[`${p}.q`],
-        k: b[`${p}.k`],
-        v: b[`${p}.v`],
-        P: b[`${p}.p`],
-        ctx: dctx,
-        lq: T,
-        lk: T,
-        bias: b["dec_bias"],
-        causal: true,
-        stream: stream("decoder", l, SITE.selfProbs),
-        label: `${p}.self_attention`,
-      });
-      ops.push(this.linear(dctx, this.w(`${w}.0.SelfAttention.o.weight`), da, `${p}.o`));
-      this.residual(ops, drop, h, da, hm1, stream("decoder", l, SITE.selfOut), `${p}.residual0`);
-      // cross-attention: queries from the decoder, keys and values from the encoder output
-      ops.push(
-        rmsNorm(gpu, {
-          x: hm1,
-          weight: this.w(`${w}.1.layer_norm.weight`),
-          out: dn,
-          rstd: b[`${p}.r1`],
-          eps: this.eps,
-        }),
-      );
-      ops.push(this.linear(dn, this.w(`${w}.1.EncDecAttention.q.weight`), b[`${p}.cq`], `${p}.cq`));
-      ops.push(
-        this.linear(encOut, this.w(`${w}.1.EncDecAttention.k.weight`), b[`${p}.ck`], `${p}.ck`),
-      );
-      ops.push(
-        this.linear(encOut, this.w(`${w}.1.EncDecAttention.v.weight`), b[`${p}.cv`], `${p}.cv`),
-      );
-      this.attention(ops, train, {
-        q: b[`${p}.cq`],
-        k: b[`${p}.ck`],
-        v: b[`${p}.cv`],
-        P: b[`${p}.cp`],
-        ctx: dctx,
-        lq: T,
-        lk: S,
-        mask: b["attention_mask"],
-        stream: stream("decoder", l, SITE.crossProbs),
-        label: `${p}.cross_attention`,
-      });
-      ops.push(this.linear(dctx, this.w(`${w}.1.EncDecAttention.o.weight`), da, `${p}.co`));
-      this.residual(ops, drop, hm1, da, hm2, stream("decoder", l, SITE.crossOut), `${p}.residual1`);
-      ops.push(
-        rmsNorm(gpu, {
-          x: hm2,
-          weight: this.w(`${w}.2.layer_norm.weight`),
-          out: dn,
-          rstd: b[`${p}.r2`],
-          eps: this.eps,
-        }),
-      );
-      this.ffn(
-        ops,
-        train,
-        `${w}.2.DenseReluDense`,
-        p,
-        dn,
-        da,
-        T,
-        stream("decoder", l, SITE.ffnAct),
-      );
-      this.residual(ops, drop, hm2, da, hn, stream("decoder", l, SITE.ffnOut), `${p}.residual2`);
-    }
+    for (const s of this.sublayers("decoder", drop)) this.sublayerForward(ops, train, s);
     const decOut = b["dec.out"];
-    ops.push(rmsNorm(gpu, {
-      x: dec(cfg.numDecoderLayers),
-      weight: this.w("decoder.final_layer_norm.weight"),
-      out: drop ? b["dec.pre"] : decOut,
-      rstd: b["dec.rf"],
-      eps: this.eps,
-    }));
-    if (drop) {
-      ops.push(
-        this.drop(b["dec.pre"], decOut, stream("decoder", -1, SITE.final), "decoder.final_dropout"),
-      );
-    }
+    this.finalNorm(
+      ops,
+      drop,
+      "decoder",
+      dec(this.cfg.numDecoderLayers),
+      b["dec.pre"],
+      decOut,
+      b["dec.rf"],
+    );
     ops.push(matmul(gpu, {
       a: decOut,
       b: this.lmHead(),
@@ -1059,8 +1174,7 @@ export class Builder {
   /** The backward ops from the loss to the encoder's input embeddings (after the train forward). */
   backward(): Op[] {
     const gpu = this.gpu;
-    const cfg = this.cfg;
-    const { B, S, T, C, HD } = this;
+    const { B, S, T, C } = this;
     const b = this.b;
     const ops: Op[] = [];
     const drop = this.p > 0;
@@ -1072,301 +1186,49 @@ export class Builder {
       nValid: b["ce.n_valid"],
       label: "loss.backward",
     }));
-    let gDecOut = b["g.dec_out"];
     ops.push(matmul(gpu, {
       a: b["g.logits"],
       b: this.lmHead(),
-      out: gDecOut,
+      out: b["g.dec_out"],
       alpha: this.logitScale(),
       label: "lm_head.backward",
     }));
-    if (drop) {
-      const g = this.v("g.a", [B, T, C]);
-      ops.push(
-        this.dropBack(
-          gDecOut,
-          g,
-          stream("decoder", -1, SITE.final),
-          "decoder.final_dropout.backward",
-        ),
-      );
-      gDecOut = g;
-    }
+    // ---- decoder: its input embeddings are frozen and not a prompt, so the first sublayer's
+    // norm gradient (towards them) is skipped.
     const gh = b["g.dec_h"];
-    const dec = (l: number) => l < cfg.numDecoderLayers ? b[`dec.${l}.h`] : b["dec.h_last"];
-    ops.push(rmsNormBackward(gpu, {
-      dout: gDecOut,
-      x: dec(cfg.numDecoderLayers),
-      weight: this.w("decoder.final_layer_norm.weight"),
-      rstd: b["dec.rf"],
-      dx: gh,
-      label: "decoder.final_layer_norm.backward",
-    }));
+    this.finalNormBackward(
+      ops,
+      drop,
+      "decoder",
+      this.decoderStream()(this.cfg.numDecoderLayers),
+      b["g.dec_out"],
+      gh,
+      b["dec.rf"],
+      [B, T, C],
+    );
     const gEnc = b["g.enc_out"];
-    const gn = this.v("g.n", [B, T, C]);
-    const ga = this.v("g.a", [B, T, C]);
-    const gctx = this.v("g.ctx", [B, T, HD]);
-    for (let l = cfg.numDecoderLayers - 1; l >= 0; l--) {
-      const w = `decoder.block.${l}.layer`;
-      const p = `dec.${l}`;
-      // feed-forward branch: h_next = hm2 + dropout(ffn(norm(hm2)))
-      let gy = gh;
-      if (drop) {
-        gy = ga;
-        ops.push(
-          this.dropBack(
-            gh,
-            ga,
-            stream("decoder", l, SITE.ffnOut),
-            `${p}.residual2.dropout.backward`,
-          ),
-        );
-      }
-      this.ffnBackward(
-        ops,
-        `${w}.2.DenseReluDense`,
-        p,
-        gy,
-        gn,
-        T,
-        stream("decoder", l, SITE.ffnAct),
-      );
-      ops.push(rmsNormBackward(gpu, {
-        dout: gn,
-        x: b[`${p}.hm2`],
-        weight: this.w(`${w}.2.layer_norm.weight`),
-        rstd: b[`${p}.r2`],
-        dx: gh,
-        accumulate: true,
-        label: `${p}.ln2.backward`,
-      }));
-      // cross-attention branch: hm2 = hm1 + dropout(o(attn(norm(hm1), enc)))
-      gy = gh;
-      if (drop) {
-        gy = ga;
-        ops.push(
-          this.dropBack(
-            gh,
-            ga,
-            stream("decoder", l, SITE.crossOut),
-            `${p}.residual1.dropout.backward`,
-          ),
-        );
-      }
-      ops.push(
-        this.linearBack(gy, this.w(`${w}.1.EncDecAttention.o.weight`), gctx, `${p}.co.backward`),
-      );
-      const gq = this.v("g.q", [B, T, HD]);
-      const gk = this.v("g.k", [B, S, HD]);
-      const gv = this.v("g.v", [B, S, HD]);
-      this.attentionBackward(ops, {
-        q: b[`${p}.cq`],
-        k: b[`${p}.ck`],
-        v: b[`${p}.cv`],
-        P: b[`${p}.cp`],
-        dctx: gctx,
-        dq: gq,
-        dk: gk,
-        dv: gv,
-        lq: T,
-        lk: S,
-        stream: stream("decoder", l, SITE.crossProbs),
-        label: `${p}.cross_attention.backward`,
+    const dec = this.sublayers("decoder", drop).reverse();
+    let firstCross = true;
+    dec.forEach((s, i) => {
+      this.sublayerBackward(ops, s, {
+        h: gh,
+        enc: gEnc,
+        firstCross,
+        skipNorm: i === dec.length - 1,
       });
-      const first = l === cfg.numDecoderLayers - 1;
-      ops.push(
-        this.linearBack(
-          gk,
-          this.w(`${w}.1.EncDecAttention.k.weight`),
-          gEnc,
-          `${p}.ck.backward`,
-          !first,
-        ),
-      );
-      ops.push(
-        this.linearBack(
-          gv,
-          this.w(`${w}.1.EncDecAttention.v.weight`),
-          gEnc,
-          `${p}.cv.backward`,
-          true,
-        ),
-      );
-      ops.push(
-        this.linearBack(gq, this.w(`${w}.1.EncDecAttention.q.weight`), gn, `${p}.cq.backward`),
-      );
-      ops.push(rmsNormBackward(gpu, {
-        dout: gn,
-        x: b[`${p}.hm1`],
-        weight: this.w(`${w}.1.layer_norm.weight`),
-        rstd: b[`${p}.r1`],
-        dx: gh,
-        accumulate: true,
-        label: `${p}.ln1.backward`,
-      }));
-      // self-attention branch: hm1 = h + dropout(o(attn(norm(h))))
-      gy = gh;
-      if (drop) {
-        gy = ga;
-        ops.push(
-          this.dropBack(
-            gh,
-            ga,
-            stream("decoder", l, SITE.selfOut),
-            `${p}.residual0.dropout.backward`,
-          ),
-        );
-      }
-      ops.push(
-        this.linearBack(gy, this.w(`${w}.0.SelfAttention.o.weight`), gctx, `${p}.o.backward`),
-      );
-      const sq = this.v("g.q", [B, T, HD]);
-      const sk = this.v("g.k", [B, T, HD]);
-      const sv = this.v("g.v", [B, T, HD]);
-      this.attentionBackward(ops, {
-        q: b[`${p}.q`],
-        k: b[`${p}.k`],
-        v: b[`${p}.v`],
-        P: b[`${p}.p`],
-        dctx: gctx,
-        dq: sq,
-        dk: sk,
-        dv: sv,
-        lq: T,
-        lk: T,
-        stream: stream("decoder", l, SITE.selfProbs),
-        label: `${p}.self_attention.backward`,
-      });
-      ops.push(this.linearBack(sq, this.w(`${w}.0.SelfAttention.q.weight`), gn, `${p}.q.backward`));
-      ops.push(
-        this.linearBack(sk, this.w(`${w}.0.SelfAttention.k.weight`), gn, `${p}.k.backward`, true),
-      );
-      ops.push(
-        this.linearBack(sv, this.w(`${w}.0.SelfAttention.v.weight`), gn, `${p}.v.backward`, true),
-      );
-      // The decoder's input embeddings are frozen and not a prompt: the first layer's
-      // norm gradient is not needed.
-      if (l > 0) {
-        ops.push(rmsNormBackward(gpu, {
-          dout: gn,
-          x: dec(l),
-          weight: this.w(`${w}.0.layer_norm.weight`),
-          rstd: b[`${p}.r0`],
-          dx: gh,
-          accumulate: true,
-          label: `${p}.ln0.backward`,
-        }));
-      }
-    }
-    // ---- encoder
-    let gEncOut = gEnc;
-    if (drop) {
-      gEncOut = this.v("g.a", [B, S, C]);
-      ops.push(
-        this.dropBack(
-          gEnc,
-          gEncOut,
-          stream("encoder", -1, SITE.final),
-          "encoder.final_dropout.backward",
-        ),
-      );
-    }
-    // Without input dropout the stream's gradient is the input embeddings' gradient itself.
+      if (s.kind === "cross") firstCross = false;
+    });
+    // ---- encoder. Without input dropout the stream's gradient is the input embeddings'.
     const gIn = b["g.inputs_embeds"];
     const eh = drop ? b["g.enc_h"] : gIn;
     const enc = this.encoderStream(drop);
-    ops.push(rmsNormBackward(gpu, {
-      dout: gEncOut,
-      x: enc(cfg.numLayers),
-      weight: this.w("encoder.final_layer_norm.weight"),
-      rstd: b["enc.rf"],
-      dx: eh,
-      label: "encoder.final_layer_norm.backward",
-    }));
-    const en = this.v("g.n", [B, S, C]);
-    const ea = this.v("g.a", [B, S, C]);
-    const ectx = this.v("g.ctx", [B, S, HD]);
-    for (let l = cfg.numLayers - 1; l >= 0; l--) {
-      const w = `encoder.block.${l}.layer`;
-      const p = `enc.${l}`;
-      let gy = eh;
-      if (drop) {
-        gy = ea;
-        ops.push(
-          this.dropBack(
-            eh,
-            ea,
-            stream("encoder", l, SITE.ffnOut),
-            `${p}.residual1.dropout.backward`,
-          ),
-        );
-      }
-      this.ffnBackward(
-        ops,
-        `${w}.1.DenseReluDense`,
-        p,
-        gy,
-        en,
-        S,
-        stream("encoder", l, SITE.ffnAct),
-      );
-      ops.push(rmsNormBackward(gpu, {
-        dout: en,
-        x: b[`${p}.hm`],
-        weight: this.w(`${w}.1.layer_norm.weight`),
-        rstd: b[`${p}.r1`],
-        dx: eh,
-        accumulate: true,
-        label: `${p}.ln1.backward`,
-      }));
-      gy = eh;
-      if (drop) {
-        gy = ea;
-        ops.push(
-          this.dropBack(
-            eh,
-            ea,
-            stream("encoder", l, SITE.selfOut),
-            `${p}.residual0.dropout.backward`,
-          ),
-        );
-      }
-      ops.push(
-        this.linearBack(gy, this.w(`${w}.0.SelfAttention.o.weight`), ectx, `${p}.o.backward`),
-      );
-      const gq = this.v("g.q", [B, S, HD]);
-      const gk = this.v("g.k", [B, S, HD]);
-      const gv = this.v("g.v", [B, S, HD]);
-      this.attentionBackward(ops, {
-        q: b[`${p}.q`],
-        k: b[`${p}.k`],
-        v: b[`${p}.v`],
-        P: b[`${p}.p`],
-        dctx: ectx,
-        dq: gq,
-        dk: gk,
-        dv: gv,
-        lq: S,
-        lk: S,
-        stream: stream("encoder", l, SITE.selfProbs),
-        label: `${p}.self_attention.backward`,
-      });
-      ops.push(this.linearBack(gq, this.w(`${w}.0.SelfAttention.q.weight`), en, `${p}.q.backward`));
-      ops.push(
-        this.linearBack(gk, this.w(`${w}.0.SelfAttention.k.weight`), en, `${p}.k.backward`, true),
-      );
-      ops.push(
-        this.linearBack(gv, this.w(`${w}.0.SelfAttention.v.weight`), en, `${p}.v.backward`, true),
-      );
-      ops.push(rmsNormBackward(gpu, {
-        dout: en,
-        x: enc(l),
-        weight: this.w(`${w}.0.layer_norm.weight`),
-        rstd: b[`${p}.r0`],
-        dx: eh,
-        accumulate: true,
-        label: `${p}.ln0.backward`,
-      }));
+    this.finalNormBackward(ops, drop, "encoder", enc(this.cfg.numLayers), gEnc, eh, b["enc.rf"], [
+      B,
+      S,
+      C,
+    ]);
+    for (const s of this.sublayers("encoder", drop).reverse()) {
+      this.sublayerBackward(ops, s, { h: eh });
     }
     if (drop) {
       ops.push(
@@ -1374,5 +1236,33 @@ export class Builder {
       );
     }
     return ops;
+  }
+
+  /** Backward of {@link Builder.finalNorm}: `dx` = the gradient of the stack's last stream. */
+  finalNormBackward(
+    ops: Op[],
+    drop: boolean,
+    stack: "encoder" | "decoder",
+    x: Tensor,
+    dout: Tensor,
+    dx: Tensor,
+    rstd: Tensor,
+    shape: number[],
+  ): void {
+    let g = dout;
+    if (drop) {
+      g = this.v("g.a", shape);
+      ops.push(
+        this.dropBack(dout, g, stream(stack, -1, SITE.final), `${stack}.final_dropout.backward`),
+      );
+    }
+    ops.push(rmsNormBackward(this.gpu, {
+      dout: g,
+      x,
+      weight: this.w(`${stack}.final_layer_norm.weight`),
+      rstd,
+      dx,
+      label: `${stack}.final_layer_norm.backward`,
+    }));
   }
 }
