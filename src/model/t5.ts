@@ -313,18 +313,12 @@ export class T5Session {
     const gpu = model.gpu;
     const cfg = model.config;
     const specs = sessionSpecs(cfg, shape);
-    const maxBinding = gpu.limits.maxStorageBufferBindingSize;
-    for (const [name, s] of Object.entries(specs)) {
-      const bytes = s.shape.reduce((a, b) => a * b, 1) * 4;
-      if (bytes > maxBinding) {
-        throw new GpuLimitError(
-          `T5 session (batch ${shape.batch}, source length ${shape.sourceLength}, target length ` +
-            `${shape.targetLength}): activation "${name}" (${s.shape.join("x")}) needs ${bytes} ` +
-            `bytes, more than this device's maxStorageBufferBindingSize of ${maxBinding}; ` +
-            "use a smaller batch or sequence length",
-        );
-      }
-    }
+    checkBindings(
+      gpu,
+      specs,
+      `T5 session (batch ${shape.batch}, source length ${shape.sourceLength}, target length ` +
+        `${shape.targetLength})`,
+    );
     options.log?.(
       `[t5] session batch ${shape.batch} x source ${shape.sourceLength} x target ` +
         `${shape.targetLength}: ${(arenaBytes(specs) / 2 ** 20).toFixed(1)} MiB of activations ` +
@@ -471,6 +465,24 @@ interface Sublayer {
   /** The norm's saved rstd. */
   rstd: Tensor;
   label: string;
+}
+
+/**
+ * Throws a {@link GpuLimitError} suggesting a smaller batch or length when one buffer of
+ * `specs` exceeds what one binding may cover; checked before anything is allocated.
+ */
+export function checkBindings(gpu: Gpu, specs: Record<string, TensorSpec>, what: string): void {
+  const maxBinding = gpu.limits.maxStorageBufferBindingSize;
+  for (const [name, s] of Object.entries(specs)) {
+    const bytes = s.shape.reduce((a, b) => a * b, 1) * 4;
+    if (bytes > maxBinding) {
+      throw new GpuLimitError(
+        `${what}: buffer "${name}" (${s.shape.join("x")}) needs ${bytes} bytes, more than this ` +
+          `device's maxStorageBufferBindingSize of ${maxBinding}; use a smaller batch or ` +
+          "sequence length",
+      );
+    }
+  }
 }
 
 /** Labels shifted right: start token first, −100 replaced by the pad id (transformers' rule). */

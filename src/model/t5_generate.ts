@@ -13,7 +13,7 @@
 
 import type { Arena } from "../gpu/device.ts";
 import { arenaBytes } from "../gpu/device.ts";
-import { GpuLimitError, ShapeError } from "../gpu/errors.ts";
+import { ShapeError } from "../gpu/errors.ts";
 import { buildOp, type Op } from "../gpu/kernel.ts";
 import type { Tensor, TensorSpec } from "../gpu/tensor.ts";
 import { residualAdd } from "../layers/elementwise.ts";
@@ -21,7 +21,7 @@ import { checkIds, embeddingForward } from "../layers/embedding.ts";
 import { matmul, matmulStrided } from "../layers/matmul.ts";
 import { rmsNorm } from "../layers/rms_norm.ts";
 import { bucketTable, positionBias } from "./position_bias.ts";
-import { Builder, sessionSpecs, type T5Model } from "./t5.ts";
+import { Builder, checkBindings, sessionSpecs, type T5Model } from "./t5.ts";
 
 /** Options of {@link T5Generator}. */
 export interface T5GeneratorShape {
@@ -121,16 +121,7 @@ export class T5Generator {
       throw new ShapeError(`T5 generator: maxNewTokens must be a positive integer, got ${N}`);
     }
     const specs = genSpecs(model, this.shape);
-    const maxBinding = gpu.limits.maxStorageBufferBindingSize;
-    for (const [name, s] of Object.entries(specs)) {
-      const bytes = s.shape.reduce((a, b) => a * b, 1) * 4;
-      if (bytes > maxBinding) {
-        throw new GpuLimitError(
-          `T5 generator (batch ${B}, source length ${S}): buffer "${name}" needs ${bytes} bytes, ` +
-            `more than maxStorageBufferBindingSize (${maxBinding}); use a smaller batch or length`,
-        );
-      }
-    }
+    checkBindings(gpu, specs, `T5 generator (batch ${B}, source length ${S})`);
     this.buffers = gpu.arena("t5_generate", specs);
     const b = this.buffers.tensors;
     this.inputsEmbeds = b["inputs_embeds"];

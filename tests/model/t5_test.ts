@@ -31,6 +31,18 @@ async function reference(model: string): Promise<Reference> {
   return out;
 }
 
+/** The reference batch as a session input: ids, or the given embeddings and mask. */
+function refBatch(ref: Reference, embeds?: "inputs_embeds" | "prompt_inputs_embeds") {
+  return {
+    inputIds: embeds ? undefined : ref.input_ids.data as Int32Array,
+    inputsEmbeds: embeds ? ref[embeds].data as Float32Array : undefined,
+    attentionMask:
+      (embeds === "prompt_inputs_embeds" ? ref.prompt_attention_mask : ref.attention_mask)
+        .data,
+    labels: ref.labels.data as Int32Array,
+  };
+}
+
 /** Absolute tolerance relative to the largest magnitude of the reference. */
 function scaled(ref: ArrayLike<number>, rel: number): number {
   let m = 0;
@@ -71,11 +83,7 @@ for (const variant of VARIANTS) {
       const [B, S] = ref.input_ids.shape;
       const T = ref.labels.shape[1];
       const s = m.session({ batch: B, sourceLength: S, targetLength: T });
-      s.setBatch({
-        inputIds: ref.input_ids.data as Int32Array,
-        attentionMask: ref.attention_mask.data,
-        labels: ref.labels.data as Int32Array,
-      });
+      s.setBatch(refBatch(ref));
       await s.forward();
       const enc = ref.encoder_last_hidden_state.data;
       assertClose(await s.readEncoderOutput(), enc, {
@@ -104,11 +112,7 @@ for (const variant of VARIANTS) {
       const T = ref.labels.shape[1];
       // transformers' reference ran in eval mode: dropout off.
       const s = m.session({ batch: B, sourceLength: S, targetLength: T }, { dropoutRate: 0 });
-      s.setBatch({
-        inputsEmbeds: ref.inputs_embeds.data as Float32Array,
-        attentionMask: ref.attention_mask.data,
-        labels: ref.labels.data as Int32Array,
-      });
+      s.setBatch(refBatch(ref, "inputs_embeds"));
       await s.backward();
       assertClose([await s.readLoss()], [ref.loss.data[0]], { atol: 0, rtol: 1e-4, label: "loss" });
       const g = ref.grad_inputs_embeds.data;
@@ -129,11 +133,7 @@ for (const variant of VARIANTS) {
       const [B, S] = ref.prompt_attention_mask.shape;
       const T = ref.labels.shape[1];
       const s = m.session({ batch: B, sourceLength: S, targetLength: T }, { dropoutRate: 0 });
-      s.setBatch({
-        inputsEmbeds: ref.prompt_inputs_embeds.data as Float32Array,
-        attentionMask: ref.prompt_attention_mask.data,
-        labels: ref.labels.data as Int32Array,
-      });
+      s.setBatch(refBatch(ref, "prompt_inputs_embeds"));
       await s.forward();
       const logits = ref.prompt_logits.data;
       assertClose(await s.readLogits(), logits, {
@@ -165,11 +165,7 @@ gpuTest(
     const m = await model(gpu, "tiny-t5-v1_0");
     const [B, S] = ref.input_ids.shape;
     const T = ref.labels.shape[1];
-    const batch = {
-      inputIds: ref.input_ids.data as Int32Array,
-      attentionMask: ref.attention_mask.data,
-      labels: ref.labels.data as Int32Array,
-    };
+    const batch = refBatch(ref);
     const a = m.session({ batch: B, sourceLength: S, targetLength: T }, { seed: 7 });
     a.setBatch(batch);
     await a.forward();
