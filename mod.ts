@@ -39,6 +39,7 @@
  */
 
 export * from "./src/gpu/mod.ts";
+export * from "./src/io/mod.ts";
 export * from "./src/layers/mod.ts";
 export * from "./src/optim/mod.ts";
 export * from "./src/model/mod.ts";

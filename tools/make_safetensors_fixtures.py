@@ -1,4 +1,4 @@
-"""Dev-only: interop fixtures for src/model/safetensors.ts (the project itself never needs Python).
+"""Dev-only: interop fixtures for src/io/safetensors.ts (the project itself never needs Python).
 
 Writes, under tests/fixtures/safetensors/:
 
@@ -16,7 +16,7 @@ Python sees into deno_written.python.json, which the TS test compares with what 
 Workflow (needs a venv with torch + safetensors):
 
   python tools/make_safetensors_fixtures.py
-  deno test -A tests/model/safetensors_test.ts -- --update-fixtures
+  deno test -A tests/io/safetensors_test.ts -- --update-fixtures
   python tools/make_safetensors_fixtures.py --verify-deno
 """
 

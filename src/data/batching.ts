@@ -33,9 +33,7 @@ import { Mt19937 } from "./mt19937.ts";
 import { randperm } from "./randperm.ts";
 import type { TokenizedSplit } from "./cache.ts";
 
-/** The label value the loss ignores (-100), shared with the cross-entropy kernel. */
-export { IGNORE_INDEX } from "../layers/cross_entropy.ts";
-import { IGNORE_INDEX } from "../layers/cross_entropy.ts";
+import { IGNORE_INDEX, shiftRight } from "../io/seq2seq.ts";
 
 /**
  * One fixed-shape batch. The arrays are reused by the {@link Batcher} that filled them.
@@ -168,10 +166,8 @@ export function fillBatch(
   inputIds.fill(pad);
   attentionMask.fill(0);
   labels.fill(IGNORE_INDEX);
-  decoderInputIds.fill(pad);
   for (let r = 0; r < B; r++) {
     const so = r * S, to = r * T;
-    decoderInputIds[to] = start;
     if (r >= indices.length) {
       rows[r] = -1;
       inputIds[so] = eos;
@@ -194,8 +190,8 @@ export function fillBatch(
     inputIds.set(split.sourceIds.subarray(s0, s1), so);
     attentionMask.fill(1, so, so + (s1 - s0));
     labels.set(split.targetIds.subarray(t0, t1), to);
-    for (let t = 1; t < T && t <= t1 - t0; t++) decoderInputIds[to + t] = labels[to + t - 1];
   }
+  shiftRight(labels, B, T, start, pad, decoderInputIds);
   batch.count = indices.length;
   return batch;
 }

@@ -28,7 +28,7 @@
 
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { openSafetensors, type TensorToWrite, writeSafetensors } from "../model/safetensors.ts";
+import { openSafetensors, type TensorToWrite, writeSafetensors } from "../io/safetensors.ts";
 import {
   type Example,
   loadTaskExamples,

@@ -34,7 +34,7 @@ import {
   hubSettings,
   type HubSnapshot,
   matchesPattern,
-} from "./hub.ts";
+} from "../io/hub.ts";
 
 /**
  * One example: column name → value.

@@ -1,5 +1,5 @@
 /**
- * Data: Hub access and the HF cache, tokenizers, dataset readers, the paper's GLUE/SuperGLUE
+ * Data: tokenizers, dataset readers, the paper's GLUE/SuperGLUE
  * tasks with torch-exact splits, the tokenized-dataset cache, fixed-shape batching, and the
  * task metrics.
  *
@@ -9,7 +9,6 @@
 export * from "./batching.ts";
 export * from "./cache.ts";
 export * from "./datasets.ts";
-export * from "./hub.ts";
 export * from "./metrics.ts";
 export * from "./mt19937.ts";
 export * from "./randperm.ts";

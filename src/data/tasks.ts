@@ -43,7 +43,7 @@ import {
   readTableLocated,
   type Row,
 } from "./datasets.ts";
-import type { HubOptions } from "./hub.ts";
+import type { HubOptions } from "../io/hub.ts";
 import { randperm } from "./randperm.ts";
 import { SPLIT_SCHEMES, splitIndices, type SplitName, type SplitScheme } from "./splits.ts";
 

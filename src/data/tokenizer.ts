@@ -25,7 +25,7 @@
 import { SequenceNormalizer, Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
-import { hubDownload, HubError, type HubOptions } from "./hub.ts";
+import { hubDownload, HubError, type HubOptions } from "../io/hub.ts";
 import { PrecompiledCharsmap } from "./precompiled_charsmap.ts";
 
 /**

@@ -27,7 +27,7 @@ import {
   NoAdapterError,
   ShapeError,
 } from "./errors.ts";
-import { KernelCache, type Op } from "./kernel.ts";
+import { KernelCache } from "./kernel.ts";
 import {
   type DType,
   DTYPE_BYTES,
@@ -151,6 +151,14 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     );
   }
   return new Gpu(device, summary);
+}
+
+/** Anything that records dispatches into a compute pass (an `Op` of `op.ts`). */
+export interface Recordable {
+  /** Name and shapes, for error messages. */
+  readonly label: string;
+  /** Records the dispatches into `pass`. */
+  record(pass: GPUComputePassEncoder): void;
 }
 
 interface Pending {
@@ -479,9 +487,9 @@ export class Gpu {
    * Records `ops` into one compute pass, submits once, and raises any validation or
    * out-of-memory error with the labels of the ops involved.
    */
-  async run(ops: Op | readonly Op[], label = "step"): Promise<void> {
+  async run(ops: Recordable | readonly Recordable[], label = "step"): Promise<void> {
     await this.flush();
-    const list = Array.isArray(ops) ? ops as readonly Op[] : [ops as Op];
+    const list = Array.isArray(ops) ? ops as readonly Recordable[] : [ops as Recordable];
     const labels = list.length <= 6
       ? list.map((o) => o.label).join("; ")
       : `${list.slice(0, 6).map((o) => o.label).join("; ")}; … (${list.length} ops)`;

@@ -12,6 +12,7 @@ export {
   Gpu,
   type GpuOptions,
   planArena,
+  type Recordable,
   requestGpu,
   VIEW_ALIGNMENT,
 } from "./device.ts";
@@ -23,14 +24,6 @@ export {
   NoAdapterError,
   ShapeError,
 } from "./errors.ts";
-export {
-  buildOp,
-  buildOps,
-  type Constants,
-  grid1d,
-  type KernelName,
-  Op,
-  type OpSpec,
-  uniformBytes,
-} from "./kernel.ts";
+export { type Constants, type KernelName } from "./kernel.ts";
+export { buildOp, buildOps, grid1d, Op, type OpSpec, uniformBytes, workgroupsFor } from "./op.ts";
 export { type DType, type HostArray, numel, Tensor, type TensorSpec, viewOf } from "./tensor.ts";

@@ -21,19 +21,9 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
-import { buildOps, type Op, workgroupsFor } from "../gpu/kernel.ts";
+import { buildOps, type Op, workgroupsFor } from "../gpu/op.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-
-/**
- * The label value of rows that the loss ignores (PyTorch's default `ignore_index`).
- *
- * @example
- * ```ts
- * import { IGNORE_INDEX } from "./cross_entropy.ts";
- * const labels = Int32Array.from([3, 7, IGNORE_INDEX, IGNORE_INDEX]); // padded targets
- * ```
- */
-export const IGNORE_INDEX: -100 = -100;
+import { IGNORE_INDEX } from "../io/seq2seq.ts";
 
 /** Options of {@link crossEntropyForward}. */
 export interface CrossEntropyForwardOptions {

@@ -18,7 +18,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
-import { buildOps, type Op, workgroupsFor } from "../gpu/kernel.ts";
+import { buildOps, type Op, workgroupsFor } from "../gpu/op.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 /** Which mask: the per-step state plus the per-site stream and the drop probability. */

@@ -18,7 +18,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { ShapeError } from "../gpu/errors.ts";
-import { buildOp, buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/kernel.ts";
+import { buildOp, buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/op.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 /** Threads per workgroup of the elementwise kernels. */

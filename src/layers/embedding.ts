@@ -15,7 +15,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
-import { buildOps, type Op, workgroupsFor } from "../gpu/kernel.ts";
+import { buildOps, type Op, workgroupsFor } from "../gpu/op.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 /** Options of {@link embeddingForward}. */

@@ -6,7 +6,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { ShapeError } from "../gpu/errors.ts";
-import { buildOp, type Op, workgroupsFor } from "../gpu/kernel.ts";
+import { buildOp, type Op, workgroupsFor } from "../gpu/op.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 /** Options of {@link fill}. */

@@ -9,7 +9,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
-import { buildOp, buildOps, type Op, type OpSpec } from "../gpu/kernel.ts";
+import { buildOp, buildOps, type Op, type OpSpec } from "../gpu/op.ts";
 import { numel, type Tensor } from "../gpu/tensor.ts";
 import { fill } from "./fill.ts";
 

@@ -10,7 +10,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
-import { buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/kernel.ts";
+import { buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/op.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 /** Rows one workgroup of the first `sum_rows` pass adds up. */

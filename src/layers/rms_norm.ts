@@ -13,7 +13,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
-import { buildOp, buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/kernel.ts";
+import { buildOp, buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/op.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 /** Columns per workgroup of the weight-gradient kernels (rows use one workgroup of 64 each). */

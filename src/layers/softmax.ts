@@ -18,7 +18,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
-import { buildOp, buildOps, type Op, type OpSpec } from "../gpu/kernel.ts";
+import { buildOp, buildOps, type Op, type OpSpec } from "../gpu/op.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 /**

@@ -1,16 +1,14 @@
 /**
- * Models: safetensors I/O, T5 configs and weights, the T5 forward/backward session and greedy
+ * Models: T5 configs and weights, the T5 forward/backward session and greedy
  * generation.
  *
  * @module
  */
 
 export * from "./position_bias.ts";
-export * from "./safetensors.ts";
 export {
   loadT5,
   type LoadT5Options,
-  shiftRight,
   type T5Batch,
   T5Model,
   T5Session,

@@ -24,7 +24,7 @@
 import type { Arena, Gpu } from "../gpu/device.ts";
 import { arenaBytes } from "../gpu/device.ts";
 import { GpuLimitError, ShapeError } from "../gpu/errors.ts";
-import type { Op } from "../gpu/kernel.ts";
+import type { Op } from "../gpu/op.ts";
 import { type Tensor, type TensorSpec, viewOf } from "../gpu/tensor.ts";
 import {
   gatedGelu,
@@ -34,12 +34,8 @@ import {
   relu,
   reluBackward,
 } from "../layers/activation.ts";
-import {
-  checkLabels,
-  crossEntropyBackward,
-  crossEntropyForward,
-  IGNORE_INDEX,
-} from "../layers/cross_entropy.ts";
+import { checkLabels, crossEntropyBackward, crossEntropyForward } from "../layers/cross_entropy.ts";
+import { shiftRight } from "../io/seq2seq.ts";
 import { dropoutBackward, dropoutForward, setDropoutState } from "../layers/dropout.ts";
 import { add } from "../layers/elementwise.ts";
 import { checkIds, embeddingForward } from "../layers/embedding.ts";
@@ -49,7 +45,7 @@ import { softmax, softmaxBackward } from "../layers/softmax.ts";
 import { bucketTable, positionBias } from "./position_bias.ts";
 import { loadT5Config, type T5Config } from "./t5_config.ts";
 import { loadT5Weights } from "./t5_weights.ts";
-import { hubDownload, type HubDownloadOptions } from "../data/hub.ts";
+import { hubDownload, type HubDownloadOptions } from "../io/hub.ts";
 
 /** Options of {@link loadT5}: where to look on the Hub (see `hubDownload`). */
 export type LoadT5Options = Omit<HubDownloadOptions, "files" | "patterns" | "repoType">;
@@ -483,25 +479,6 @@ export function checkBindings(gpu: Gpu, specs: Record<string, TensorSpec>, what:
       );
     }
   }
-}
-
-/** Labels shifted right: start token first, −100 replaced by the pad id (transformers' rule). */
-export function shiftRight(
-  labels: ArrayLike<number>,
-  batch: number,
-  length: number,
-  startId: number,
-  padId: number,
-): Int32Array {
-  const out = new Int32Array(batch * length);
-  for (let b = 0; b < batch; b++) {
-    out[b * length] = startId;
-    for (let t = 1; t < length; t++) {
-      const v = labels[b * length + t - 1];
-      out[b * length + t] = v === IGNORE_INDEX ? padId : v;
-    }
-  }
-  return out;
 }
 
 /** Builds the op lists of a session (and, internally, of a generator). */

@@ -14,7 +14,7 @@
 import type { Arena } from "../gpu/device.ts";
 import { arenaBytes } from "../gpu/device.ts";
 import { ShapeError } from "../gpu/errors.ts";
-import { buildOp, type Op } from "../gpu/kernel.ts";
+import { buildOp, type Op } from "../gpu/op.ts";
 import type { Tensor, TensorSpec } from "../gpu/tensor.ts";
 import { residualAdd } from "../layers/elementwise.ts";
 import { checkIds, embeddingForward } from "../layers/embedding.ts";

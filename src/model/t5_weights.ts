@@ -7,7 +7,7 @@
 
 import type { Arena, Gpu } from "../gpu/device.ts";
 import type { TensorSpec } from "../gpu/tensor.ts";
-import { openSafetensors } from "./safetensors.ts";
+import { openSafetensors } from "../io/safetensors.ts";
 import type { T5Config } from "./t5_config.ts";
 
 /** Raised when a checkpoint lacks a tensor or holds one of the wrong shape. */

@@ -22,7 +22,7 @@
 
 import type { Arena, Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
-import { buildOps, type Op, workgroupsFor } from "../gpu/kernel.ts";
+import { buildOps, type Op, workgroupsFor } from "../gpu/op.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { globalL2Norm } from "../layers/reduce.ts";
 

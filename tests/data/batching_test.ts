@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { Batcher, batches, createBatch, fillBatch, IGNORE_INDEX } from "../../src/data/batching.ts";
+import { Batcher, batches, createBatch, fillBatch } from "../../src/data/batching.ts";
+import { IGNORE_INDEX } from "../../src/io/seq2seq.ts";
 import type { TokenizedSplit } from "../../src/data/cache.ts";
 import { Mt19937 } from "../../src/data/mt19937.ts";
 import { randperm } from "../../src/data/randperm.ts";

@@ -13,7 +13,7 @@ import {
   readTable,
   splitPatterns,
 } from "../../src/data/datasets.ts";
-import { HubError } from "../../src/data/hub.ts";
+import { HubError } from "../../src/io/hub.ts";
 import { startMockHub } from "../support/mock_hub.ts";
 
 const FIXTURES = new URL("../fixtures/datasets/", import.meta.url).pathname;

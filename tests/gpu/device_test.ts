@@ -6,7 +6,7 @@ import {
   ShapeError,
 } from "../../src/gpu/errors.ts";
 import { planArena, requestGpu, VIEW_ALIGNMENT } from "../../src/gpu/device.ts";
-import { buildOp, grid1d, uniformBytes } from "../../src/gpu/kernel.ts";
+import { buildOp, grid1d, uniformBytes } from "../../src/gpu/op.ts";
 import { fill } from "../../src/layers/fill.ts";
 import { matmul } from "../../src/layers/matmul.ts";
 import { sumRows } from "../../src/layers/reduce.ts";

@@ -7,8 +7,8 @@ import {
   crossEntropyBackwardCpu,
   crossEntropyForward,
   crossEntropyForwardCpu,
-  IGNORE_INDEX,
 } from "../../src/layers/cross_entropy.ts";
+import { IGNORE_INDEX } from "../../src/io/seq2seq.ts";
 import { gpuTest } from "../gpu_support.ts";
 import { assertClose, f64, finiteDiff, Rng } from "../numeric.ts";
 

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { openSafetensors, type SafetensorsReader } from "../../src/model/safetensors.ts";
+import { openSafetensors, type SafetensorsReader } from "../../src/io/safetensors.ts";
 import { loadT5Config, type T5Config } from "../../src/model/t5_config.ts";
 
 const MODELS = ["tiny-t5-v1_0", "tiny-t5-v1_1"] as const;

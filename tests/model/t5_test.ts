@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { loadT5, shiftRight, type T5Model } from "../../src/model/t5.ts";
+import { loadT5, type T5Model } from "../../src/model/t5.ts";
+import { shiftRight } from "../../src/io/seq2seq.ts";
 import { T5Generator } from "../../src/model/t5_generate.ts";
-import { openSafetensors } from "../../src/model/safetensors.ts";
+import { openSafetensors } from "../../src/io/safetensors.ts";
 import { type Gpu, requestGpu } from "../../src/gpu/device.ts";
 import { gpuTest } from "../gpu_support.ts";
 import { assertClose, Rng } from "../numeric.ts";

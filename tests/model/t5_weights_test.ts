@@ -1,9 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  openSafetensors,
-  type TensorToWrite,
-  writeSafetensors,
-} from "../../src/model/safetensors.ts";
+import { openSafetensors, type TensorToWrite, writeSafetensors } from "../../src/io/safetensors.ts";
 import { loadT5 } from "../../src/model/t5.ts";
 import { T5WeightsError } from "../../src/model/t5_weights.ts";
 import { startMockHub } from "../support/mock_hub.ts";

@@ -10,8 +10,8 @@ import {
   matchesPattern,
   repoCacheDir,
   safeJoin,
-} from "../../src/data/hub.ts";
-import { openSafetensors, writeSafetensors } from "../../src/model/safetensors.ts";
+} from "../../src/io/hub.ts";
+import { openSafetensors, writeSafetensors } from "../../src/io/safetensors.ts";
 import {
   gitOid,
   MOCK_SHA,

@@ -9,7 +9,7 @@ import {
   type SafetensorsReader,
   type TensorToWrite,
   writeSafetensors,
-} from "../../src/model/safetensors.ts";
+} from "../../src/io/safetensors.ts";
 import { Rng } from "../numeric.ts";
 
 const FIXTURES = new URL("../fixtures/safetensors/", import.meta.url);
