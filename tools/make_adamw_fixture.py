@@ -4,7 +4,7 @@ Dev-only (the project never runs Python). Usage, from the repository root:
 
     /tmp/ref/bin/python tools/make_adamw_fixture.py
 
-Recipe (METHOD.md): torch.optim.AdamW (foreach=False, fused=False), betas (0.9, 0.999), eps 1e-6,
+Recipe (docs/method.md): torch.optim.AdamW (foreach=False, fused=False), betas (0.9, 0.999), eps 1e-6,
 two parameter groups (a prompt at lr 0.3, an offset network at lr 1e-4), a linear warmup/decay
 schedule (LambdaLR, warmup 2 of 6 steps, so the first step runs at lr 0) and clip_grad_norm_(1.0)
 over all parameters together. Two cases: weight decay 0 (the recipe) and 0.01. Initial

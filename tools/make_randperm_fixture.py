@@ -121,7 +121,7 @@ def main():
         entry(n, torch_perm(n), ",".join(labels.get(n, [])) or None) for n in sorted(sizes)
     ]
 
-    # The reference check from METHOD.md.
+    # The reference check from docs/method.md.
     assert torch_perm(10).tolist() == [2, 6, 1, 8, 4, 5, 0, 9, 3, 7]
 
     # Seed handling: negative seeds wrap as uint64, only the low 32 bits matter.

@@ -1,5 +1,5 @@
 /**
- * The train / validation / test splits of METHOD.md ("Splits"), as pure functions over row
+ * The train / validation / test splits of docs/method.md ("Splits"), as pure functions over row
  * indices. They reproduce the authors' `AbstractTask.get` (DePT/ADePT `src/tasks.py`) with
  * `split_validation_test=True` and the data seed fixed at 42:
  *
@@ -54,7 +54,7 @@ export interface SplitOptions {
 }
 
 /**
- * The split scheme of each task METHOD.md names (keys as in its task table; MRQA sets by their
+ * The split scheme of each task docs/method.md names (keys as in its task table; MRQA sets by their
  * short names). Tasks not listed here are not split by the authors' code.
  */
 export const SPLIT_SCHEMES: Readonly<Record<string, SplitScheme>> = Object.freeze({
@@ -98,7 +98,7 @@ function checkCount(what: string, v: unknown): number {
 }
 
 /**
- * Builds each split's row indices for a task, following METHOD.md and the authors' code.
+ * Builds each split's row indices for a task, following docs/method.md and the authors' code.
  *
  * @param scheme `"small"`, `"large"` or `"mnli"` (see {@linkcode SPLIT_SCHEMES}).
  * @param sizes Row counts of the Hugging Face splits, keyed by split name: `train` and

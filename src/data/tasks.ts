@@ -2,7 +2,7 @@
  * Tasks: where the data comes from, how a row becomes a `source`/`target` text pair, which
  * metrics score it, and how the train/validation/test splits are drawn.
  *
- * The 13 GLUE and SuperGLUE tasks of METHOD.md ({@link TASKS}) reproduce the authors'
+ * The 13 GLUE and SuperGLUE tasks of docs/method.md ({@link TASKS}) reproduce the authors'
  * `src/tasks.py` (DePT/ADePT, from ATTEMPT): source = parts joined by single spaces with no task
  * prefix (`add_prefix=False`), target = `str(label)`:
  *
@@ -27,7 +27,7 @@
  * multirc [f1], cb [f1_multiclass, accuracy]. The maximum target length is the authors'
  * `max(len(tokenizer.encode(label)) for label in labels_list)`, or their generation budget (20)
  * for a task without a label list: see {@link maxTargetLength}.
- * Splits follow METHOD.md with `randperm` seed 42 (`splits.ts`).
+ * Splits follow docs/method.md with `randperm` seed 42 (`splits.ts`).
  *
  * **Custom tasks** ({@link customTask}) read local csv/tsv/jsonl/json/parquet files and build
  * the source from a template such as `"question: {question} context: {context}"`.
@@ -432,7 +432,7 @@ function builtin(name: TaskName): Task {
 }
 
 /**
- * The built-in GLUE and SuperGLUE tasks of METHOD.md, by name.
+ * The built-in GLUE and SuperGLUE tasks of docs/method.md, by name.
  *
  * @example
  * ```ts
@@ -448,7 +448,7 @@ export const TASKS: Readonly<Record<TaskName, Task>> = Object.freeze(
 );
 
 /**
- * The names of the built-in tasks, in METHOD.md's order.
+ * The names of the built-in tasks, in docs/method.md's order.
  *
  * @example
  * ```ts
@@ -651,7 +651,7 @@ export interface CustomTaskOptions {
 /**
  * Defines a task over local files, without code. Splits (`randperm` seed 42):
  * - train, validation and test given: used as they are;
- * - train and validation: validation is halved into validation and test, as METHOD.md does for
+ * - train and validation: validation is halved into validation and test, as docs/method.md does for
  *   small GLUE tasks;
  * - train and test: validation = `min(1000, n/10)` train rows drawn by `randperm`, the rest
  *   trains;
@@ -902,7 +902,7 @@ function formatAll(task: Task, src: SourceRows, indices: ArrayLike<number>): Exa
 }
 
 /**
- * Reads a task's data and builds its train/validation/test examples with METHOD.md's split
+ * Reads a task's data and builds its train/validation/test examples with docs/method.md's split
  * rules (built-in tasks) or the custom-task rules of {@link customTask}.
  *
  * @param task A built-in or custom task.
@@ -991,8 +991,8 @@ export async function loadTaskExamples(
 
 /**
  * The target length of tasks without a label list: the authors' `generation_max_length` (20,
- * METHOD.md's "max 20 new tokens"), which their `train.py` uses as `default_max_length` when a
- * task has no `labels_list`.
+ * the "at most 20 new tokens" of docs/method.md), which their `train.py` uses as
+ * `default_max_length` when a task has no `labels_list`.
  *
  * @example
  * ```ts

@@ -44,7 +44,7 @@ export interface AdamWHyperparams {
   beta1?: number;
   /** Decay rate of the second moment. @default {0.999} */
   beta2?: number;
-  /** Added to the denominator (METHOD.md uses 1e-6). @default {1e-8} */
+  /** Added to the denominator (docs/method.md uses 1e-6). @default {1e-8} */
   eps?: number;
   /** Decoupled weight decay. @default {0.01} */
   weightDecay?: number;
@@ -239,7 +239,7 @@ export interface ClipGradNormOptions {
   grads: readonly Tensor[];
   /** (1) f32: receives the total norm before clipping (what PyTorch returns). */
   norm: Tensor;
-  /** The largest total norm allowed (METHOD.md: 1.0). */
+  /** The largest total norm allowed (docs/method.md: 1.0). */
   maxNorm: number;
   /** Name in error messages. @default {"clip_grad_norm"} */
   label?: string;

@@ -64,7 +64,7 @@ function assertIsPermutation(perm: Int32Array): void {
   }
 }
 
-Deno.test("randperm(10) with seed 42 is [2, 6, 1, 8, 4, 5, 0, 9, 3, 7] as METHOD.md states", () => {
+Deno.test("randperm(10) with seed 42 is [2, 6, 1, 8, 4, 5, 0, 9, 3, 7] as docs/method.md states", () => {
   assert.deepEqual(Array.from(randperm(10)), [2, 6, 1, 8, 4, 5, 0, 9, 3, 7]);
   assert.deepEqual(Array.from(randperm(10, 42)), [2, 6, 1, 8, 4, 5, 0, 9, 3, 7]);
 });

@@ -120,7 +120,7 @@ Deno.test("splitIndices() rejects unknown schemes, missing or invalid sizes and 
   );
 });
 
-Deno.test("SPLIT_SCHEMES assigns every METHOD.md task its scheme", () => {
+Deno.test("SPLIT_SCHEMES assigns every docs/method.md task its scheme", () => {
   for (const t of ["cola", "rte", "mrpc", "stsb", "boolq", "cb", "wic", "wsc", "multirc"]) {
     assert.equal(SPLIT_SCHEMES[t], "small", t);
   }

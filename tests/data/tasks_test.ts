@@ -39,7 +39,7 @@ async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Built-in tasks
 
-Deno.test("the 13 METHOD.md tasks format rows exactly as the authors' preprocessors (Python oracle)", () => {
+Deno.test("the 13 docs/method.md tasks format rows exactly as the authors' preprocessors (Python oracle)", () => {
   assert.deepEqual([...TASK_NAMES].sort(), Object.keys(formats.tasks).sort());
   for (const [name, cases] of Object.entries(formats.tasks)) {
     const task = getTask(name);
@@ -51,7 +51,7 @@ Deno.test("the 13 METHOD.md tasks format rows exactly as the authors' preprocess
   }
 });
 
-Deno.test("each task reads its METHOD.md dataset config, metrics (first selects) and split scheme", () => {
+Deno.test("each task reads its docs/method.md dataset config, metrics (first selects) and split scheme", () => {
   const want: Record<string, [string, string, string, string, number]> = {
     mnli: ["nyu-mll/glue", "mnli", "accuracy", "mnli", 256],
     qqp: ["nyu-mll/glue", "qqp", "accuracy,f1", "large", 256],
