@@ -29,6 +29,7 @@
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { openSafetensors, type TensorToWrite, writeSafetensors } from "../io/safetensors.ts";
+import { DatasetError } from "./datasets.ts";
 import {
   type Example,
   loadTaskExamples,
@@ -337,7 +338,8 @@ export async function writeTokenizedSplits(
  *
  * @param path The file.
  * @returns The splits by name and the file's metadata.
- * @throws {Error} If the file is not a tokenized-dataset file or is inconsistent.
+ * @throws {DatasetError} If the file is not a tokenized-dataset file or is inconsistent.
+ * @throws {SafetensorsError} If it is not a readable safetensors file.
  *
  * @example
  * ```ts ignore
@@ -350,12 +352,17 @@ export async function readTokenizedSplits(
   using reader = await openSafetensors(path);
   const metadata = { ...reader.metadata };
   if (metadata.format !== FORMAT) {
-    throw new Error(`${path} is not a tokenized-dataset file (format ${metadata.format})`);
+    throw new DatasetError(
+      path,
+      `${path} is not a tokenized-dataset file (format ${metadata.format})`,
+    );
   }
   const lengths = JSON.parse(metadata.lengths ?? "{}") as Record<string, [number, number]>;
   const ints = async (name: string): Promise<Int32Array> => {
     const t = await reader.read(name);
-    if (!(t.data instanceof Int32Array)) throw new Error(`${path}: ${name} is not I32`);
+    if (!(t.data instanceof Int32Array)) {
+      throw new DatasetError(path, `${path}: ${name} is not I32`);
+    }
     return t.data;
   };
   const splits: Record<string, TokenizedSplit> = {};
@@ -370,7 +377,7 @@ export async function readTokenizedSplits(
     const ok = size >= 0 && targetOffsets.length === size + 1 &&
       textOffsets.length === size + 1 && sourceOffsets[size] === sourceIds.length &&
       targetOffsets[size] === targetIds.length && textOffsets[size] === text.length;
-    if (!ok) throw new Error(`${path}: split ${name} has inconsistent offsets`);
+    if (!ok) throw new DatasetError(path, `${path}: split ${name} has inconsistent offsets`);
     const targets = new Array<string>(size);
     for (let i = 0; i < size; i++) {
       targets[i] = utf8Decoder.decode(text.subarray(textOffsets[i], textOffsets[i + 1]));

@@ -66,7 +66,8 @@ export class PrecompiledCharsmap {
    * Parses a charsmap.
    *
    * @param charsmap The base64 string of `tokenizer.json` or the raw bytes.
-   * @throws {Error} If the blob is truncated or its replacement pool is not UTF-8.
+   * @throws {Error} If the blob is truncated or its replacement pool is not UTF-8 (a
+   *   `TextTokenizer` reports this as a `TokenizerError` naming its `tokenizer.json`).
    */
   constructor(charsmap: string | Uint8Array) {
     const bytes = typeof charsmap === "string" ? decodeBase64(charsmap) : charsmap;

@@ -37,6 +37,7 @@
 
 import type { MetricName } from "./metrics.ts";
 import {
+  DatasetError,
   downloadHubSplits,
   type HubSplitFiles,
   type LocatedRows,
@@ -91,6 +92,41 @@ function describeLocation(where: RowLocation): string {
   if (where.row !== undefined) return `${where.file}, row ${where.row}`;
   if (where.element !== undefined) return `${where.file}, element ${where.element}`;
   return where.file;
+}
+
+/**
+ * A task that cannot be had or applied: an unknown task name, a custom task's bad template or
+ * options, a row that does not fit its task (a missing or null field, a label of the wrong type),
+ * or data too small to split. `task` names the task when known; `where` locates the row when it
+ * came from a file. (A data file that cannot be read, or lacks a column, is a `DatasetError`.)
+ *
+ * @example
+ * ```ts
+ * import { getTask, TaskError } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(() => getTask("squad2"), TaskError);
+ * assert.throws(
+ *   () => getTask("sst2").format({ label: 1 }, { file: "train.jsonl", line: 3 }),
+ *   (e) => e instanceof TaskError && e.task === "sst2" && e.where?.line === 3,
+ * );
+ * ```
+ */
+export class TaskError extends Error {
+  /** The task concerned, when known. */
+  readonly task?: string;
+  /** Where the offending row was read from, when it came from a file. */
+  readonly where?: RowLocation;
+  /** An error about `options.task` (and the row at `options.where`); the message says what. */
+  constructor(
+    message: string,
+    options?: ErrorOptions & { task?: string; where?: RowLocation },
+  ) {
+    super(message, options);
+    this.name = "TaskError";
+    this.task = options?.task;
+    this.where = options?.where;
+  }
 }
 
 /**
@@ -156,9 +192,9 @@ export type TaskName =
   | "cb";
 
 /** A task's row-level error. */
-function rowError(task: string, where: RowLocation | undefined, message: string): Error {
+function rowError(task: string, where: RowLocation | undefined, message: string): TaskError {
   const at = where ? describeLocation(where) : "a row";
-  return new Error(`${task}: ${at}: ${message}`);
+  return new TaskError(`${task}: ${at}: ${message}`, { task, where });
 }
 
 function text(task: string, row: Row, field: string, where?: RowLocation): string {
@@ -475,7 +511,7 @@ const SUPERGLUE_ALIASES: ReadonlySet<string> = new Set([
  *   accepted for the SuperGLUE tasks (boolq, cb, multirc, wic, wsc, wsc.fixed) only: the GLUE
  *   tasks have no such alias (`superglue-rte` is unknown, not GLUE RTE).
  * @returns The task.
- * @throws {Error} For an unknown name, listing the known ones.
+ * @throws {TaskError} For an unknown name, listing the known ones.
  *
  * @example
  * ```ts
@@ -489,9 +525,10 @@ export function getTask(name: string): Task {
   if (bare !== key && SUPERGLUE_ALIASES.has(bare)) key = bare;
   if (key === "wsc.fixed") key = "wsc";
   if (Object.hasOwn(TASKS, key)) return TASKS[key as TaskName];
-  throw new Error(
+  throw new TaskError(
     `unknown task ${JSON.stringify(name)}; known tasks: ${TASK_NAMES.join(", ")}. ` +
       "To train on your own data, define a custom task (a data file plus a source template).",
+    { task: name },
   );
 }
 
@@ -509,7 +546,7 @@ interface ParsedTemplate {
  *
  * @param template E.g. `"question: {question} context: {context}"`.
  * @returns The literal pieces and the field names.
- * @throws {Error} On an unbalanced brace or an empty field name.
+ * @throws {TaskError} On an unbalanced brace or an empty field name.
  *
  * @example
  * ```ts
@@ -537,7 +574,7 @@ function parseTemplate(template: string): ParsedTemplate {
       const end = template.indexOf("}", i + 1);
       const name = end < 0 ? "" : template.slice(i + 1, end).trim();
       if (end < 0 || name === "" || name.includes("{")) {
-        throw new Error(
+        throw new TaskError(
           `template ${JSON.stringify(template)}: unbalanced "{" at position ${i}; write ` +
             '"{field}" for a field and "{{" for a literal brace',
         );
@@ -547,7 +584,7 @@ function parseTemplate(template: string): ParsedTemplate {
       lit = "";
       i = end;
     } else if (c === "}") {
-      throw new Error(
+      throw new TaskError(
         `template ${JSON.stringify(template)}: unbalanced "}" at position ${i}; write "}}" ` +
           "for a literal brace",
       );
@@ -582,7 +619,7 @@ function formatValue(v: unknown): string {
  * @param where The row's file and index, for the error message.
  * @returns The filled text. Strings are inserted as they are, numbers and booleans with
  *   `String()`, lists and objects as JSON.
- * @throws {Error} Naming the field, the file and the row when a field is missing or null.
+ * @throws {TaskError} Naming the field, the file and the row when a field is missing or null.
  *
  * @example
  * ```ts
@@ -597,11 +634,12 @@ export function fillTemplate(template: string, row: Row, where?: RowLocation): s
     const v = fieldValue(row, t.fields[i]);
     if (v === undefined || v === null) {
       const at = where ? ` (${describeLocation(where)})` : "";
-      throw new Error(
+      throw new TaskError(
         `the template ${JSON.stringify(template)} names {${t.fields[i]}}, but the row${at} ` +
           `${v === null ? "has null there" : "has no such field"}; its fields are ${
             Object.keys(row).map((k) => JSON.stringify(k)).join(", ")
           }`,
+        { where },
       );
     }
     out += formatValue(v) + t.literals[i + 1];
@@ -660,7 +698,8 @@ export interface CustomTaskOptions {
  *
  * @param options Files, templates, metrics, lengths.
  * @returns The task.
- * @throws {Error} On a malformed template or a file of unknown type.
+ * @throws {TaskError} On a malformed template or an empty target name.
+ * @throws {DatasetError} For a file of unknown type.
  *
  * @example
  * ```ts
@@ -674,10 +713,13 @@ export function customTask(options: CustomTaskOptions): Task {
   const sourceFields = templateFields(options.source);
   const targetIsTemplate = options.target.includes("{");
   const targetFields = targetIsTemplate ? templateFields(options.target) : [options.target];
-  if (!options.target.trim()) throw new Error(`${name}: the target column name is empty`);
+  if (!options.target.trim()) {
+    throw new TaskError(`${name}: the target column name is empty`, { task: name });
+  }
   if (sourceFields.length === 0) {
-    throw new Error(
+    throw new TaskError(
       `${name}: the source template ${JSON.stringify(options.source)} names no {field}`,
+      { task: name },
     );
   }
   const files: Partial<Record<SplitName, string>> = { train: options.train };
@@ -686,7 +728,8 @@ export function customTask(options: CustomTaskOptions): Task {
   for (const f of Object.values(files)) {
     const ext = f.slice(f.lastIndexOf(".")).toLowerCase();
     if (![".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet"].includes(ext)) {
-      throw new Error(
+      throw new DatasetError(
+        f,
         `${name}: ${f}: unknown data file type; use .csv, .tsv, .jsonl, .json or .parquet`,
       );
     }
@@ -711,12 +754,13 @@ export function customTask(options: CustomTaskOptions): Task {
         const v = fieldValue(row, options.target);
         if (v === undefined || v === null) {
           const at = where ? ` (${describeLocation(where)})` : "";
-          throw new Error(
+          throw new TaskError(
             `the target field ${JSON.stringify(options.target)} is ${
               v === null ? "null" : "missing"
             } in the row${at}; its fields are ${
               Object.keys(row).map((k) => JSON.stringify(k)).join(", ")
             }`,
+            { task: name, where },
           );
         }
         target = formatValue(v);
@@ -788,7 +832,8 @@ const SCHEME_SOURCES: Record<SplitScheme, string[]> = {
  * @param options Hub settings and the dataset location.
  * @returns The files and a data identity for cache keys.
  * @throws {HubError} When Hub data cannot be had.
- * @throws {Error} When a custom task's file does not exist.
+ * @throws {DatasetError} When a custom task's file does not exist.
+ * @throws {TaskError} When the task has neither a dataset nor files.
  *
  * @example
  * ```ts ignore
@@ -817,12 +862,16 @@ export async function resolveTaskData(
       : `local:${await contentDigests(all.map((f) => [rel(f), f]))}`;
     return { task, files: got.files, identity };
   }
-  if (!task.files) throw new Error(`task ${task.name} has neither a dataset nor files`);
+  if (!task.files) {
+    throw new TaskError(`task ${task.name} has neither a dataset nor files`, { task: task.name });
+  }
   const files: Record<string, string[]> = {};
   for (const [split, f] of Object.entries(task.files)) {
     if (!f) continue;
     const st = await Deno.stat(f).catch(() => null);
-    if (!st?.isFile) throw new Error(`${task.name}: the ${split} file ${f} does not exist`);
+    if (!st?.isFile) {
+      throw new DatasetError(f, `${task.name}: the ${split} file ${f} does not exist`);
+    }
     files[split] = [f];
   }
   const identity = await contentDigests(Object.entries(files).map(([s, [f]]) => [s, f]));
@@ -909,8 +958,9 @@ function formatAll(task: Task, src: SourceRows, indices: ArrayLike<number>): Exa
  * @param options Hub settings, seed, caps; or pass `data` already resolved.
  * @returns The examples of each split.
  * @throws {DatasetError} For malformed files or missing columns.
- * @throws {Error} For rows a template or label rule cannot format (naming the file and the
- *   row's line, parquet row or JSON element, as {@link RowLocation} describes).
+ * @throws {TaskError} For rows a template or label rule cannot format (naming the file and
+ *   the row's line, parquet row or JSON element, as {@link RowLocation} describes), and for a
+ *   split left empty.
  *
  * @example
  * ```ts ignore
@@ -980,9 +1030,10 @@ export async function loadTaskExamples(
     const [split, ex] of [["train", train], ["validation", validation], ["test", test]] as const
   ) {
     if (ex.length === 0) {
-      throw new Error(
+      throw new TaskError(
         `${task.name}: the ${split} split is empty (train has ${read.train.rows.length} rows); ` +
           "give more data or separate validation and test files",
+        { task: task.name },
       );
     }
   }

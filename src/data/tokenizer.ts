@@ -43,6 +43,34 @@ import { PrecompiledCharsmap } from "./precompiled_charsmap.ts";
 export const TOKENIZERS_LIBRARY_VERSION = "0.2.0";
 
 /**
+ * A tokenizer that cannot be loaded or built: no `tokenizer.json` (a slow, sentencepiece-only
+ * tokenizer), invalid JSON, a model `@huggingface/tokenizers` cannot build, a malformed
+ * `precompiled_charsmap`, or a post-processor that drops its sequence or adds tokens missing from
+ * the vocabulary. `source` is the file or repository at fault. (A Hub failure is a `HubError`.)
+ *
+ * @example
+ * ```ts
+ * import { createTokenizer, TokenizerError } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(
+ *   () => createTokenizer("{", "{}", { source: "broken/tokenizer.json" }),
+ *   (e) => e instanceof TokenizerError && e.source === "broken/tokenizer.json",
+ * );
+ * ```
+ */
+export class TokenizerError extends Error {
+  /** The `tokenizer.json` (or the Hub id or folder) at fault. */
+  readonly source: string;
+  /** An error about `source`; the message says what is wrong and, where it can, how to fix it. */
+  constructor(source: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TokenizerError";
+    this.source = source;
+  }
+}
+
+/**
  * The parsed `tokenizer.json` (only the fields this module reads are typed).
  *
  * @example
@@ -340,13 +368,17 @@ export class TextTokenizer {
   constructor(json: TokenizerJson, config: TokenizerConfig, options: CreateTokenizerOptions = {}) {
     this.source = options.source ?? "tokenizer.json";
     if (!json || typeof json !== "object" || !json.model || typeof json.model !== "object") {
-      throw new Error(`${this.source} is not a tokenizer.json: it has no "model" object`);
+      throw new TokenizerError(
+        this.source,
+        `${this.source} is not a tokenizer.json: it has no "model" object`,
+      );
     }
     const full = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null };
     try {
       this.#tok = new HfTokenizer({ ...full, added_tokens: [], ...json }, config ?? {});
     } catch (e) {
-      throw new Error(
+      throw new TokenizerError(
+        this.source,
         `${this.source}: @huggingface/tokenizers cannot build this tokenizer (model ${
           JSON.stringify(json.model.type)
         }): ${e instanceof Error ? e.message : String(e)}`,
@@ -354,7 +386,17 @@ export class TextTokenizer {
       );
     }
     const internals = this.#tok as unknown as HfInternals;
-    if (usesPrecompiled(json.normalizer)) internals.normalizer = buildNormalizer(json.normalizer);
+    if (usesPrecompiled(json.normalizer)) {
+      try {
+        internals.normalizer = buildNormalizer(json.normalizer);
+      } catch (e) {
+        throw new TokenizerError(
+          this.source,
+          `${this.source}: normalizer: ${e instanceof Error ? e.message : String(e)}`,
+          { cause: e },
+        );
+      }
+    }
     accelerateModel(json, internals.model);
     this.hash = options.hash ?? sha256Hex(JSON.stringify(json), JSON.stringify(config ?? {}));
     this.modelType = String(json.model.type ?? "unknown");
@@ -372,7 +414,10 @@ export class TextTokenizer {
       const out = internals.post_processor([placeholder], null, true).tokens;
       const at = out.indexOf(placeholder);
       if (at < 0) {
-        throw new Error(`${this.source}: the post-processor drops the sequence it is given`);
+        throw new TokenizerError(
+          this.source,
+          `${this.source}: the post-processor drops the sequence it is given`,
+        );
       }
       prefix = out.slice(0, at);
       suffix = out.slice(at + 1);
@@ -380,7 +425,8 @@ export class TextTokenizer {
     const idOf = (t: string) => {
       const id = this.tokenToId(t);
       if (id === undefined) {
-        throw new Error(
+        throw new TokenizerError(
+          this.source,
           `${this.source}: the post-processor adds ${JSON.stringify(t)}, which is not in the ` +
             "vocabulary",
         );
@@ -534,7 +580,7 @@ export class TextTokenizer {
  * @param config `tokenizer_config.json` as text or parsed.
  * @param options Source name for messages, identity hash.
  * @returns The tokenizer.
- * @throws {Error} If the JSON is not a tokenizer the library supports.
+ * @throws {TokenizerError} If the JSON is invalid or not a tokenizer the library supports.
  *
  * @example
  * ```ts
@@ -557,7 +603,11 @@ export function createTokenizer(
     try {
       return JSON.parse(v) as T;
     } catch (e) {
-      throw new Error(`${what} is not valid JSON: ${e instanceof Error ? e.message : e}`);
+      throw new TokenizerError(
+        source,
+        `${what} is not valid JSON: ${e instanceof Error ? e.message : e}`,
+        { cause: e },
+      );
     }
   };
   const hash = options.hash ??
@@ -587,7 +637,7 @@ export type LoadTokenizerOptions = HubOptions;
  * @param options Hub settings, passed to `hubDownload`.
  * @returns The tokenizer; its {@link TextTokenizer.hash} covers both files.
  * @throws {HubError} When the Hub or the cache cannot provide the files.
- * @throws {Error} When there is no `tokenizer.json` or it cannot be parsed.
+ * @throws {TokenizerError} When there is no `tokenizer.json` or it cannot be parsed.
  *
  * @example
  * ```ts ignore
@@ -637,8 +687,9 @@ async function isFile(path: string): Promise<boolean> {
   return (await Deno.stat(path).catch(() => null))?.isFile ?? false;
 }
 
-function noTokenizerJson(repoOrPath: string, cause?: unknown): Error {
-  return new Error(
+function noTokenizerJson(repoOrPath: string, cause?: unknown): TokenizerError {
+  return new TokenizerError(
+    repoOrPath,
     `${repoOrPath} has no tokenizer.json. Only Hugging Face "fast" tokenizers are supported; ` +
       "convert a sentencepiece or vocab-file tokenizer with transformers " +
       "(AutoTokenizer.from_pretrained(...).save_pretrained(dir)) and pass that folder.",

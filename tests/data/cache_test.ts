@@ -9,7 +9,9 @@ import {
   tokenizeExamples,
   writeTokenizedSplits,
 } from "../../src/data/cache.ts";
+import { DatasetError } from "../../src/data/datasets.ts";
 import { customTask, getTask, resolveTaskData } from "../../src/data/tasks.ts";
+import { writeSafetensors } from "../../src/io/safetensors.ts";
 import { loadTokenizer } from "../../src/data/tokenizer.ts";
 import { startMockHub } from "../support/mock_hub.ts";
 
@@ -81,6 +83,19 @@ Deno.test("tokenized splits round-trip through the safetensors cache file, unico
     assertSameSplit(splits.test, empty);
     // No temporary file is left behind (written to a temp name and renamed).
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["c.safetensors"]);
+  });
+});
+
+Deno.test("readTokenizedSplits() rejects a safetensors file of another kind with a DatasetError", async () => {
+  await withTemp(async (dir) => {
+    const p = join(dir, "weights.safetensors");
+    await writeSafetensors(p, { w: { shape: [1], data: new Float32Array(1) } });
+    await assert.rejects(readTokenizedSplits(p), (e: Error) => {
+      assert.ok(e instanceof DatasetError);
+      assert.equal(e.file, p);
+      assert.match(e.message, /is not a tokenized-dataset file/);
+      return true;
+    });
   });
 });
 

@@ -17,6 +17,7 @@ import {
   STSB_LABELS,
   stsbTarget,
   TASK_NAMES,
+  TaskError,
   TASKS,
   templateFields,
 } from "../../src/data/tasks.ts";
@@ -106,6 +107,8 @@ Deno.test("getTask() accepts the authors' aliases and lists the known tasks for 
   assert.equal(getTask("superglue-boolq").name, "boolq");
   assert.equal(getTask("wsc.fixed").name, "wsc");
   assert.throws(() => getTask("squad2"), (e: Error) => {
+    assert.ok(e instanceof TaskError);
+    assert.equal(e.task, "squad2");
     assert.match(e.message, /unknown task "squad2"/);
     for (const n of TASK_NAMES) assert.ok(e.message.includes(n), `lists ${n}`);
     assert.match(e.message, /custom task/);
@@ -135,6 +138,10 @@ Deno.test("a built-in task names the file, row and field of a bad row", () => {
   assert.throws(
     () => getTask("sst2").format({ label: 1 }, where),
     /sst2: sst2\/train-00000-of-00001\.parquet, row 7: field "sentence" is missing/,
+  );
+  assert.throws(
+    () => getTask("sst2").format({ label: 1 }, where),
+    (e) => e instanceof TaskError && e.task === "sst2" && e.where === where,
   );
   assert.throws(
     () => getTask("rte").format({ sentence1: "a", sentence2: "b", label: "yes" }, where),
@@ -167,12 +174,15 @@ Deno.test("templates fill {fields}, keep {{ }} as braces, reach into structs and
   assert.throws(() => templateFields("a {b"), /unbalanced "\{" at position 2/);
   assert.throws(() => templateFields("a } b"), /unbalanced "\}" at position 2/);
   assert.throws(() => templateFields("a {} b"), /unbalanced/);
+  assert.throws(() => templateFields("a {b"), TaskError);
 });
 
 Deno.test("a missing template field is an error naming the field, the file and the row", () => {
   assert.throws(
     () => fillTemplate("question: {question}", { q: 1 }, { file: "data/train.jsonl", row: 4 }),
     (e: Error) => {
+      assert.ok(e instanceof TaskError);
+      assert.deepEqual(e.where, { file: "data/train.jsonl", row: 4 });
       assert.match(e.message, /\{question\}/);
       assert.match(e.message, /data\/train\.jsonl, row 4/);
       assert.match(e.message, /its fields are "q"/);
@@ -274,15 +284,17 @@ Deno.test("customTask() names the missing field and the file (whole file or one 
     await assert.rejects(loadTaskExamples(t2), /train\.jsonl \(line 14\) has no column "label"/);
     assert.throws(
       () => customTask({ train: join(dir, "train.xlsx"), source: "{a}", target: "b" }),
-      /unknown data file type/,
+      (e) => e instanceof DatasetError && /unknown data file type/.test(e.message),
     );
     assert.throws(
       () => customTask({ train, source: "no fields", target: "b" }),
-      /names no \{field\}/,
+      (e) => e instanceof TaskError && /names no \{field\}/.test(e.message),
     );
     await assert.rejects(
       resolveTaskData(customTask({ train: join(dir, "nope.csv"), source: "{a}", target: "b" })),
-      /the train file .*nope\.csv does not exist/,
+      (e) =>
+        e instanceof DatasetError && e.file === join(dir, "nope.csv") &&
+        /the train file .*nope\.csv does not exist/.test(e.message),
     );
   });
 });
@@ -445,7 +457,9 @@ Deno.test("format errors name the file and the 1-based line of JSONL rows (blank
     );
     await assert.rejects(
       loadTaskExamples(customTask({ ...files, source: "t: {text}", target: "label" })),
-      (e: Error) => e.message.includes(`${train}, line 4`) && /is null/.test(e.message),
+      (e: Error) =>
+        e instanceof TaskError && e.where?.line === 4 && e.message.includes(`${train}, line 4`) &&
+        /is null/.test(e.message),
     );
   });
 });

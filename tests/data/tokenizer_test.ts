@@ -5,6 +5,7 @@ import {
   createTokenizer,
   loadTokenizer,
   type TextTokenizer,
+  TokenizerError,
   type TokenizerJson,
 } from "../../src/data/tokenizer.ts";
 import { PrecompiledCharsmap } from "../../src/data/precompiled_charsmap.ts";
@@ -237,13 +238,21 @@ Deno.test("loadTokenizer() says a repo without tokenizer.json is unsupported, an
   const dir = await Deno.makeTempDir({ prefix: "tok_test_" });
   try {
     await Deno.writeTextFile(join(dir, "spiece.model"), "not json");
-    await assert.rejects(loadTokenizer(dir), /has no tokenizer\.json/);
+    await assert.rejects(loadTokenizer(dir), (e: Error) => {
+      assert.ok(e instanceof TokenizerError);
+      assert.equal(e.source, dir);
+      assert.match(e.message, /has no tokenizer\.json/);
+      return true;
+    });
     await Deno.writeTextFile(join(dir, "tokenizer.json"), "{ nope");
     await assert.rejects(loadTokenizer(dir), (e: Error) => {
+      assert.ok(e instanceof TokenizerError);
+      assert.equal(e.source, join(dir, "tokenizer.json"));
       assert.match(e.message, /tokenizer\.json is not valid JSON/);
       return true;
     });
     await Deno.writeTextFile(join(dir, "tokenizer.json"), "{}");
+    await assert.rejects(loadTokenizer(dir), TokenizerError);
     await assert.rejects(loadTokenizer(dir), /no "model" object/);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -259,4 +268,22 @@ Deno.test("the tokenizer hash changes with tokenizer.json and with tokenizer_con
   assert.notEqual(a.hash, c.hash);
   assert.equal(a.hash, createTokenizer(json, "{}").hash);
   assert.match(a.hash, /^[0-9a-f]{64}$/);
+});
+
+Deno.test("a malformed precompiled_charsmap is a TokenizerError naming the tokenizer.json", async () => {
+  const json = await readJson("t5/tokenizer.json");
+  const walk = (n: Record<string, unknown>) => {
+    if (n.type === "Precompiled") n.precompiled_charsmap = "AAAA";
+    for (const c of (n.normalizers as Record<string, unknown>[] | undefined) ?? []) walk(c);
+  };
+  walk(json.normalizer);
+  assert.throws(
+    () => createTokenizer(json, {}, { source: "bad/tokenizer.json" }),
+    (e: Error) => {
+      assert.ok(e instanceof TokenizerError);
+      assert.equal(e.source, "bad/tokenizer.json");
+      assert.match(e.message, /^bad\/tokenizer\.json: /);
+      return true;
+    },
+  );
 });
