@@ -10,7 +10,7 @@
  *
  * @example Loss, input-embedding gradient and greedy decoding of a T5
  * ```ts ignore
- * import { loadT5, requestGpu, T5Generator } from "@adept/trainer";
+ * import { loadT5, requestGpu } from "@adept/trainer";
  * const gpu = await requestGpu();
  * const model = await loadT5(gpu, "google-t5/t5-base"); // Hub id or local folder
  * const session = model.session({ batch: 2, sourceLength: 8, targetLength: 3 });
@@ -21,7 +21,7 @@
  * console.log(await session.readLoss());
  * await session.backward(); // training mode: dropout on
  * const grad = await session.readInputsEmbedsGrad(); // (2, 8, 768)
- * const gen = new T5Generator(model, { batch: 2, sourceLength: 8 });
+ * const gen = model.generator({ batch: 2, sourceLength: 8 });
  * console.log(await gen.generate({ inputIds, attentionMask })); // number[][], each ending at EOS
  * ```
  *

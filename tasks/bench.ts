@@ -11,7 +11,8 @@
 import { parseArgs } from "node:util";
 import { type Gpu, requestGpu } from "../src/gpu/device.ts";
 import { matmul, matmulNaive } from "../src/layers/matmul.ts";
-import { T5Model, type T5Shape } from "../src/model/t5.ts";
+import { T5Model } from "../src/model/t5.ts";
+import type { T5Shape } from "../src/model/t5_buffers.ts";
 import { parseT5Config } from "../src/model/t5_config.ts";
 import { randomT5Weights } from "../src/model/t5_weights.ts";
 import { benchTokenize } from "./bench_tokenize.ts";
@@ -135,7 +136,7 @@ async function benchT5(gpu: Gpu, name: keyof typeof T5_SHAPES, shape: T5Shape, s
     gpu_memory_mib: +((gpu.allocatedBytes - before) / 2 ** 20).toFixed(1),
     loss: await session.readLoss(),
   });
-  gpu.freeArena(session.buffers);
+  session.destroy();
   gpu.freeArena(model.weights);
 }
 

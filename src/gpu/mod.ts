@@ -4,6 +4,7 @@
  * @module
  */
 
+export { allocTree, flattenSpecs, type SpecTree, treeBytes } from "./arena_tree.ts";
 export {
   type AdapterSummary,
   type Arena,

@@ -5,6 +5,7 @@
  */
 
 export * from "./activation.ts";
+export * from "./attention.ts";
 export * from "./cross_entropy.ts";
 export * from "./dropout.ts";
 export * from "./elementwise.ts";

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { loadT5, type T5Model } from "../../src/model/t5.ts";
 import { shiftRight } from "../../src/io/seq2seq.ts";
-import { T5Generator } from "../../src/model/t5_generate.ts";
 import { openSafetensors } from "../../src/io/safetensors.ts";
 import { type Gpu, requestGpu } from "../../src/gpu/device.ts";
 import { gpuTest } from "../gpu_support.ts";
@@ -200,7 +199,7 @@ for (const variant of VARIANTS) {
       const ref = await reference(variant);
       const m = await model(gpu, variant);
       const [B, S] = ref.input_ids.shape;
-      const gen = new T5Generator(m, { batch: B, sourceLength: S, maxNewTokens: 20 });
+      const gen = m.generator({ batch: B, sourceLength: S, maxNewTokens: 20 });
       const got = await gen.generate({
         inputIds: ref.input_ids.data as Int32Array,
         attentionMask: ref.attention_mask.data,
@@ -232,7 +231,7 @@ gpuTest(
     const ref = await reference("tiny-t5-v1_1");
     const m = await model(gpu, "tiny-t5-v1_1");
     const [B, S] = ref.input_ids.shape;
-    const gen = new T5Generator(m, { batch: B, sourceLength: S });
+    const gen = m.generator({ batch: B, sourceLength: S });
     const ids = ref.input_ids.data as Int32Array;
     const mask = ref.attention_mask.data;
     const first = await gen.generate({ inputIds: ids, attentionMask: mask });
@@ -257,7 +256,7 @@ gpuTest(
     const [B, S, N] = [2, 2, 20];
     const inputIds = new Int32Array([54, 1, 7, 1]);
     const attentionMask = [1, 1, 1, 1];
-    const gen = new T5Generator(m, { batch: B, sourceLength: S, maxNewTokens: N });
+    const gen = m.generator({ batch: B, sourceLength: S, maxNewTokens: N });
     const cached = await gen.generate({ inputIds, attentionMask });
     // Reference: step t feeds the first t generated ids as labels and takes the argmax at t.
     const s = m.session({ batch: B, sourceLength: S, targetLength: N });
@@ -309,7 +308,7 @@ gpuTest("destroy() returns every byte a session and a generator allocated", asyn
   const gpu = await device();
   const m = await model(gpu, "tiny-t5-v1_1");
   const run = async () => {
-    const g = new T5Generator(m, { batch: 2, sourceLength: 5, maxNewTokens: 4 });
+    const g = m.generator({ batch: 2, sourceLength: 5, maxNewTokens: 4 });
     await g.generate({
       inputIds: new Int32Array(10).fill(1),
       attentionMask: new Array(10).fill(1),
@@ -326,7 +325,7 @@ gpuTest("destroy() returns every byte a session and a generator allocated", asyn
     labels: new Int32Array([4, 1, -100, 5, 6, 1]),
   });
   await s.backward();
-  const gen = new T5Generator(m, { batch: 2, sourceLength: 5, maxNewTokens: 4 });
+  const gen = m.generator({ batch: 2, sourceLength: 5, maxNewTokens: 4 });
   await gen.generate({
     inputIds: new Int32Array(10).fill(1),
     attentionMask: new Array(10).fill(1),
@@ -383,7 +382,7 @@ gpuTest(
     const gpu = await device();
     const m = await model(gpu, "tiny-t5-v1_1");
     const C = m.config.dModel;
-    const gen = new T5Generator(m, { batch: 2, sourceLength: 3, maxNewTokens: 4 });
+    const gen = m.generator({ batch: 2, sourceLength: 3, maxNewTokens: 4 });
     const emb = new Float32Array(2 * 3 * C).fill(0.1);
     emb[3 * C + 5] = NaN; // row 1 only
     await assert.rejects(
@@ -391,5 +390,40 @@ gpuTest(
       /row 1, step 0: the logits hold NaN/,
     );
     gen.destroy();
+  },
+);
+
+gpuTest(
+  "a caller records a training step itself: setStep/nextStep give the masks backward() draws",
+  async () => {
+    const gpu = await device();
+    const ref = await reference("tiny-t5-v1_1");
+    const m = await model(gpu, "tiny-t5-v1_1");
+    const [B, S] = ref.input_ids.shape;
+    const T = ref.labels.shape[1];
+    const shape = { batch: B, sourceLength: S, targetLength: T };
+    const opts = { seed: 11, dropoutRate: 0.2 };
+    // backward() advances the counter from 0 to 1, 2, 3: the masks of step 3
+    const a = m.session(shape, opts);
+    a.setBatch(refBatch(ref, "inputs_embeds"));
+    for (let i = 0; i < 3; i++) await a.backward();
+    assert.equal(a.step, 3);
+    const want = await a.readInputsEmbedsGrad();
+    const wantLoss = await a.readLoss();
+    // a caller that resumes at step 2, advances once and records the ops in one submit
+    const b = m.session(shape, opts);
+    b.setBatch(refBatch(ref, "inputs_embeds"));
+    b.setStep(2);
+    assert.equal(b.nextStep(), 3);
+    await gpu.run([...b.trainOps, ...b.backwardOps]);
+    assert.deepEqual(await b.readInputsEmbedsGrad(), want);
+    assert.equal(await b.readLoss(), wantLoss);
+    // another step's masks give another gradient (the counter matters)
+    b.setStep(7);
+    await gpu.run([...b.trainOps, ...b.backwardOps]);
+    assert.notDeepEqual(await b.readInputsEmbedsGrad(), want);
+    assert.throws(() => b.setStep(-1), /step must be an integer/);
+    a.destroy();
+    b.destroy();
   },
 );

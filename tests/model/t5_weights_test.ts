@@ -223,7 +223,7 @@ gpuTest("the backward pass leaves every frozen weight untouched", async (gpu) =>
   for (const [name, t] of Object.entries(m.weights.tensors)) {
     assert.deepEqual(await gpu.read(t), before.get(name), `${name} changed`);
   }
-  gpu.freeArena(s.buffers);
+  s.destroy();
   gpu.freeArena(m.weights);
 });
 

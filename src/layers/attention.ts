@@ -1,0 +1,517 @@
+/**
+ * Multi-head scaled dot-product attention over per-head strided views, forward and backward,
+ * plus float64 CPU references:
+ *
+ * ```
+ * probs = softmax(scale · q·kᵀ + bias + mask)      (B, H, Lq, Lk), kept for the backward pass
+ * ctx   = dropout(probs) · v                       (B, Lq, H·D)
+ * ```
+ *
+ * q, k and v are stored (B, L, H·D), as the projections write them; each head reads its D
+ * columns in place (no transpose). T5 uses `scale` 1 (no 1/√D). Dropout on the probabilities
+ * uses the counter-based masks of `dropout.ts`, regenerated in the backward pass.
+ *
+ * Shape legend: B batch, H heads, D head size, Lq query length, Lk key length.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu/device.ts";
+import { fmtShape, ShapeError } from "../gpu/errors.ts";
+import type { Op } from "../gpu/op.ts";
+import { type Tensor, viewOf } from "../gpu/tensor.ts";
+import { dropoutBackward, dropoutForward, dropoutMaskCpu, dropoutThreshold } from "./dropout.ts";
+import { matmulStrided, type StridedOperand } from "./matmul.ts";
+import { softmax, softmaxBackward, softmaxBackwardCpu, softmaxCpu } from "./softmax.ts";
+
+/** Dropout on the attention probabilities: the step state, the site's stream and the rate. */
+export interface AttentionDropout {
+  /** The (2) u32 `(seed, step)` state of `dropout.ts`. */
+  state: Tensor;
+  /** Drop probability in [0, 1); 0 is no dropout. */
+  p: number;
+  /** The call site's stream id (one per layer and attention). */
+  stream: number;
+}
+
+/** Options of {@link attention}. */
+export interface AttentionOptions {
+  /** Queries (B, Lq, H·D). */
+  q: Tensor;
+  /** Keys (B, Lk, H·D); with `lk` set, rows past `lk` are ignored (a cache). */
+  k: Tensor;
+  /** Values (B, Lk, H·D), as `k`. */
+  v: Tensor;
+  /** Number of heads H (H·D is the last dim of q). */
+  heads: number;
+  /** Probabilities (B, H, Lq, Lk), written and kept for {@link attentionBackward}. */
+  probs: Tensor;
+  /** Context (B, Lq, H·D), written. */
+  ctx: Tensor;
+  /**
+   * Scratch of at least B·H·Lq·Lk elements, in another buffer range than every other binding:
+   * holds the scores, then the dropped probabilities.
+   */
+  scratch: Tensor;
+  /** Factor on q·kᵀ. @default {1} */
+  scale?: number;
+  /** Additive bias (H, Lq, Lk), broadcast over B (T5's relative position bias). */
+  bias?: Tensor;
+  /** Key mask (B, Lk): 1 attends, 0 masks. */
+  mask?: Tensor;
+  /** Mask key j for query i when `j > i + causalOffset`. @default {false} */
+  causal?: boolean;
+  /** See `causal`; cached decoding moves it with `softmax.setParams({causal_offset})`. @default {0} */
+  causalOffset?: number;
+  /** Dropout on the probabilities (training). */
+  dropout?: AttentionDropout;
+  /** Name in error messages. @default {"attention"} */
+  label?: string;
+}
+
+/** The ops of an attention forward pass; record `ops` in order. */
+export interface AttentionOps {
+  /** Scores, softmax, dropout (if any), context. */
+  ops: Op[];
+  /** The softmax op, whose `causal_offset` uniform cached decoding advances per step. */
+  softmax: Op;
+}
+
+/** Sizes of an attention call, read off its tensors and checked. */
+interface Dims {
+  B: number;
+  H: number;
+  D: number;
+  lq: number;
+  lk: number;
+}
+
+function dims(
+  label: string,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  heads: number,
+  probs: Tensor,
+): Dims {
+  for (const [role, t] of [["q", q], ["k", k], ["v", v], ["probs", probs]] as const) {
+    if (t.dtype !== "f32") throw new ShapeError(`${label}: ${role} = ${t.describe()} must be f32`);
+  }
+  if (q.shape.length !== 3) {
+    throw new ShapeError(`${label}: q = ${q.describe()} must be (B, Lq, H·D)`);
+  }
+  const [B, lq, HD] = q.shape;
+  if (!Number.isInteger(heads) || heads < 1 || HD % heads !== 0) {
+    throw new ShapeError(
+      `${label}: heads must be a positive divisor of H·D = ${HD} (q = ${q.describe()}), got ${heads}`,
+    );
+  }
+  if (
+    probs.shape.length !== 4 || probs.shape[0] !== B || probs.shape[1] !== heads ||
+    probs.shape[2] !== lq
+  ) {
+    throw new ShapeError(
+      `${label}: probs = ${probs.describe()} must be (B, H, Lq, Lk) = (${B}, ${heads}, ${lq}, Lk)`,
+    );
+  }
+  const lk = probs.shape[3];
+  for (const [role, t] of [["k", k], ["v", v]] as const) {
+    if (t.shape.length !== 3 || t.shape[0] !== B || t.shape[2] !== HD || t.shape[1] < lk) {
+      throw new ShapeError(
+        `${label}: ${role} = ${t.describe()} must be (B, L, H·D) = (${B}, L >= ${lk}, ${HD}) ` +
+          `for probs ${fmtShape(probs.shape)}`,
+      );
+    }
+  }
+  return { B, H: heads, D: HD / heads, lq, lk };
+}
+
+function expect(label: string, role: string, t: Tensor, shape: readonly number[]): void {
+  if (fmtShape(t.shape) !== fmtShape(shape)) {
+    throw new ShapeError(`${label}: ${role} = ${t.describe()} must be ${fmtShape(shape)}`);
+  }
+}
+
+function scratchView(label: string, role: string, t: Tensor, shape: readonly number[]): Tensor {
+  const need = shape.reduce((a, d) => a * d, 1);
+  if (t.dtype !== "f32" || t.size < need) {
+    throw new ShapeError(
+      `${label}: ${role} = ${t.describe()} must be f32 with at least ${need} elements`,
+    );
+  }
+  return viewOf(t, shape, `${t.name}${fmtShape(shape)}`);
+}
+
+/** Per-head operand of a (B, L, H·D) tensor: head h of row b starts at b·L·HD + h·D. */
+function heads(t: Tensor, d: Dims): StridedOperand {
+  const HD = d.H * d.D;
+  return { tensor: t, ld: HD, batchStrides: [t.shape[1] * HD, d.D] };
+}
+
+/** Per-head operand of (B, H, Lq, Lk) probabilities. */
+function probsOperand(t: Tensor, d: Dims): StridedOperand {
+  return { tensor: t, ld: d.lk, batchStrides: [d.H * d.lq * d.lk, d.lq * d.lk] };
+}
+
+/**
+ * Attention forward: `probs = softmax(scale·q·kᵀ + bias + mask)`, `ctx = dropout(probs)·v`.
+ *
+ * @example
+ * ```ts ignore
+ * const { ops } = attention(gpu, { q, k, v, heads: 4, probs, ctx, scratch, mask, bias });
+ * await gpu.run(ops);
+ * ```
+ */
+export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
+  const label = o.label ?? "attention";
+  const d = dims(label, o.q, o.k, o.v, o.heads, o.probs);
+  expect(label, "ctx", o.ctx, o.q.shape);
+  const pShape = o.probs.shape;
+  const scores = scratchView(label, "scratch", o.scratch, pShape);
+  const batch: [number, number] = [d.B, d.H];
+  const ops: Op[] = [];
+  ops.push(matmulStrided(gpu, {
+    m: d.lq,
+    n: d.lk,
+    k: d.D,
+    batch,
+    transB: true,
+    a: heads(o.q, d),
+    b: heads(o.k, d),
+    out: probsOperand(scores, d),
+    label: `${label}.scores`,
+  }));
+  const sm = softmax(gpu, {
+    x: scores,
+    out: o.probs,
+    scale: o.scale,
+    bias: o.bias,
+    mask: o.mask,
+    causal: o.causal,
+    causalOffset: o.causalOffset,
+    label: `${label}.softmax`,
+  });
+  ops.push(sm);
+  let used = o.probs;
+  if (o.dropout && o.dropout.p > 0) {
+    used = scores; // the scores are dead once the softmax ran
+    ops.push(dropoutForward(gpu, {
+      x: o.probs,
+      out: used,
+      state: o.dropout.state,
+      p: o.dropout.p,
+      stream: o.dropout.stream,
+      label: `${label}.dropout`,
+    }));
+  }
+  ops.push(matmulStrided(gpu, {
+    m: d.lq,
+    n: d.D,
+    k: d.lk,
+    batch,
+    a: probsOperand(used, d),
+    b: heads(o.v, d),
+    out: heads(o.ctx, d),
+    label: `${label}.context`,
+  }));
+  return { ops, softmax: sm };
+}
+
+/** Options of {@link attentionBackward}. */
+export interface AttentionBackwardOptions {
+  /** The forward's queries (B, Lq, H·D). */
+  q: Tensor;
+  /** The forward's keys (B, Lk, H·D). */
+  k: Tensor;
+  /** The forward's values (B, Lk, H·D). */
+  v: Tensor;
+  /** Number of heads H. */
+  heads: number;
+  /** The forward's probabilities (B, H, Lq, Lk). */
+  probs: Tensor;
+  /** Gradient of the context (B, Lq, H·D). */
+  dctx: Tensor;
+  /** Gradient of q (B, Lq, H·D), written. */
+  dq: Tensor;
+  /** Gradient of k (B, Lk, H·D), written. */
+  dk: Tensor;
+  /** Gradient of v (B, Lk, H·D), written. */
+  dv: Tensor;
+  /**
+   * Two scratch tensors of at least B·H·Lq·Lk elements each (the probabilities' and the
+   * scores' gradients), apart from each other and from every other binding.
+   */
+  scratch: readonly [Tensor, Tensor];
+  /**
+   * With dropout: a third scratch of B·H·Lq·Lk elements for the recomputed dropped
+   * probabilities (may be the forward's `scratch`).
+   */
+  droppedScratch?: Tensor;
+  /** The forward's scale. @default {1} */
+  scale?: number;
+  /** The forward's dropout (same state, stream and p). */
+  dropout?: AttentionDropout;
+  /** Name in error messages. @default {"attention_backward"} */
+  label?: string;
+}
+
+/**
+ * Attention backward, from `dctx` to `dq`, `dk`, `dv` (the mask and the bias get no gradient):
+ * `dv = dropout(P)ᵀ·dctx`, `dP = dropout'(dctx·vᵀ)`, `dS = scale·softmax'(dP)`, `dq = dS·k`,
+ * `dk = dSᵀ·q`.
+ *
+ * @example
+ * ```ts ignore
+ * await gpu.run(attentionBackward(gpu, { q, k, v, heads: 4, probs, dctx, dq, dk, dv, scratch }));
+ * ```
+ */
+export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
+  const label = o.label ?? "attention_backward";
+  const d = dims(label, o.q, o.k, o.v, o.heads, o.probs);
+  expect(label, "dctx", o.dctx, o.q.shape);
+  expect(label, "dq", o.dq, o.q.shape);
+  expect(label, "dk", o.dk, [d.B, d.lk, d.H * d.D]);
+  expect(label, "dv", o.dv, [d.B, d.lk, d.H * d.D]);
+  const pShape = o.probs.shape;
+  const dPd = scratchView(label, "scratch[0]", o.scratch[0], pShape);
+  const dP = scratchView(label, "scratch[1]", o.scratch[1], pShape);
+  const drop = o.dropout && o.dropout.p > 0 ? o.dropout : undefined;
+  const batch: [number, number] = [d.B, d.H];
+  const ops: Op[] = [];
+  let used = o.probs;
+  if (drop) {
+    if (!o.droppedScratch) {
+      throw new ShapeError(`${label}: with dropout, give droppedScratch for the dropped probs`);
+    }
+    used = scratchView(label, "droppedScratch", o.droppedScratch, pShape);
+    ops.push(dropoutForward(gpu, {
+      x: o.probs,
+      out: used,
+      state: drop.state,
+      p: drop.p,
+      stream: drop.stream,
+      label: `${label}.dropout(recompute)`,
+    }));
+  }
+  // dPd = dctx · vᵀ ; dv = dropout(P)ᵀ · dctx
+  ops.push(matmulStrided(gpu, {
+    m: d.lq,
+    n: d.lk,
+    k: d.D,
+    batch,
+    transB: true,
+    a: heads(o.dctx, d),
+    b: heads(o.v, d),
+    out: probsOperand(dPd, d),
+    label: `${label}.dprobs`,
+  }));
+  ops.push(matmulStrided(gpu, {
+    m: d.lk,
+    n: d.D,
+    k: d.lq,
+    batch,
+    transA: true,
+    a: probsOperand(used, d),
+    b: heads(o.dctx, d),
+    out: heads(o.dv, d),
+    label: `${label}.dv`,
+  }));
+  // dP = dropout'(dPd); then the scores' gradient dS (written where dP is not)
+  let dProbs = dPd, dS = dP;
+  if (drop) {
+    ops.push(dropoutBackward(gpu, {
+      dout: dPd,
+      dx: dP,
+      state: drop.state,
+      p: drop.p,
+      stream: drop.stream,
+      label: `${label}.dropout_backward`,
+    }));
+    [dProbs, dS] = [dP, dPd];
+  }
+  ops.push(softmaxBackward(gpu, {
+    dout: dProbs,
+    y: o.probs,
+    dx: dS,
+    scale: o.scale,
+    label: `${label}.softmax_backward`,
+  }));
+  // dq = dS · k ; dk = dSᵀ · q (dS is the gradient of the raw products q·kᵀ: scale included)
+  ops.push(matmulStrided(gpu, {
+    m: d.lq,
+    n: d.D,
+    k: d.lk,
+    batch,
+    a: probsOperand(dS, d),
+    b: heads(o.k, d),
+    out: heads(o.dq, d),
+    label: `${label}.dq`,
+  }));
+  ops.push(matmulStrided(gpu, {
+    m: d.lk,
+    n: d.D,
+    k: d.lq,
+    batch,
+    transA: true,
+    a: probsOperand(dS, d),
+    b: heads(o.q, d),
+    out: heads(o.dk, d),
+    label: `${label}.dk`,
+  }));
+  return ops;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float64 CPU references
+
+/** Sizes and options of the CPU references; host arrays in the layouts of the launchers. */
+export interface AttentionCpuOptions {
+  /** Batch B. */
+  batch: number;
+  /** Heads H. */
+  heads: number;
+  /** Head size D. */
+  headDim: number;
+  /** Query length Lq. */
+  lq: number;
+  /** Key length Lk. */
+  lk: number;
+  /** @default {1} */
+  scale?: number;
+  /** (H, Lq, Lk). */
+  bias?: ArrayLike<number>;
+  /** (B, Lk). */
+  mask?: ArrayLike<number>;
+  /** @default {false} */
+  causal?: boolean;
+  /** Dropout on the probabilities with the mask of `dropout.ts` for `(seed, step, stream)`. */
+  dropout?: { p: number; seed: number; step: number; stream: number };
+}
+
+/** The kept-and-scaled factors of the probabilities' dropout (ones without dropout). */
+function dropFactors(o: AttentionCpuOptions, n: number): Float64Array {
+  const f = new Float64Array(n).fill(1);
+  if (!o.dropout || o.dropout.p === 0) return f;
+  const keep = dropoutMaskCpu(n, o.dropout);
+  const s = dropoutThreshold(o.dropout.p).scale;
+  for (let i = 0; i < n; i++) f[i] = keep[i] ? s : 0;
+  return f;
+}
+
+/**
+ * Float64 CPU reference of {@link attention}: `probs` (B, H, Lq, Lk) and `ctx` (B, Lq, H·D)
+ * from q (B, Lq, H·D), k and v (B, Lk, H·D).
+ *
+ * @example
+ * ```ts
+ * import { attentionCpu } from "./attention.ts";
+ * import assert from "node:assert/strict";
+ * // one query, two keys with equal scores: the context is the mean of the values
+ * const o = { batch: 1, heads: 1, headDim: 1, lq: 1, lk: 2 };
+ * const { ctx } = attentionCpu([1], [0, 0], [2, 4], o);
+ * assert.deepEqual([...ctx], [3]);
+ * ```
+ */
+export function attentionCpu(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  o: AttentionCpuOptions,
+): { probs: Float64Array; ctx: Float64Array } {
+  const { batch: B, heads: H, headDim: D, lq, lk } = o;
+  const HD = H * D;
+  const scores = new Float64Array(B * H * lq * lk);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < lq; i++) {
+        for (let j = 0; j < lk; j++) {
+          let s = 0;
+          for (let e = 0; e < D; e++) {
+            s += q[(b * lq + i) * HD + h * D + e] * k[(b * lk + j) * HD + h * D + e];
+          }
+          scores[((b * H + h) * lq + i) * lk + j] = s;
+        }
+      }
+    }
+  }
+  const probs = softmaxCpu(scores, [B, H, lq, lk], o);
+  const f = dropFactors(o, probs.length);
+  const ctx = new Float64Array(B * lq * HD);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < lq; i++) {
+        for (let e = 0; e < D; e++) {
+          let s = 0;
+          for (let j = 0; j < lk; j++) {
+            const pi = ((b * H + h) * lq + i) * lk + j;
+            s += probs[pi] * f[pi] * v[(b * lk + j) * HD + h * D + e];
+          }
+          ctx[(b * lq + i) * HD + h * D + e] = s;
+        }
+      }
+    }
+  }
+  return { probs, ctx };
+}
+
+/**
+ * Float64 CPU reference of {@link attentionBackward}: dq, dk, dv from dctx, given the forward's
+ * inputs and options.
+ *
+ * @example
+ * ```ts
+ * import { attentionBackwardCpu } from "./attention.ts";
+ * import assert from "node:assert/strict";
+ * const o = { batch: 1, heads: 1, headDim: 1, lq: 1, lk: 2 };
+ * const { dv } = attentionBackwardCpu([1], [0, 0], [2, 4], [1], o);
+ * assert.deepEqual([...dv], [0.5, 0.5]); // each value got half the attention
+ * ```
+ */
+export function attentionBackwardCpu(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  dctx: ArrayLike<number>,
+  o: AttentionCpuOptions,
+): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
+  const { batch: B, heads: H, headDim: D, lq, lk } = o;
+  const HD = H * D;
+  const scale = o.scale ?? 1;
+  const { probs } = attentionCpu(q, k, v, o);
+  const f = dropFactors(o, probs.length);
+  const dq = new Float64Array(B * lq * HD);
+  const dk = new Float64Array(B * lk * HD);
+  const dv = new Float64Array(B * lk * HD);
+  const dP = new Float64Array(probs.length);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < lq; i++) {
+        for (let j = 0; j < lk; j++) {
+          const pi = ((b * H + h) * lq + i) * lk + j;
+          let s = 0;
+          for (let e = 0; e < D; e++) {
+            const g = dctx[(b * lq + i) * HD + h * D + e];
+            s += g * v[(b * lk + j) * HD + h * D + e];
+            dv[(b * lk + j) * HD + h * D + e] += probs[pi] * f[pi] * g;
+          }
+          dP[pi] = s * f[pi];
+        }
+      }
+    }
+  }
+  const { dx: dS } = softmaxBackwardCpu(dP, probs, [B, H, lq, lk], { scale });
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < lq; i++) {
+        for (let j = 0; j < lk; j++) {
+          const g = dS[((b * H + h) * lq + i) * lk + j];
+          for (let e = 0; e < D; e++) {
+            dq[(b * lq + i) * HD + h * D + e] += g * k[(b * lk + j) * HD + h * D + e];
+            dk[(b * lk + j) * HD + h * D + e] += g * q[(b * lq + i) * HD + h * D + e];
+          }
+        }
+      }
+    }
+  }
+  return { dq, dk, dv };
+}

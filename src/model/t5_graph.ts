@@ -1,0 +1,701 @@
+/**
+ * The T5 graph builder: turns a frozen {@link T5Model} and a typed buffer table into the op
+ * lists of the encoder, the decoder (teacher forcing), the loss and the backward pass to the
+ * encoder's input embeddings. Sessions and generators record what it builds.
+ *
+ * Every T5 block is a sequence of pre-norm residual sublayers, `out = x + dropout(core(norm(x)))`,
+ * whose core is a self-attention, a cross-attention or a feed-forward network (transformers'
+ * `T5LayerSelfAttention`, `T5LayerCrossAttention` and `T5LayerFF`); one abstraction serves both
+ * stacks, forward and backward.
+ *
+ * Shape legend: B batch, S source length, T target length, C d_model, H heads, D d_kv,
+ * HD = H·D, F d_ff, V vocab.
+ *
+ * @module
+ */
+
+import type { Arena, Gpu } from "../gpu/device.ts";
+import type { Op } from "../gpu/op.ts";
+import { type Tensor, viewOf } from "../gpu/tensor.ts";
+import {
+  gatedGelu,
+  gatedGeluBackward,
+  gelu,
+  geluBackward,
+  relu,
+  reluBackward,
+} from "../layers/activation.ts";
+import { attention, attentionBackward, type AttentionOps } from "../layers/attention.ts";
+import { crossEntropyBackward, crossEntropyForward } from "../layers/cross_entropy.ts";
+import { dropoutBackward, dropoutForward } from "../layers/dropout.ts";
+import { add } from "../layers/elementwise.ts";
+import { embeddingForward } from "../layers/embedding.ts";
+import { matmul } from "../layers/matmul.ts";
+import { rmsNorm, rmsNormBackward } from "../layers/rms_norm.ts";
+import { positionBias } from "./position_bias.ts";
+import type {
+  AttentionSaved,
+  DecoderStack,
+  EncoderBuffers,
+  FfnSaved,
+  T5Grads,
+  T5Shape,
+} from "./t5_buffers.ts";
+import type { T5Config } from "./t5_config.ts";
+
+/** What the graph, sessions and generators need of a frozen T5 (`T5Model` is one). */
+export interface FrozenT5 {
+  /** The device the weights live on. */
+  readonly gpu: Gpu;
+  /** Parsed `config.json`. */
+  readonly config: T5Config;
+  /** The frozen weights, by transformers' names. */
+  readonly weights: Arena<string>;
+  /** A frozen weight by transformers' name (throws when it is not loaded). */
+  w(name: string): Tensor;
+}
+
+/** Dropout call sites of a layer; each gets its own mask stream. */
+const SITE = {
+  input: 0,
+  selfProbs: 1,
+  selfOut: 2,
+  crossProbs: 3,
+  crossOut: 4,
+  ffnAct: 5,
+  ffnOut: 6,
+  final: 7,
+} as const;
+
+type Stack = "encoder" | "decoder";
+
+/** The mask stream of a dropout site: one block of 16 per layer and stack (layer −1: the stack). */
+function stream(stack: Stack, layer: number, site: number): number {
+  return (stack === "encoder" ? 0 : 1 << 12) + (layer + 1) * 16 + site;
+}
+
+/** One pre-norm residual sublayer: `out = x + dropout(core(norm(x)))`. */
+interface Sublayer {
+  stack: Stack;
+  /** Block index. */
+  layer: number;
+  kind: "self" | "cross" | "ffn";
+  /** Weight prefix, e.g. `decoder.block.3.layer.1`. */
+  weights: string;
+  /** Rows per batch entry of this stack (S or T). */
+  len: number;
+  /** Residual input (kept: the norm's backward reads it). */
+  x: Tensor;
+  /** Residual output. */
+  out: Tensor;
+  /** The norm's saved rstd. */
+  rstd: Tensor;
+  /** Saved attention tensors (attention sublayers). */
+  attn?: AttentionSaved;
+  /** Saved feed-forward tensors (feed-forward sublayers). */
+  ffn?: FfnSaved;
+  label: string;
+}
+
+/** Builds the op lists of one T5 for one buffer table. */
+export class T5Graph {
+  readonly cfg: T5Config;
+  readonly B: number;
+  readonly S: number;
+  readonly T: number;
+  readonly C: number;
+  readonly H: number;
+  readonly HD: number;
+  readonly F: number;
+  readonly eps: number;
+
+  /**
+   * @param model The frozen model.
+   * @param shape The sizes the buffers were made for.
+   * @param bufs The encoder side (and scratch) of the buffer table.
+   * @param dropoutRate Dropout in training mode (0: none).
+   */
+  constructor(
+    readonly model: FrozenT5,
+    shape: T5Shape,
+    readonly bufs: EncoderBuffers,
+    readonly dropoutRate: number,
+  ) {
+    this.cfg = model.config;
+    this.B = shape.batch;
+    this.S = shape.sourceLength;
+    this.T = shape.targetLength;
+    this.C = this.cfg.dModel;
+    this.H = this.cfg.numHeads;
+    this.HD = this.H * this.cfg.dKv;
+    this.F = this.cfg.dFf;
+    this.eps = this.cfg.layerNormEpsilon;
+  }
+
+  get #gpu() {
+    return this.model.gpu;
+  }
+
+  /** A frozen weight by transformers' name. */
+  w(name: string): Tensor {
+    return this.model.w(name);
+  }
+
+  /** A view of shared scratch with `shape`. */
+  view(t: Tensor, shape: readonly number[]): Tensor {
+    return viewOf(t, shape, `${t.name}(${shape.join(",")})`);
+  }
+
+  /** y = x · Wᵀ (a Linear without bias). */
+  linear(x: Tensor, w: Tensor, out: Tensor, label: string, accumulate = false): Op {
+    return matmul(this.#gpu, { a: x, b: w, out, transB: true, accumulate, label });
+  }
+
+  /** dx (+)= dy · W (the input gradient of a Linear). */
+  linearBack(dy: Tensor, w: Tensor, dx: Tensor, label: string, accumulate = false): Op {
+    return matmul(this.#gpu, { a: dy, b: w, out: dx, accumulate, label });
+  }
+
+  #drop(x: Tensor, out: Tensor, s: number, label: string): Op {
+    const state = this.bufs.inputs.dropoutState;
+    return dropoutForward(this.#gpu, { x, out, state, p: this.dropoutRate, stream: s, label });
+  }
+
+  #dropBack(dout: Tensor, dx: Tensor, s: number, label: string): Op {
+    const state = this.bufs.inputs.dropoutState;
+    return dropoutBackward(this.#gpu, { dout, dx, state, p: this.dropoutRate, stream: s, label });
+  }
+
+  /** The attention layer's dropout for a site, or none. */
+  #attnDropout(train: boolean, s: number) {
+    return train && this.dropoutRate > 0
+      ? { state: this.bufs.inputs.dropoutState, p: this.dropoutRate, stream: s }
+      : undefined;
+  }
+
+  /** The output projection: `lm_head.weight` when the checkpoint has its own, else the embedding. */
+  lmHead(): Tensor {
+    return this.model.weights.tensors["lm_head.weight"] ?? this.w("shared.weight");
+  }
+
+  /** transformers rescales the decoder output by d_model^-0.5 before a tied output projection. */
+  logitScale(): number {
+    return this.cfg.scaleDecoderOutputs ? this.C ** -0.5 : 1;
+  }
+
+  /** out = x + dropout(y) (through scratch: no binding aliases another). */
+  #residual(ops: Op[], drop: boolean, x: Tensor, y: Tensor, out: Tensor, s: number, label: string) {
+    if (drop) {
+      const yd = this.view(this.bufs.scratch.branchDropped, y.shape);
+      ops.push(this.#drop(y, yd, s, `${label}.dropout`));
+      ops.push(add(this.#gpu, { a: x, b: yd, out, label }));
+    } else {
+      ops.push(add(this.#gpu, { a: x, b: y, out, label }));
+    }
+  }
+
+  /**
+   * Attention with T5's conventions (no 1/√D scaling); probabilities saved in `saved.probs`.
+   * `lk` limits the keys read (a cache longer than the positions decoded so far).
+   */
+  attention(
+    train: boolean,
+    o: {
+      saved: AttentionSaved;
+      q?: Tensor;
+      ctx: Tensor;
+      bias?: Tensor;
+      mask?: Tensor;
+      causal?: boolean;
+      stream: number;
+      label: string;
+    },
+  ): AttentionOps {
+    return attention(this.#gpu, {
+      q: o.q ?? o.saved.q,
+      k: o.saved.k,
+      v: o.saved.v,
+      heads: this.H,
+      probs: o.saved.probs,
+      ctx: o.ctx,
+      scratch: this.bufs.scratch.scores,
+      bias: o.bias,
+      mask: o.mask,
+      causal: o.causal,
+      dropout: this.#attnDropout(train, o.stream),
+      label: o.label,
+    });
+  }
+
+  /** Feed-forward core: out = wo · dropout(act(wi · n)), saving the pre-activations. */
+  ffn(train: boolean, prefix: string, saved: FfnSaved, n: Tensor, out: Tensor, s: number): Op[] {
+    const gpu = this.#gpu;
+    const rows = n.shape.slice(0, -1);
+    const f = this.view(this.bufs.scratch.ffnAct, [...rows, this.F]);
+    const ops: Op[] = [];
+    if (this.cfg.isGatedAct) {
+      const up = saved.up!;
+      ops.push(this.linear(n, this.w(`${prefix}.wi_0.weight`), saved.pre, `${prefix}.wi_0`));
+      ops.push(this.linear(n, this.w(`${prefix}.wi_1.weight`), up, `${prefix}.wi_1`));
+      ops.push(gatedGelu(gpu, { gate: saved.pre, up, out: f, label: `${prefix}.gated_gelu` }));
+    } else {
+      ops.push(this.linear(n, this.w(`${prefix}.wi.weight`), saved.pre, `${prefix}.wi`));
+      ops.push(
+        this.cfg.denseActFn === "relu"
+          ? relu(gpu, { x: saved.pre, out: f, label: `${prefix}.relu` })
+          : gelu(gpu, { x: saved.pre, out: f, label: `${prefix}.gelu` }),
+      );
+    }
+    let fd = f;
+    if (train && this.dropoutRate > 0) {
+      fd = this.view(this.bufs.scratch.ffnDropped, f.shape);
+      ops.push(this.#drop(f, fd, s, `${prefix}.dropout`));
+    }
+    ops.push(this.linear(fd, this.w(`${prefix}.wo.weight`), out, `${prefix}.wo`));
+    return ops;
+  }
+
+  /** Backward of {@link T5Graph.ffn}: dn = d(input of wi) from dout (the wo output gradient). */
+  #ffnBackward(
+    ops: Op[],
+    g: T5Grads,
+    prefix: string,
+    saved: FfnSaved,
+    dout: Tensor,
+    dn: Tensor,
+    s: number,
+  ) {
+    const gpu = this.#gpu;
+    const shape = [...dout.shape.slice(0, -1), this.F];
+    const dfd = this.view(g.ffnDropped, shape);
+    ops.push(this.linearBack(dout, this.w(`${prefix}.wo.weight`), dfd, `${prefix}.wo.backward`));
+    let df = dfd;
+    if (this.dropoutRate > 0) {
+      df = this.view(g.ffnAct, shape);
+      ops.push(this.#dropBack(dfd, df, s, `${prefix}.dropout_backward`));
+    }
+    const dpre = this.view(g.ffnPre, shape);
+    if (this.cfg.isGatedAct) {
+      const dup = this.view(g.ffnUp!, shape);
+      ops.push(gatedGeluBackward(gpu, {
+        dout: df,
+        gate: saved.pre,
+        up: saved.up!,
+        dgate: dpre,
+        dup,
+        label: `${prefix}.gated_gelu_backward`,
+      }));
+      ops.push(
+        this.linearBack(dpre, this.w(`${prefix}.wi_0.weight`), dn, `${prefix}.wi_0.backward`),
+      );
+      ops.push(
+        this.linearBack(dup, this.w(`${prefix}.wi_1.weight`), dn, `${prefix}.wi_1.backward`, true),
+      );
+    } else {
+      const x = saved.pre;
+      ops.push(
+        this.cfg.denseActFn === "relu"
+          ? reluBackward(gpu, { dout: df, x, dx: dpre, label: `${prefix}.relu_backward` })
+          : geluBackward(gpu, { dout: df, x, dx: dpre, label: `${prefix}.gelu_backward` }),
+      );
+      ops.push(this.linearBack(dpre, this.w(`${prefix}.wi.weight`), dn, `${prefix}.wi.backward`));
+    }
+  }
+
+  /**
+   * The encoder's residual stream by block: without input dropout, block 0 reads the input
+   * embeddings themselves (no copy).
+   */
+  #encoderStream(drop: boolean): (l: number) => Tensor {
+    const { inputs, encoder } = this.bufs;
+    const L = this.cfg.numLayers;
+    return (l) =>
+      l === 0 && !drop ? inputs.inputsEmbeds : l < L ? encoder.layers[l].input : encoder.last;
+  }
+
+  /** The decoder's residual stream by block. */
+  #decoderStream(dec: DecoderStack): (l: number) => Tensor {
+    const L = this.cfg.numDecoderLayers;
+    return (l) => l < L ? dec.layers[l].input : dec.last;
+  }
+
+  /** The sublayers of a stack in forward order. */
+  #sublayers(stack: Stack, drop: boolean, dec?: DecoderStack): Sublayer[] {
+    const out: Sublayer[] = [];
+    if (stack === "encoder") {
+      const at = this.#encoderStream(drop);
+      this.bufs.encoder.layers.forEach((b, l) => {
+        const w = `encoder.block.${l}.layer`;
+        const common = { stack, layer: l, len: this.S };
+        out.push({
+          ...common,
+          kind: "self",
+          weights: `${w}.0`,
+          x: at(l),
+          out: b.mid,
+          rstd: b.attnRstd,
+          attn: b.attn,
+          label: `encoder.${l}.self_attention`,
+        });
+        out.push({
+          ...common,
+          kind: "ffn",
+          weights: `${w}.1`,
+          x: b.mid,
+          out: at(l + 1),
+          rstd: b.ffnRstd,
+          ffn: b.ffn,
+          label: `encoder.${l}.ffn`,
+        });
+      });
+      return out;
+    }
+    const at = this.#decoderStream(dec!);
+    dec!.layers.forEach((b, l) => {
+      const w = `decoder.block.${l}.layer`;
+      const common = { stack, layer: l, len: this.T };
+      out.push({
+        ...common,
+        kind: "self",
+        weights: `${w}.0`,
+        x: at(l),
+        out: b.afterSelf,
+        rstd: b.selfRstd,
+        attn: b.self,
+        label: `decoder.${l}.self_attention`,
+      });
+      out.push({
+        ...common,
+        kind: "cross",
+        weights: `${w}.1`,
+        x: b.afterSelf,
+        out: b.afterCross,
+        rstd: b.crossRstd,
+        attn: b.cross,
+        label: `decoder.${l}.cross_attention`,
+      });
+      out.push({
+        ...common,
+        kind: "ffn",
+        weights: `${w}.2`,
+        x: b.afterCross,
+        out: at(l + 1),
+        rstd: b.ffnRstd,
+        ffn: b.ffn,
+        label: `decoder.${l}.ffn`,
+      });
+    });
+    return out;
+  }
+
+  /** Forward of one sublayer. */
+  #sublayerForward(ops: Op[], train: boolean, s: Sublayer, dec?: DecoderStack): void {
+    const gpu = this.#gpu;
+    const { inputs, encoder, scratch } = this.bufs;
+    const drop = train && this.dropoutRate > 0;
+    const n = this.view(scratch.normed, [this.B, s.len, this.C]);
+    const a = this.view(scratch.branch, [this.B, s.len, this.C]);
+    ops.push(rmsNorm(gpu, {
+      x: s.x,
+      weight: this.w(`${s.weights}.layer_norm.weight`),
+      out: n,
+      rstd: s.rstd,
+      eps: this.eps,
+      label: `${s.label}.layer_norm`,
+    }));
+    if (s.kind === "ffn") {
+      const prefix = `${s.weights}.DenseReluDense`;
+      ops.push(...this.ffn(train, prefix, s.ffn!, n, a, stream(s.stack, s.layer, SITE.ffnAct)));
+      const site = stream(s.stack, s.layer, SITE.ffnOut);
+      this.#residual(ops, drop, s.x, a, s.out, site, `${s.label}.residual`);
+      return;
+    }
+    const self = s.kind === "self";
+    const at = s.attn!;
+    const mod = `${s.weights}.${self ? "SelfAttention" : "EncDecAttention"}`;
+    const kvIn = self ? n : encoder.output;
+    ops.push(this.linear(n, this.w(`${mod}.q.weight`), at.q, `${s.label}.q`));
+    ops.push(this.linear(kvIn, this.w(`${mod}.k.weight`), at.k, `${s.label}.k`));
+    ops.push(this.linear(kvIn, this.w(`${mod}.v.weight`), at.v, `${s.label}.v`));
+    const ctx = this.view(scratch.context, [this.B, s.len, this.HD]);
+    const enc = s.stack === "encoder";
+    ops.push(
+      ...this.attention(train, {
+        saved: at,
+        ctx,
+        bias: self ? (enc ? inputs.positionBias : dec!.positionBias) : undefined,
+        mask: enc || !self ? inputs.attentionMask : undefined,
+        causal: self && !enc,
+        stream: stream(s.stack, s.layer, self ? SITE.selfProbs : SITE.crossProbs),
+        label: s.label,
+      }).ops,
+    );
+    ops.push(this.linear(ctx, this.w(`${mod}.o.weight`), a, `${s.label}.o`));
+    const site = stream(s.stack, s.layer, self ? SITE.selfOut : SITE.crossOut);
+    this.#residual(ops, drop, s.x, a, s.out, site, `${s.label}.residual`);
+  }
+
+  /**
+   * Backward of one sublayer: on entry `gh` holds the gradient of `s.out`; on exit it holds the
+   * gradient of `s.x` (the residual path plus, unless `skipNorm`, the branch through the norm).
+   * Cross-attention adds its keys' and values' gradient into `g.encoderOutput` (overwriting it
+   * when `firstCross`).
+   */
+  #sublayerBackward(
+    ops: Op[],
+    s: Sublayer,
+    g: T5Grads,
+    gh: Tensor,
+    o: { firstCross?: boolean; skipNorm?: boolean } = {},
+  ): void {
+    const gpu = this.#gpu;
+    const { B, HD, C } = this;
+    const gn = this.view(g.normed, [B, s.len, C]);
+    let gy = gh;
+    if (this.dropoutRate > 0) {
+      gy = this.view(g.branch, [B, s.len, C]);
+      const site = s.kind === "ffn"
+        ? SITE.ffnOut
+        : s.kind === "self"
+        ? SITE.selfOut
+        : SITE.crossOut;
+      const label = `${s.label}.residual.dropout.backward`;
+      ops.push(this.#dropBack(gh, gy, stream(s.stack, s.layer, site), label));
+    }
+    if (s.kind === "ffn") {
+      const prefix = `${s.weights}.DenseReluDense`;
+      const site = stream(s.stack, s.layer, SITE.ffnAct);
+      this.#ffnBackward(ops, g, prefix, s.ffn!, gy, gn, site);
+    } else {
+      const self = s.kind === "self";
+      const at = s.attn!;
+      const mod = `${s.weights}.${self ? "SelfAttention" : "EncDecAttention"}`;
+      const lk = self ? s.len : this.S;
+      const gctx = this.view(g.context, [B, s.len, HD]);
+      ops.push(this.linearBack(gy, this.w(`${mod}.o.weight`), gctx, `${s.label}.o.backward`));
+      const gq = this.view(g.q, [B, s.len, HD]);
+      const gk = this.view(g.k, [B, lk, HD]);
+      const gv = this.view(g.v, [B, lk, HD]);
+      ops.push(...attentionBackward(gpu, {
+        ...at,
+        heads: this.H,
+        dctx: gctx,
+        dq: gq,
+        dk: gk,
+        dv: gv,
+        scratch: [g.probs, g.scores],
+        droppedScratch: this.bufs.scratch.scores,
+        dropout: this.#attnDropout(
+          true,
+          stream(s.stack, s.layer, self ? SITE.selfProbs : SITE.crossProbs),
+        ),
+        label: `${s.label}.backward`,
+      }));
+      ops.push(this.linearBack(gq, this.w(`${mod}.q.weight`), gn, `${s.label}.q.backward`));
+      // Self-attention: k and v came from the same normed input. Cross-attention: from the
+      // encoder output, whose gradient collects every decoder layer's share.
+      const kvOut = self ? gn : g.encoderOutput;
+      const kvAcc = self || !o.firstCross;
+      ops.push(
+        this.linearBack(gk, this.w(`${mod}.k.weight`), kvOut, `${s.label}.k.backward`, kvAcc),
+      );
+      ops.push(
+        this.linearBack(gv, this.w(`${mod}.v.weight`), kvOut, `${s.label}.v.backward`, true),
+      );
+    }
+    if (o.skipNorm) return;
+    ops.push(rmsNormBackward(gpu, {
+      dout: gn,
+      x: s.x,
+      weight: this.w(`${s.weights}.layer_norm.weight`),
+      rstd: s.rstd,
+      dx: gh,
+      accumulate: true,
+      label: `${s.label}.layer_norm.backward`,
+    }));
+  }
+
+  /** The embedding of `input_ids` into the encoder's input embeddings. */
+  embed(): Op {
+    return embeddingForward(this.#gpu, {
+      table: this.w("shared.weight"),
+      ids: this.bufs.inputs.inputIds,
+      out: this.bufs.inputs.inputsEmbeds,
+      label: "embed(input_ids)",
+    });
+  }
+
+  /** The encoder's forward ops: position bias, blocks, final norm into `encoder.output`. */
+  encoder(train: boolean): Op[] {
+    const { inputs, encoder } = this.bufs;
+    const ops: Op[] = [];
+    const drop = train && this.dropoutRate > 0;
+    ops.push(positionBias(this.#gpu, {
+      weight: this.w("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
+      buckets: inputs.buckets,
+      out: inputs.positionBias,
+    }));
+    const at = this.#encoderStream(drop);
+    if (drop) {
+      const s = stream("encoder", -1, SITE.input);
+      ops.push(this.#drop(inputs.inputsEmbeds, at(0), s, "encoder.dropout"));
+    }
+    for (const s of this.#sublayers("encoder", drop)) this.#sublayerForward(ops, train, s);
+    this.#finalNorm(ops, drop, "encoder", at(this.cfg.numLayers), encoder);
+    return ops;
+  }
+
+  /** out = dropout(final_layer_norm(x)) (a stack's output). */
+  #finalNorm(
+    ops: Op[],
+    drop: boolean,
+    stack: Stack,
+    x: Tensor,
+    st: { preDropout: Tensor; output: Tensor; finalRstd: Tensor },
+  ): void {
+    ops.push(rmsNorm(this.#gpu, {
+      x,
+      weight: this.w(`${stack}.final_layer_norm.weight`),
+      out: drop ? st.preDropout : st.output,
+      rstd: st.finalRstd,
+      eps: this.eps,
+      label: `${stack}.final_layer_norm`,
+    }));
+    if (drop) {
+      const s = stream(stack, -1, SITE.final);
+      ops.push(this.#drop(st.preDropout, st.output, s, `${stack}.final_dropout`));
+    }
+  }
+
+  /** The decoder's forward ops (teacher forcing), the LM head and the loss. */
+  decoder(train: boolean, dec: DecoderStack): Op[] {
+    const gpu = this.#gpu;
+    const ops: Op[] = [];
+    const drop = train && this.dropoutRate > 0;
+    ops.push(positionBias(gpu, {
+      weight: this.w("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
+      buckets: dec.buckets,
+      out: dec.positionBias,
+    }));
+    const at = this.#decoderStream(dec);
+    ops.push(embeddingForward(gpu, {
+      table: this.w("shared.weight"),
+      ids: dec.decoderInputIds,
+      out: drop ? dec.embedded : at(0),
+      label: "decoder.embed",
+    }));
+    if (drop) {
+      ops.push(
+        this.#drop(dec.embedded, at(0), stream("decoder", -1, SITE.input), "decoder.dropout"),
+      );
+    }
+    for (const s of this.#sublayers("decoder", drop, dec)) {
+      this.#sublayerForward(ops, train, s, dec);
+    }
+    this.#finalNorm(ops, drop, "decoder", at(this.cfg.numDecoderLayers), dec);
+    ops.push(matmul(gpu, {
+      a: dec.output,
+      b: this.lmHead(),
+      out: dec.logits,
+      transB: true,
+      alpha: this.logitScale(),
+      label: "lm_head",
+    }));
+    ops.push(crossEntropyForward(gpu, {
+      logits: dec.logits,
+      labels: dec.labels,
+      loss: dec.loss,
+      lse: dec.lse,
+      nValid: dec.nValid,
+      label: "loss",
+    }));
+    return ops;
+  }
+
+  /**
+   * The backward ops from the loss to the encoder's input embeddings, to be recorded right
+   * after the training-mode forward (they read its saved activations and dropout state).
+   */
+  backward(dec: DecoderStack, g: T5Grads): Op[] {
+    const gpu = this.#gpu;
+    const ops: Op[] = [];
+    const drop = this.dropoutRate > 0;
+    ops.push(crossEntropyBackward(gpu, {
+      dlogits: g.logits,
+      logits: dec.logits,
+      labels: dec.labels,
+      lse: dec.lse,
+      nValid: dec.nValid,
+      label: "loss.backward",
+    }));
+    ops.push(matmul(gpu, {
+      a: g.logits,
+      b: this.lmHead(),
+      out: g.decoderOutput,
+      alpha: this.logitScale(),
+      label: "lm_head.backward",
+    }));
+    // Decoder: its input embeddings are frozen and not a prompt, so the first sublayer's norm
+    // gradient (towards them) is skipped.
+    const last = this.#decoderStream(dec)(this.cfg.numDecoderLayers);
+    this.#finalNormBackward(ops, drop, "decoder", last, g.decoderOutput, g.decoderStream, dec, g);
+    const decSubs = this.#sublayers("decoder", drop, dec).reverse();
+    let firstCross = true;
+    decSubs.forEach((s, i) => {
+      this.#sublayerBackward(ops, s, g, g.decoderStream, {
+        firstCross,
+        skipNorm: i === decSubs.length - 1,
+      });
+      if (s.kind === "cross") firstCross = false;
+    });
+    // Encoder. Without input dropout the stream's gradient is the input embeddings'.
+    const gh = drop ? g.encoderStream : g.inputsEmbeds;
+    const at = this.#encoderStream(drop);
+    const enc = this.bufs.encoder;
+    this.#finalNormBackward(
+      ops,
+      drop,
+      "encoder",
+      at(this.cfg.numLayers),
+      g.encoderOutput,
+      gh,
+      enc,
+      g,
+    );
+    for (const s of this.#sublayers("encoder", drop).reverse()) {
+      this.#sublayerBackward(ops, s, g, gh);
+    }
+    if (drop) {
+      const s = stream("encoder", -1, SITE.input);
+      ops.push(this.#dropBack(gh, g.inputsEmbeds, s, "encoder.dropout.backward"));
+    }
+    return ops;
+  }
+
+  /** Backward of the final norm: `dx` = the gradient of the stack's last stream. */
+  #finalNormBackward(
+    ops: Op[],
+    drop: boolean,
+    stack: Stack,
+    x: Tensor,
+    dout: Tensor,
+    dx: Tensor,
+    st: { finalRstd: Tensor },
+    g: T5Grads,
+  ): void {
+    let gy = dout;
+    if (drop) {
+      gy = this.view(g.branch, dout.shape);
+      const s = stream(stack, -1, SITE.final);
+      ops.push(this.#dropBack(dout, gy, s, `${stack}.final_dropout.backward`));
+    }
+    ops.push(rmsNormBackward(this.#gpu, {
+      dout: gy,
+      x,
+      weight: this.w(`${stack}.final_layer_norm.weight`),
+      rstd: st.finalRstd,
+      dx,
+      label: `${stack}.final_layer_norm.backward`,
+    }));
+  }
+}

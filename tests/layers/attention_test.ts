@@ -1,0 +1,244 @@
+import assert from "node:assert/strict";
+import type { Gpu } from "../../src/gpu/device.ts";
+import { ShapeError } from "../../src/gpu/errors.ts";
+import type { Tensor } from "../../src/gpu/tensor.ts";
+import {
+  attention,
+  attentionBackward,
+  attentionBackwardCpu,
+  attentionCpu,
+  type AttentionCpuOptions,
+} from "../../src/layers/attention.ts";
+import { setDropoutState } from "../../src/layers/dropout.ts";
+import { gpuTest } from "../gpu_support.ts";
+import { assertClose, dot, f64, finiteDiff, Rng } from "../numeric.ts";
+
+/** Sizes that divide no workgroup or tile size. */
+interface Case extends AttentionCpuOptions {
+  name: string;
+}
+
+const CASES: Case[] = [
+  { name: "self-attention with bias and mask", batch: 2, heads: 3, headDim: 5, lq: 7, lk: 7 },
+  { name: "cross-attention, Lq != Lk", batch: 3, heads: 2, headDim: 3, lq: 5, lk: 11 },
+  { name: "causal, one head", batch: 1, heads: 1, headDim: 7, lq: 9, lk: 9, causal: true },
+  { name: "scaled", batch: 2, heads: 2, headDim: 4, lq: 3, lk: 6, scale: 0.5 },
+];
+
+function inputs(c: AttentionCpuOptions, seed: number) {
+  const rng = new Rng(seed);
+  const HD = c.heads * c.headDim;
+  const mask = new Float32Array(c.batch * c.lk);
+  for (let i = 0; i < mask.length; i++) mask[i] = i % c.lk === 0 || rng.next() > 0.3 ? 1 : 0;
+  return {
+    q: rng.normal(c.batch * c.lq * HD),
+    k: rng.normal(c.batch * c.lk * HD),
+    v: rng.normal(c.batch * c.lk * HD),
+    dctx: rng.normal(c.batch * c.lq * HD),
+    bias: rng.normal(c.heads * c.lq * c.lk),
+    mask,
+  };
+}
+
+Deno.test("attentionBackwardCpu() matches float64 finite differences (bias, mask, causal, dropout)", () => {
+  for (
+    const c of [
+      ...CASES.map((c, i) => ({ ...c, withBias: i === 0 })),
+      {
+        name: "with dropout",
+        batch: 2,
+        heads: 2,
+        headDim: 3,
+        lq: 4,
+        lk: 5,
+        dropout: { p: 0.3, seed: 7, step: 3, stream: 11 },
+        withBias: true,
+      },
+    ]
+  ) {
+    const x = inputs(c, 5);
+    const o: AttentionCpuOptions = {
+      ...c,
+      bias: c.withBias ? x.bias : undefined,
+      mask: c.causal ? undefined : x.mask,
+    };
+    const ctxOf = (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) =>
+      dot(x.dctx, attentionCpu(q, k, v, o).ctx);
+    const g = attentionBackwardCpu(x.q, x.k, x.v, x.dctx, o);
+    const tol = { atol: 1e-6, rtol: 1e-5 };
+    assertClose(g.dq, finiteDiff((q) => ctxOf(q, x.k, x.v), f64(x.q)), {
+      ...tol,
+      label: `${c.name}: dq`,
+    });
+    assertClose(g.dk, finiteDiff((k) => ctxOf(x.q, k, x.v), f64(x.k)), {
+      ...tol,
+      label: `${c.name}: dk`,
+    });
+    assertClose(g.dv, finiteDiff((v) => ctxOf(x.q, x.k, v), f64(x.v)), {
+      ...tol,
+      label: `${c.name}: dv`,
+    });
+  }
+});
+
+/** Uploads a case, runs attention forward and backward on the GPU and reads everything. */
+async function runGpu(gpu: Gpu, c: AttentionCpuOptions & { withBias?: boolean }, seed: number) {
+  const x = inputs(c, seed);
+  const { batch: B, heads: H, headDim: D, lq, lk } = c;
+  const HD = H * D;
+  const P = B * H * lq * lk;
+  const own: Tensor[] = [];
+  const t = (name: string, shape: number[], data?: Float32Array) => {
+    const r = data ? gpu.upload(name, data, shape) : gpu.tensor(name, shape);
+    own.push(r);
+    return r;
+  };
+  const q = t("q", [B, lq, HD], x.q), k = t("k", [B, lk, HD], x.k), v = t("v", [B, lk, HD], x.v);
+  const dctx = t("dctx", [B, lq, HD], x.dctx);
+  const bias = c.withBias ? t("bias", [H, lq, lk], x.bias) : undefined;
+  const mask = c.causal ? undefined : t("mask", [B, lk], x.mask);
+  const probs = t("probs", [B, H, lq, lk]), ctx = t("ctx", [B, lq, HD]);
+  // scratch larger than needed, as a model's shared scratch is
+  const scratch = t("scratch", [P + 13]);
+  const s1 = t("s1", [P + 3]), s2 = t("s2", [P + 5]);
+  const dq = t("dq", [B, lq, HD]), dk = t("dk", [B, lk, HD]), dv = t("dv", [B, lk, HD]);
+  let dropout;
+  if (c.dropout) {
+    const st = gpu.tensor("dropout_state", [2], "u32");
+    own.push(st);
+    setDropoutState(gpu, st, c.dropout);
+    dropout = { state: st, p: c.dropout.p, stream: c.dropout.stream };
+  }
+  const common = { q, k, v, heads: H, probs, scale: c.scale, dropout };
+  const fwd = attention(gpu, { ...common, ctx, scratch, bias, mask, causal: c.causal });
+  const bwd = attentionBackward(gpu, {
+    ...common,
+    dctx,
+    dq,
+    dk,
+    dv,
+    scratch: [s1, s2],
+    droppedScratch: scratch,
+  });
+  await gpu.run([...fwd.ops, ...bwd]);
+  const out = {
+    probs: await gpu.readF64(probs),
+    ctx: await gpu.readF64(ctx),
+    dq: await gpu.readF64(dq),
+    dk: await gpu.readF64(dk),
+    dv: await gpu.readF64(dv),
+  };
+  for (const op of [...fwd.ops, ...bwd]) op.destroy();
+  for (const r of own) gpu.freeBuffer(r.buffer);
+  return { x, out };
+}
+
+gpuTest("attention() and attentionBackward() match the CPU reference at odd sizes", async (gpu) => {
+  const cases = [
+    ...CASES.map((c, i) => ({ ...c, withBias: i !== 2 })),
+    {
+      name: "dropout on the probabilities",
+      batch: 2,
+      heads: 3,
+      headDim: 5,
+      lq: 6,
+      lk: 9,
+      withBias: true,
+      dropout: { p: 0.25, seed: 42, step: 5, stream: 17 },
+    },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const { x, out } = await runGpu(gpu, c, 100 + i);
+    const o: AttentionCpuOptions = {
+      ...c,
+      bias: c.withBias ? x.bias : undefined,
+      mask: c.causal ? undefined : x.mask,
+    };
+    const ref = attentionCpu(x.q, x.k, x.v, o);
+    const grad = attentionBackwardCpu(x.q, x.k, x.v, x.dctx, o);
+    const tol = { atol: 2e-5, rtol: 1e-4 };
+    assertClose(out.probs, ref.probs, { ...tol, label: `${c.name}: probs` });
+    assertClose(out.ctx, ref.ctx, { ...tol, label: `${c.name}: ctx` });
+    assertClose(out.dq, grad.dq, { ...tol, label: `${c.name}: dq` });
+    assertClose(out.dk, grad.dk, { ...tol, label: `${c.name}: dk` });
+    assertClose(out.dv, grad.dv, { ...tol, label: `${c.name}: dv` });
+  }
+});
+
+gpuTest(
+  "attention() reads keys and values from a longer cache, ignoring rows past Lk",
+  async (gpu) => {
+    const B = 2, H = 2, D = 3, lq = 1, N = 6, HD = H * D;
+    const rng = new Rng(9);
+    const q = gpu.upload("q", rng.normal(B * lq * HD), [B, lq, HD]);
+    const kData = rng.normal(B * N * HD), vData = rng.normal(B * N * HD);
+    const k = gpu.upload("k", kData, [B, N, HD]), v = gpu.upload("v", vData, [B, N, HD]);
+    const lk = 4; // keys 0..3 written so far; rows 4..5 of the cache hold garbage
+    const probs = gpu.tensor("probs", [B, H, lq, lk]), ctx = gpu.tensor("ctx", [B, lq, HD]);
+    const scratch = gpu.tensor("scratch", [B * H * lq * N]);
+    const { ops } = attention(gpu, { q, k, v, heads: H, probs, ctx, scratch });
+    await gpu.run(ops);
+    // the reference on the first lk rows of each batch entry only
+    const rows = (a: Float32Array) => {
+      const out: number[] = [];
+      for (let b = 0; b < B; b++) out.push(...a.subarray(b * N * HD, (b * N + lk) * HD));
+      return out;
+    };
+    const qHost = await gpu.read(q) as Float32Array;
+    const ref = attentionCpu(qHost, rows(kData), rows(vData), {
+      batch: B,
+      heads: H,
+      headDim: D,
+      lq,
+      lk,
+    });
+    assertClose(await gpu.readF64(ctx), ref.ctx, { atol: 1e-6, rtol: 1e-5, label: "ctx" });
+    for (const op of ops) op.destroy();
+    for (const t of [q, k, v, probs, ctx, scratch]) gpu.freeBuffer(t.buffer);
+  },
+);
+
+gpuTest(
+  "attention() refuses mismatched shapes, naming the tensor, before building anything",
+  (gpu) => {
+    const q = gpu.tensor("q", [2, 3, 6]), k = gpu.tensor("k", [2, 4, 6]);
+    const probs = gpu.tensor("probs", [2, 2, 3, 4]), ctx = gpu.tensor("ctx", [2, 3, 6]);
+    const small = gpu.tensor("scratch", [10]);
+    const kernels = gpu.kernels.size;
+    const cases: [string, () => unknown, string][] = [
+      [
+        "heads not dividing H·D",
+        () => attention(gpu, { q, k, v: k, heads: 4, probs, ctx, scratch: probs }),
+        "heads",
+      ],
+      [
+        "short scratch",
+        () => attention(gpu, { q, k, v: k, heads: 2, probs, ctx, scratch: small }),
+        "scratch",
+      ],
+      [
+        "ctx of another shape",
+        () => attention(gpu, { q, k, v: k, heads: 2, probs, ctx: k, scratch: probs }),
+        "ctx",
+      ],
+      ["keys shorter than Lk", () =>
+        attention(gpu, {
+          q,
+          k: gpu.tensor("k2", [2, 3, 6]),
+          v: k,
+          heads: 2,
+          probs,
+          ctx,
+          scratch: probs,
+        }), "k = k2"],
+    ];
+    for (const [what, fn, part] of cases) {
+      assert.throws(fn, (e: unknown) => {
+        assert.ok(e instanceof ShapeError, `${what}: expected a ShapeError, got ${e}`);
+        assert.ok(e.message.includes(part), `${what}: "${e.message}" should name "${part}"`);
+        return true;
+      });
+    }
+    assert.equal(gpu.kernels.size, kernels, "no pipeline is compiled before a shape error");
+  },
+);
