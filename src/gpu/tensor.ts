@@ -39,6 +39,25 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
+/**
+ * Throws a {@link ShapeError} naming the role and the tensor when one of `tensors` (by role;
+ * undefined entries are skipped) is not f32.
+ *
+ * @example
+ * ```ts
+ * import { checkF32 } from "./tensor.ts";
+ * import assert from "node:assert/strict";
+ * assert.doesNotThrow(() => checkF32("matmul", { a: undefined }));
+ * ```
+ */
+export function checkF32(label: string, tensors: Record<string, Tensor | undefined>): void {
+  for (const [role, t] of Object.entries(tensors)) {
+    if (t && t.dtype !== "f32") {
+      throw new ShapeError(`${label}: ${role} = ${t.describe()} must be f32`);
+    }
+  }
+}
+
 /** A typed array constructor for a dtype. */
 export function hostArray(dtype: DType, n: number): HostArray {
   switch (dtype) {
@@ -103,8 +122,17 @@ export class Tensor {
    * A view of the same bytes with another shape of the same element count.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { requestGpu, ShapeError } from "@adept/trainer";
+   * import assert from "node:assert/strict";
+   *
+   * const gpu = await requestGpu({ log: false });
+   * const x = gpu.upload("x", new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
    * const flat = x.reshape([x.size]);
+   * assert.deepEqual(flat.shape, [6]);
+   * assert.equal(flat.buffer, x.buffer); // the same bytes
+   * assert.throws(() => x.reshape([4]), ShapeError);
+   * gpu.destroy();
    * ```
    */
   reshape(shape: readonly number[], name = this.name): Tensor {
@@ -123,8 +151,18 @@ export class Tensor {
  * allocation serve tensors of several shapes (sized for the largest).
  *
  * @example
- * ```ts ignore
- * const scores = viewOf(scratch, [B, H, T, S], "cross_scores");
+ * ```ts
+ * import { requestGpu, ShapeError, viewOf } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const scratch = gpu.tensor("scratch", [2 * 4 * 3 * 5]); // sized for the largest use
+ * const scores = viewOf(scratch, [2, 4, 3, 5], "cross_scores");
+ * const probs = viewOf(scratch, [2, 4, 3, 2], "self_probs"); // its first 48 elements
+ * assert.equal(scores.buffer, probs.buffer);
+ * assert.equal(probs.byteLength, 48 * 4);
+ * assert.throws(() => viewOf(scratch, [200]), ShapeError);
+ * gpu.destroy();
  * ```
  */
 export function viewOf(t: Tensor, shape: readonly number[], name = t.name): Tensor {

@@ -20,7 +20,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { ShapeError } from "../gpu/errors.ts";
 import { buildOp, type Op, workgroupsFor } from "../gpu/op.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { checkF32, type Tensor } from "../gpu/tensor.ts";
 
 /** Threads per workgroup of the activation kernels. */
 const WG = 256;
@@ -31,9 +31,7 @@ type ActKind = keyof typeof ACT;
 
 function checkSame(label: string, ts: Record<string, Tensor>): void {
   const entries = Object.entries(ts);
-  for (const [role, t] of entries) {
-    if (t.dtype !== "f32") throw new ShapeError(`${label}: ${role} = ${t.describe()} must be f32`);
-  }
+  checkF32(label, ts);
   const [r0, t0] = entries[0];
   for (const [role, t] of entries.slice(1)) {
     if (t.shape.length !== t0.shape.length || t.shape.some((d, i) => d !== t0.shape[i])) {

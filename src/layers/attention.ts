@@ -19,7 +19,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import type { Op } from "../gpu/op.ts";
-import { type Tensor, viewOf } from "../gpu/tensor.ts";
+import { checkF32, type Tensor, viewOf } from "../gpu/tensor.ts";
 import { dropoutBackward, dropoutForward, dropoutMaskCpu, dropoutThreshold } from "./dropout.ts";
 import { matmulStrided, type StridedOperand } from "./matmul.ts";
 import { softmax, softmaxBackward, softmaxBackwardCpu, softmaxCpu } from "./softmax.ts";
@@ -94,9 +94,7 @@ function dims(
   heads: number,
   probs: Tensor,
 ): Dims {
-  for (const [role, t] of [["q", q], ["k", k], ["v", v], ["probs", probs]] as const) {
-    if (t.dtype !== "f32") throw new ShapeError(`${label}: ${role} = ${t.describe()} must be f32`);
-  }
+  checkF32(label, { q, k, v, probs });
   if (q.shape.length !== 3) {
     throw new ShapeError(`${label}: q = ${q.describe()} must be (B, Lq, H·D)`);
   }

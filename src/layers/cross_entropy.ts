@@ -22,7 +22,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOps, type Op, workgroupsFor } from "../gpu/op.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { numel, type Tensor } from "../gpu/tensor.ts";
 import { IGNORE_INDEX } from "../io/seq2seq.ts";
 
 /** Options of {@link crossEntropyForward}. */
@@ -166,7 +166,7 @@ export function crossEntropyForward(
   const rowsShape = o.logits.shape.slice(0, -1);
   const { n, v } = geometry(label, o.logits, o.labels, [
     ["loss", o.loss, [1]],
-    ["lse", o.lse, [numelOf(rowsShape), 2]],
+    ["lse", o.lse, [numel(rowsShape), 2]],
     ["nValid", o.nValid, [1]],
   ]);
   checkDtype(label, o.logits, "f32");
@@ -195,10 +195,6 @@ export function crossEntropyForward(
   return Object.assign(op, { lse, nValid, rowLoss });
 }
 
-function numelOf(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 /**
  * `dlogits (+)= (softmax(logits) − onehot(label)) · dloss / nValid` on valid rows, 0 on ignored
  * rows (and everywhere when `nValid` is 0). One thread per logit.
@@ -214,7 +210,7 @@ function numelOf(shape: readonly number[]): number {
 export function crossEntropyBackward(gpu: Gpu, o: CrossEntropyBackwardOptions): Op {
   const label = o.label ?? "cross_entropy_backward";
   const dlossT = typeof o.dloss === "object" ? o.dloss : undefined;
-  const rows = numelOf(o.logits.shape.slice(0, -1));
+  const rows = numel(o.logits.shape.slice(0, -1));
   const { n, v } = geometry(label, o.logits, o.labels, [
     ["dlogits", o.dlogits, o.logits.shape],
     ["lse", o.lse, [rows, 2]],

@@ -19,7 +19,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOps, type Op, workgroupsFor } from "../gpu/op.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { checkF32, type Tensor } from "../gpu/tensor.ts";
 
 /** Which mask: the per-step state plus the per-site stream and the drop probability. */
 export interface DropoutMaskSpec {
@@ -198,9 +198,7 @@ function build(
         `${fmtShape(x.shape)}, ${names[1]} ${fmtShape(out.shape)}`,
     );
   }
-  for (const t of [x, out]) {
-    if (t.dtype !== "f32") throw new ShapeError(`${label}: ${t.describe()} must be f32`);
-  }
+  checkF32(label, { [names[0]]: x, [names[1]]: out });
   checkState(label, state);
   if (!Number.isInteger(o.stream) || o.stream < 0 || o.stream >= 2 ** 32) {
     throw new RangeError(`${label}: stream must be an integer in [0, 2^32), got ${o.stream}`);

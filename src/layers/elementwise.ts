@@ -19,18 +19,10 @@
 import type { Gpu } from "../gpu/device.ts";
 import { ShapeError } from "../gpu/errors.ts";
 import { buildOp, buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/op.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { checkF32, type Tensor } from "../gpu/tensor.ts";
 
 /** Threads per workgroup of the elementwise kernels. */
 const WG = 256;
-
-function checkF32(label: string, ts: Record<string, Tensor | undefined>): void {
-  for (const [role, t] of Object.entries(ts)) {
-    if (t && t.dtype !== "f32") {
-      throw new ShapeError(`${label}: ${role} = ${t.describe()} must be f32`);
-    }
-  }
-}
 
 function sameShape(label: string, [ra, a]: [string, Tensor], [rb, b]: [string, Tensor]): void {
   if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {

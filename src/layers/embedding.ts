@@ -16,7 +16,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOps, type Op, workgroupsFor } from "../gpu/op.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { checkF32, type Tensor } from "../gpu/tensor.ts";
 
 /** Options of {@link embeddingForward}. */
 export interface EmbeddingForwardOptions {
@@ -96,9 +96,7 @@ function checkShapes(
 }
 
 function checkDtypes(label: string, f32s: Tensor[], ids: Tensor): void {
-  for (const t of f32s) {
-    if (t.dtype !== "f32") throw new ShapeError(`${label}: ${t.describe()} must be f32`);
-  }
+  checkF32(label, Object.fromEntries(f32s.map((t) => [t.name, t])));
   if (ids.dtype !== "i32") throw new ShapeError(`${label}: ids ${ids.describe()} must be i32`);
 }
 

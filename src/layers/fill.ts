@@ -5,9 +5,8 @@
  */
 
 import type { Gpu } from "../gpu/device.ts";
-import { ShapeError } from "../gpu/errors.ts";
 import { buildOp, type Op, workgroupsFor } from "../gpu/op.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { checkF32, type Tensor } from "../gpu/tensor.ts";
 
 /** Options of {@link fill}. */
 export interface FillOptions {
@@ -28,7 +27,7 @@ export interface FillOptions {
  * ```
  */
 export function fill(gpu: Gpu, o: FillOptions): Op {
-  if (o.out.dtype !== "f32") throw new ShapeError(`fill: ${o.out.describe()} must be f32`);
+  checkF32("fill", { out: o.out });
   const wg = o.workgroupSize ?? 256;
   return buildOp(gpu, {
     kernel: "fill",

@@ -10,7 +10,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOp, buildOps, type Op, type OpSpec } from "../gpu/op.ts";
-import { numel, type Tensor } from "../gpu/tensor.ts";
+import { checkF32, numel, type Tensor } from "../gpu/tensor.ts";
 import { fill } from "./fill.ts";
 
 /** Options of {@link matmul}. */
@@ -81,14 +81,6 @@ export interface MatmulStridedOptions {
 const WG_LARGE = 16;
 const WG_SMALL = 8;
 
-function checkF32(label: string, ...ts: (Tensor | undefined)[]): void {
-  for (const t of ts) {
-    if (t && t.dtype !== "f32") {
-      throw new ShapeError(`${label}: ${t.describe()} must be f32`);
-    }
-  }
-}
-
 /** Largest element index (exclusive) an operand touches; checked against the tensor size. */
 function extent(
   op: StridedOperand,
@@ -128,7 +120,7 @@ export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
       throw new ShapeError(`${label}: ${name} must be a non-negative integer, got ${v}`);
     }
   }
-  checkF32(label, o.a.tensor, o.b.tensor, o.out.tensor, o.bias);
+  checkF32(label, { a: o.a.tensor, b: o.b.tensor, out: o.out.tensor, bias: o.bias });
   const checks: [string, StridedOperand, number, number][] = [
     ["A", o.a, o.transA ? k : m, o.transA ? m : k],
     ["B", o.b, o.transB ? n : k, o.transB ? k : n],
@@ -222,7 +214,7 @@ export function matmulNaive(gpu: Gpu, o: { a: Tensor; b: Tensor; out: Tensor }):
       `${label}: A ${fmtShape(o.a.shape)} and B ${fmtShape(o.b.shape)} must be 2-D`,
     );
   }
-  checkF32(label, o.a, o.b, o.out);
+  checkF32(label, { a: o.a, b: o.b, out: o.out });
   return buildOp(gpu, {
     kernel: "matmul_naive",
     label: `${label}(A=${o.a.describe()}, B=${o.b.describe()})`,

@@ -11,7 +11,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/op.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { checkF32, type Tensor } from "../gpu/tensor.ts";
 
 /** Rows one workgroup of the first `sum_rows` pass adds up. */
 const ROWS_PER_CHUNK = 256;
@@ -49,9 +49,7 @@ export function sumRows(gpu: Gpu, o: SumRowsOptions): Op {
   if (fmtShape(o.out.shape) !== fmtShape([c])) {
     throw new ShapeError(`${label}: out must be (${c}): ${shapes}`);
   }
-  for (const t of [o.x, o.out]) {
-    if (t.dtype !== "f32") throw new ShapeError(`${label}: ${t.describe()} must be f32`);
-  }
+  checkF32(label, { x: o.x, out: o.out });
   const n = c === 0 ? 0 : o.x.size / c;
   const desc = `${label}(x=${o.x.describe()}, out=${o.out.describe()})`;
   if (c === 0) return buildOps(gpu, desc, []);
@@ -118,11 +116,7 @@ export function globalL2Norm(gpu: Gpu, o: GlobalL2NormOptions): Op {
   if (o.out.size !== 1 || o.out.shape.length !== 1 || o.out.dtype !== "f32") {
     throw new ShapeError(`${label}: out ${o.out.describe()} must be (1) f32`);
   }
-  for (const [i, t] of o.tensors.entries()) {
-    if (t.dtype !== "f32") {
-      throw new ShapeError(`${label}: tensors[${i}] = ${t.describe()} must be f32`);
-    }
-  }
+  checkF32(label, Object.fromEntries(o.tensors.map((t, i) => [`tensors[${i}]`, t])));
   const blocks = o.tensors.map((t) =>
     t.size === 0 ? 0 : workgroupsFor(t.size, SQUARES_PER_WORKGROUP)
   );

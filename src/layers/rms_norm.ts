@@ -14,7 +14,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOp, buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/op.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { checkF32, type Tensor } from "../gpu/tensor.ts";
 
 /** Columns per workgroup of the weight-gradient kernels (rows use one workgroup of 64 each). */
 const DW_COLUMNS = 256;
@@ -52,11 +52,7 @@ function geometry(
   others: Record<string, Tensor | undefined>,
   rstd: Tensor,
 ): Geometry {
-  for (const [role, t] of Object.entries({ x, weight, rstd, ...others })) {
-    if (t && t.dtype !== "f32") {
-      throw new ShapeError(`${label}: ${role} = ${t.describe()} must be f32`);
-    }
-  }
+  checkF32(label, { x, weight, rstd, ...others });
   if (x.shape.length < 1) {
     throw new ShapeError(`${label}: x = ${x.describe()} needs at least one dimension (C)`);
   }
@@ -171,9 +167,7 @@ export function rmsNormBackward(gpu: Gpu, o: RmsNormBackwardOptions): Op {
       `${label}: shapes differ: weight = ${o.weight.describe()}, dweight = ${o.dweight.describe()}`,
     );
   }
-  if (o.dweight && o.dweight.dtype !== "f32") {
-    throw new ShapeError(`${label}: dweight = ${o.dweight.describe()} must be f32`);
-  }
+  checkF32(label, { dweight: o.dweight });
   const [chunks] = rmsNormScratchShape(g.rows, g.c);
   if (o.dweight && o.scratch) {
     if (o.scratch.dtype !== "f32" || o.scratch.size < chunks * g.c) {

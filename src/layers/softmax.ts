@@ -19,7 +19,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOp, buildOps, type Op, type OpSpec } from "../gpu/op.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { checkF32, type Tensor } from "../gpu/tensor.ts";
 
 /**
  * The logit of a masked key: f32 lowest, `-3.4028234663852886e38` (Hugging Face adds
@@ -48,14 +48,6 @@ export interface SoftmaxOptions {
   causalOffset?: number;
   /** Name in error messages. @default {"softmax"} */
   label?: string;
-}
-
-function checkF32(label: string, ts: Record<string, Tensor | undefined>): void {
-  for (const [role, t] of Object.entries(ts)) {
-    if (t && t.dtype !== "f32") {
-      throw new ShapeError(`${label}: ${role} = ${t.describe()} must be f32`);
-    }
-  }
 }
 
 function dims4(label: string, role: string, t: Tensor): [number, number, number, number] {

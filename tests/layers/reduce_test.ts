@@ -131,7 +131,7 @@ gpuTest(
     );
     assert.throws(
       () => sumRows(gpu, { x: gpu.tensor("xi", [4, 6], "i32"), out: gpu.tensor("out", [6]) }),
-      /sum_rows: xi\(4, 6\) i32 must be f32/,
+      /sum_rows: x = xi\(4, 6\) i32 must be f32/,
     );
     assert.throws(
       () => globalL2Norm(gpu, { tensors: [gpu.tensor("g", [3])], out: gpu.tensor("o", [2]) }),
