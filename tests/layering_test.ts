@@ -17,7 +17,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   model: ["gpu", "io", "layers"],
   optim: ["gpu", "io", "layers"],
   data: ["io"],
-  peft: ["gpu", "io", "layers", "model"],
+  peft: ["gpu", "io", "layers", "model", "optim"],
   train: ["gpu", "io", "layers", "model", "optim", "data", "peft"],
 };
 

@@ -12,6 +12,7 @@ export * from "./elementwise.ts";
 export * from "./embedding.ts";
 export * from "./fill.ts";
 export * from "./matmul.ts";
+export * from "./prompt_embed.ts";
 export * from "./reduce.ts";
 export * from "./rms_norm.ts";
 export * from "./softmax.ts";

@@ -88,6 +88,11 @@ export interface T5Config {
   readonly relativeAttentionNumBuckets: number;
   /** Relative distance from which all positions share the last bucket (default 128). */
   readonly relativeAttentionMaxDistance: number;
+  /**
+   * The longest input the checkpoint was made for (`n_positions`, e.g. 512 for t5-base), or
+   * `undefined` when the config does not say. T5's relative positions do not enforce it.
+   */
+  readonly nPositions?: number;
   /** Dropout probability used everywhere in the backbone while training (default 0.1). */
   readonly dropoutRate: number;
   /** Epsilon of T5's RMS LayerNorm (default 1e-6). */
@@ -302,6 +307,7 @@ export function parseT5Config(raw: unknown, options: ParseT5ConfigOptions = {}):
   }
   const numDecoderLayers = r.int("num_decoder_layers", 1, numLayers);
   const maxDistance = r.int("relative_attention_max_distance", 1, 128);
+  const nPositions = r.int("n_positions", 1, 0) || undefined;
   const dropoutRate = r.num("dropout_rate", 0.1, (x) => x >= 0 && x < 1, "a number in [0, 1)");
   const layerNormEpsilon = r.num("layer_norm_epsilon", 1e-6, (x) => x > 0, "a positive number");
   const initializerFactor = r.num("initializer_factor", 1, (x) => x > 0, "a positive number");
@@ -401,6 +407,7 @@ export function parseT5Config(raw: unknown, options: ParseT5ConfigOptions = {}):
     numDecoderLayers,
     relativeAttentionNumBuckets: numBuckets,
     relativeAttentionMaxDistance: maxDistance,
+    ...(nPositions ? { nPositions } : {}),
     dropoutRate,
     layerNormEpsilon,
     initializerFactor,

@@ -99,6 +99,8 @@ export class T5Session {
   readonly backwardOps: Op[];
   /** The dropout seed. */
   readonly seed: number;
+  /** Dropout probability of the training-mode ops (0: none). */
+  readonly dropoutRate: number;
   #step = 0;
   #useIds = false;
 
@@ -126,6 +128,7 @@ export class T5Session {
     this.arena = arena;
     this.buffers = tensors;
     this.seed = seed;
+    this.dropoutRate = rate;
     const { inputs, decoder } = tensors;
     this.setStep(0);
     const nb = cfg.relativeAttentionNumBuckets, md = cfg.relativeAttentionMaxDistance;
@@ -208,7 +211,7 @@ export class T5Session {
     const gpu = this.model.gpu;
     const cfg = this.model.config;
     const { batch: B, sourceLength: S, targetLength: T } = this.shape;
-    const { inputs, decoder } = this.buffers;
+    const { inputs } = this.buffers;
     const want = (name: string, got: number, n: number, dims: string) => {
       if (got !== n) {
         throw new ShapeError(
@@ -232,10 +235,29 @@ export class T5Session {
     want("labels", batch.labels.length, B * T, `${B} x ${T}`);
     checkLabels(batch.labels, cfg.vocabSize, "labels");
     gpu.write(inputs.attentionMask, Float32Array.from(batch.attentionMask, Number));
-    gpu.write(decoder.labels, batch.labels);
+    this.setLabels(batch.labels);
+  }
+
+  /**
+   * Uploads the labels (B, T), −100 on padding, and the decoder input (them shifted right): what
+   * a prompt method's caller uploads besides the method's own inputs.
+   */
+  setLabels(labels: Int32Array): void {
+    const gpu = this.model.gpu;
+    const cfg = this.model.config;
+    const { batch: B, targetLength: T } = this.shape;
+    if (labels.length !== B * T) {
+      throw new ShapeError(
+        `T5 batch: labels has ${labels.length} elements, the session expects ${B * T} ` +
+          `(${B} x ${T})`,
+      );
+    }
+    checkLabels(labels, cfg.vocabSize, "labels");
+    const { decoder } = this.buffers;
+    gpu.write(decoder.labels, labels);
     gpu.write(
       decoder.decoderInputIds,
-      shiftRight(batch.labels, B, T, cfg.decoderStartTokenId, cfg.padTokenId),
+      shiftRight(labels, B, T, cfg.decoderStartTokenId, cfg.padTokenId),
     );
   }
 

@@ -62,6 +62,7 @@ Deno.test("loadT5Config() gives t5-base transformers' defaults: relu, tied, resc
     numDecoderLayers: 12,
     relativeAttentionNumBuckets: 32,
     relativeAttentionMaxDistance: 128,
+    nPositions: 512,
     dropoutRate: 0.1,
     layerNormEpsilon: 1e-6,
     initializerFactor: 1,

@@ -1,0 +1,155 @@
+/**
+ * DePT (Decomposed Prompt Tuning, ICLR 2024), ADePT's predecessor and baseline: a soft prompt
+ * P (M, C) plus a POSITION-based low-rank offset on the source rows (docs/method.md):
+ *
+ * ```
+ * E' = wte[ids] + s · (A1 · B1)[:S]       A1 (S_max, R), B1 (R, C), s = 8 / √R
+ * X  = [P; E']
+ * ```
+ *
+ * Init: A1 ~ U(−1/√R, 1/√R) (PyTorch's kaiming-uniform on an (S_max, R) tensor); B1 = 0. No
+ * dropout, no bias.
+ *
+ * Shape legend: B batch, S source length, S_max the positions A1 covers, M prompt length,
+ * C d_model, R rank.
+ *
+ * @module
+ */
+
+import type { Op } from "../gpu/op.ts";
+import { type Tensor, type TensorSpec, viewOf } from "../gpu/tensor.ts";
+import { matmul } from "../layers/matmul.ts";
+import { sumBatch } from "../layers/prompt_embed.ts";
+import type { FrozenT5 } from "../model/t5_graph.ts";
+import {
+  type DeptConfig,
+  type MethodInit,
+  type MethodModule,
+  type ParamGroup,
+  PeftError,
+  type RandomSource,
+} from "./method.ts";
+import {
+  type BindContext,
+  type OffsetForward,
+  PROMPT_DEFAULTS,
+  PromptMethod,
+  resolveConfig,
+  uniformValues,
+} from "./prompt_method.ts";
+
+/** The trainable tensors of DePT for a width C. */
+function shapes(c: DeptConfig, C: number): Record<string, { shape: number[]; group: ParamGroup }> {
+  return {
+    prompt: { shape: [c.promptLength, C], group: "prompt" },
+    A1: { shape: [c.maxSourceLength, c.rank], group: "offset" },
+    B1: { shape: [c.rank, C], group: "offset" },
+  };
+}
+
+/** DePT's scale of the position offset, `8 / √R`. */
+export function deptScale(rank: number): number {
+  return 8 / Math.sqrt(rank);
+}
+
+/** DePT on a frozen T5. */
+export class DeptMethod extends PromptMethod<DeptConfig> {
+  constructor(model: FrozenT5, config: DeptConfig) {
+    super(model, config, shapes(config, model.config.dModel));
+  }
+
+  protected initOffset(rng: RandomSource): void {
+    const { rank: R, maxSourceLength: S } = this.config;
+    const bound = 1 / Math.sqrt(R);
+    this.gpu.write(this.tensor("A1").param, uniformValues(rng, S * R, -bound, bound));
+    this.gpu.zero(this.tensor("B1").param);
+  }
+
+  protected scratchSpecs(_B: number, S: number, train: boolean): Record<string, TensorSpec> {
+    const C = this.model.config.dModel;
+    this.#checkLength(S);
+    return train ? { pos: { shape: [S, C] }, dpos: { shape: [S, C] } } : { pos: { shape: [S, C] } };
+  }
+
+  #checkLength(S: number): void {
+    if (S > this.config.maxSourceLength) {
+      throw new PeftError(
+        `dept: the source holds ${S} tokens but the position offset covers ` +
+          `${this.config.maxSourceLength} (maxSourceLength); create the method with ` +
+          `maxSourceLength >= ${S} or shorten the source`,
+      );
+    }
+  }
+
+  /** A1's first S rows (S, R). */
+  #a1(S: number, grad = false): Tensor {
+    const t = this.tensor("A1");
+    return viewOf(grad ? t.grad : t.param, [S, this.config.rank]);
+  }
+
+  protected offsetForward(ctx: BindContext): OffsetForward {
+    const pos = ctx.scratch.pos;
+    return {
+      ops: [matmul(ctx.gpu, {
+        a: this.#a1(ctx.S),
+        b: this.tensor("B1").param,
+        out: pos,
+        alpha: deptScale(this.config.rank),
+        label: "dept.offset",
+      })],
+      offset: { kind: "position", pos },
+    };
+  }
+
+  protected offsetBackward(ctx: BindContext, g: Tensor): Op[] {
+    const { gpu, scratch, M, S } = ctx;
+    const s = deptScale(this.config.rank);
+    // Rows of A1 past S never get a gradient: they stay at the zeros they were given.
+    return [
+      sumBatch(gpu, { x: g, row0: M, out: scratch.dpos, label: "dept.offset.grad" }),
+      matmul(gpu, {
+        a: scratch.dpos,
+        b: this.tensor("B1").param,
+        out: this.#a1(S, true),
+        transB: true,
+        alpha: s,
+        label: "dept.A1.grad",
+      }),
+      matmul(gpu, {
+        a: this.#a1(S),
+        b: scratch.dpos,
+        out: this.tensor("B1").grad,
+        transA: true,
+        alpha: s,
+        label: "dept.B1.grad",
+      }),
+    ];
+  }
+}
+
+/** The DePT module of the registry. */
+export const DEPT: MethodModule<DeptConfig> = {
+  name: "dept",
+  title: "DePT (Decomposed Prompt Tuning)",
+  defaults: {
+    method: "dept",
+    promptLength: 60,
+    rank: 30,
+    maxSourceLength: 256,
+    ...PROMPT_DEFAULTS,
+  },
+  options: [
+    { key: "promptLength", description: "M, soft prompt rows (paper: 60)" },
+    { key: "rank", description: "R, rank of the position offset A1·B1 (paper: 30)" },
+    { key: "maxSourceLength", description: "S, source positions the offset covers (paper: 256)" },
+  ],
+  resolve(overrides) {
+    return resolveConfig(DEPT.defaults, overrides);
+  },
+  shapes,
+  async create(model: FrozenT5, config: DeptConfig, init: MethodInit) {
+    const m = new DeptMethod(model, config);
+    await m.initialize(init);
+    return m;
+  },
+};

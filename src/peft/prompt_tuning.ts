@@ -1,0 +1,65 @@
+/**
+ * Vanilla prompt tuning (Lester et al., 2021), the baseline: a soft prompt P (L, C) prepended to
+ * the encoder input, nothing else (docs/method.md: L = 100).
+ *
+ * Shape legend: B batch, S source length, L (= M) prompt length, C d_model.
+ *
+ * @module
+ */
+
+import type { Op } from "../gpu/op.ts";
+import type { TensorSpec } from "../gpu/tensor.ts";
+import type { FrozenT5 } from "../model/t5_graph.ts";
+import type { MethodInit, MethodModule, ParamGroup, PromptTuningConfig } from "./method.ts";
+import {
+  type OffsetForward,
+  PROMPT_DEFAULTS,
+  PromptMethod,
+  resolveConfig,
+} from "./prompt_method.ts";
+
+/** The trainable tensor of prompt tuning for a width C. */
+function shapes(
+  c: PromptTuningConfig,
+  C: number,
+): Record<string, { shape: number[]; group: ParamGroup }> {
+  return { prompt: { shape: [c.promptLength, C], group: "prompt" } };
+}
+
+/** Prompt tuning on a frozen T5. */
+export class PromptTuningMethod extends PromptMethod<PromptTuningConfig> {
+  constructor(model: FrozenT5, config: PromptTuningConfig) {
+    super(model, config, shapes(config, model.config.dModel));
+  }
+
+  protected initOffset(): void {}
+
+  protected scratchSpecs(): Record<string, TensorSpec> {
+    return {};
+  }
+
+  protected offsetForward(): OffsetForward {
+    return { ops: [] };
+  }
+
+  protected offsetBackward(): Op[] {
+    return [];
+  }
+}
+
+/** The prompt-tuning module of the registry. */
+export const PROMPT_TUNING: MethodModule<PromptTuningConfig> = {
+  name: "prompt_tuning",
+  title: "prompt tuning",
+  defaults: { method: "prompt_tuning", promptLength: 100, ...PROMPT_DEFAULTS },
+  options: [{ key: "promptLength", description: "L, soft prompt rows (paper: 100)" }],
+  resolve(overrides) {
+    return resolveConfig(PROMPT_TUNING.defaults, overrides);
+  },
+  shapes,
+  async create(model: FrozenT5, config: PromptTuningConfig, init: MethodInit) {
+    const m = new PromptTuningMethod(model, config);
+    await m.initialize(init);
+    return m;
+  },
+};
