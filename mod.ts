@@ -1,38 +1,50 @@
 /**
  * ADePT trainer: parameter-efficient fine-tuning of frozen language models on WebGPU.
  *
- * - `requestGpu()` acquires a headless WebGPU device; tensors, arenas and ops live on it.
+ * - `src/gpu`: `requestGpu()` acquires a headless WebGPU device; tensors, arenas and ops live on
+ *   it.
+ * - `src/io`: Hugging Face Hub access and cache (`hubDownload`), safetensors, label conventions.
  * - `src/layers`: launchers of the WGSL kernels (forward and backward) with CPU references.
  * - `src/optim`: AdamW and gradient clipping on the GPU.
- * - `src/model`: safetensors, T5 checkpoints (`loadT5`), forward/backward sessions and greedy
- *   generation (`T5Generator`).
- * - `src/data`: Hub access, splits and metrics.
+ * - `src/model`: T5 checkpoints (`loadT5`), forward/backward sessions and greedy generation.
+ * - `src/data`: tokenizers, datasets, the paper's tasks, splits, metrics, tokenized cache, batches.
  *
  * @example Loss, input-embedding gradient and greedy decoding of a T5
- * ```ts ignore
+ * ```ts
  * import { loadT5, requestGpu } from "@adept/trainer";
- * const gpu = await requestGpu();
- * const model = await loadT5(gpu, "google-t5/t5-base"); // Hub id or local folder
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * // A Hub id such as "google-t5/t5-base" (through the HF cache) or a local folder; here the
+ * // tests' tiny T5 v1.1 (d_model 64, vocabulary 256).
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_1");
  * const session = model.session({ batch: 2, sourceLength: 8, targetLength: 3 });
  * const inputIds = new Int32Array([13, 8, 1, 0, 0, 0, 0, 0, 37, 1, 0, 0, 0, 0, 0, 0]);
  * const attentionMask = [1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0];
- * session.setBatch({ inputIds, attentionMask, labels: new Int32Array([209, 1, -100, 632, 1, -100]) });
+ * const labels = new Int32Array([209, 1, -100, 63, 1, -100]); // -100: ignored by the loss
+ * session.setBatch({ inputIds, attentionMask, labels });
  * await session.forward(); // evaluation mode: dropout off
- * console.log(await session.readLoss());
+ * assert.ok((await session.readLoss()) > 0);
  * await session.backward(); // training mode: dropout on
- * const grad = await session.readInputsEmbedsGrad(); // (2, 8, 768)
- * const gen = model.generator({ batch: 2, sourceLength: 8 });
- * console.log(await gen.generate({ inputIds, attentionMask })); // number[][], each ending at EOS
+ * const grad = await session.readInputsEmbedsGrad(); // (2, 8, 64)
+ * assert.equal(grad.length, 2 * 8 * 64);
+ * const gen = model.generator({ batch: 2, sourceLength: 8 }); // at most 20 new tokens
+ * const out = await gen.generate({ inputIds, attentionMask }); // ids per row, ending at EOS
+ * assert.equal(out.length, 2);
+ * gpu.destroy();
  * ```
  *
  * @example Kernels directly
- * ```ts ignore
+ * ```ts
  * import { matmul, requestGpu } from "@adept/trainer";
- * const gpu = await requestGpu();
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
  * const a = gpu.upload("a", new Float32Array([1, 2, 3, 4]), [2, 2]);
  * const c = gpu.tensor("c", [2, 2]);
  * await gpu.run(matmul(gpu, { a, b: a, out: c }));
- * console.log(await gpu.read(c)); // Float32Array [7, 10, 15, 22]
+ * assert.deepEqual(await gpu.read(c), new Float32Array([7, 10, 15, 22]));
+ * gpu.destroy();
  * ```
  *
  * @module

@@ -37,12 +37,6 @@ import { IGNORE_INDEX, shiftRight } from "../io/seq2seq.ts";
 
 /**
  * One fixed-shape batch. The arrays are reused by the {@link Batcher} that filled them.
- *
- * @example
- * ```ts ignore
- * const b = batcher.next();
- * device.queue.writeBuffer(inputIdsBuffer, 0, b.inputIds);
- * ```
  */
 export interface Batch {
   /** Rows B (fixed). */
@@ -65,15 +59,7 @@ export interface Batch {
   count: number;
 }
 
-/**
- * Ids used to fill batches.
- *
- * @example
- * ```ts
- * import type { BatchIds } from "./batching.ts";
- * const ids: BatchIds = { padId: 0, eosId: 1 }; // T5
- * ```
- */
+/** Ids used to fill batches. */
 export interface BatchIds {
   /**
    * Padding id of sources and decoder inputs.
@@ -102,9 +88,13 @@ export interface BatchIds {
  *
  * @example
  * ```ts
- * import { createBatch } from "./batching.ts";
+ * import { createBatch } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * const b = createBatch(32, 256, 2);
- * b.inputIds.length; // 8192
+ * assert.equal(b.inputIds.length, 32 * 256);
+ * assert.equal(b.count, 0);
+ * assert.ok(b.labels.every((l) => l === -100));
  * ```
  */
 export function createBatch(batchSize: number, sourceLength: number, targetLength: number): Batch {
@@ -143,10 +133,21 @@ export function createBatch(batchSize: number, sourceLength: number, targetLengt
  * @throws {RangeError} If an index is out of range or an example is longer than S or T.
  *
  * @example
- * ```ts ignore
- * import { createBatch, fillBatch } from "./batching.ts";
- * const b = fillBatch(createBatch(8, split.sourceLength, split.targetLength), split, [0, 1, 2]);
- * b.count; // 3
+ * ```ts
+ * import { createBatch, fillBatch, loadTokenizer, tokenizeExamples } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const tok = await loadTokenizer("tests/fixtures/tokenizers/t5");
+ * const split = tokenizeExamples(tok, [
+ *   { source: "sentence: hi", target: "1" },
+ *   { source: "sentence: a charming journey", target: "0" },
+ * ], { sourceLength: 8, targetLength: 2 });
+ * const b = fillBatch(createBatch(3, 8, 2), split, [1, 0], { padId: tok.padId, eosId: tok.eosId });
+ * assert.equal(b.count, 2);
+ * assert.deepEqual([...b.rows], [1, 0, -1]); // the third row pads the batch
+ * const hi = tok.encode("sentence: hi"); // 6 ids, ending with EOS
+ * assert.deepEqual([...b.inputIds.subarray(8, 16)], [...hi, tok.padId, tok.padId]);
+ * assert.deepEqual([...b.decoderInputIds.subarray(0, 2)], [tok.padId, b.labels[0]]); // shifted
  * ```
  */
 export function fillBatch(
@@ -198,11 +199,6 @@ export function fillBatch(
 
 /**
  * Options of {@link Batcher} and {@link batches}.
- *
- * @example
- * ```ts ignore
- * new Batcher(split, { batchSize: 32, seed: 42, padId: tok.padId, eosId: tok.eosId });
- * ```
  */
 export interface BatcherOptions extends BatchIds {
   /** Rows per batch, B. */
@@ -238,13 +234,22 @@ export interface BatcherOptions extends BatchIds {
  * An endless stream of training batches over epochs, reusing one {@link Batch}.
  *
  * @example
- * ```ts ignore
- * import { Batcher } from "./batching.ts";
- * const batcher = new Batcher(data.train, { batchSize: 32, padId: tok.padId, eosId: tok.eosId });
- * for (let step = 0; step < maxSteps; step++) {
+ * ```ts
+ * import { Batcher, loadTokenizer, tokenizeExamples } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const tok = await loadTokenizer("tests/fixtures/tokenizers/t5");
+ * const examples = Array.from({ length: 5 }, (_, i) => ({ source: `review ${i}`, target: "1" }));
+ * const train = tokenizeExamples(tok, examples, { sourceLength: 8, targetLength: 2 });
+ * const batcher = new Batcher(train, { batchSize: 2, padId: tok.padId, eosId: tok.eosId });
+ * assert.equal(batcher.batchesPerEpoch, 3); // the last one is padded
+ * const seen: number[] = [];
+ * for (let step = 0; step < 3; step++) {
  *   const batch = batcher.next(); // valid until the next call
  *   // write batch.inputIds, batch.attentionMask, batch.labels, batch.decoderInputIds
+ *   seen.push(...batch.rows.subarray(0, batch.count));
  * }
+ * assert.deepEqual(seen.sort(), [0, 1, 2, 3, 4]); // one epoch: each example once, shuffled
  * ```
  */
 export class Batcher {
@@ -368,11 +373,19 @@ export class Batcher {
  * @returns The batches.
  *
  * @example
- * ```ts ignore
- * import { batches } from "./batching.ts";
- * for (const b of batches(data.validation, { batchSize: 64, padId: 0, eosId: 1 })) {
+ * ```ts
+ * import { batches, loadTokenizer, tokenizeExamples } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const tok = await loadTokenizer("tests/fixtures/tokenizers/t5");
+ * const examples = Array.from({ length: 5 }, (_, i) => ({ source: `review ${i}`, target: "1" }));
+ * const validation = tokenizeExamples(tok, examples, { sourceLength: 8, targetLength: 2 });
+ * const counts: number[] = [];
+ * for (const b of batches(validation, { batchSize: 2, padId: tok.padId, eosId: tok.eosId })) {
  *   // generate for rows 0..b.count-1 (b.rows[i] is the example index)
+ *   counts.push(b.count);
  * }
+ * assert.deepEqual(counts, [2, 2, 1]); // in order, every example once
  * ```
  */
 export function* batches(split: TokenizedSplit, options: BatcherOptions): Generator<Batch> {

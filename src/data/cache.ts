@@ -52,24 +52,12 @@ import { type TextTokenizer, TOKENIZERS_LIBRARY_VERSION } from "./tokenizer.ts";
  * still hit and serve stale ids. (The `@huggingface/tokenizers` version is keyed separately.)
  * tests/data/pipeline_version_test.ts records a digest of these outputs on the committed
  * fixtures next to this number and fails when they change without a bump.
- *
- * @example
- * ```ts
- * import { DATA_PIPELINE_VERSION } from "./cache.ts";
- * console.log(`tokenized with pipeline v${DATA_PIPELINE_VERSION}`);
- * ```
  */
 export const DATA_PIPELINE_VERSION = 1;
 
 /**
  * One tokenized split: ragged sequences stored flat.
  * Sequence `i`'s source ids are `sourceIds[sourceOffsets[i] .. sourceOffsets[i + 1]]`.
- *
- * @example
- * ```ts ignore
- * const s = tokenizeExamples(tok, [{ source: "sentence: hi", target: "1" }], { sourceLength: 256, targetLength: 2 });
- * s.sourceIds.subarray(s.sourceOffsets[0], s.sourceOffsets[1]); // [..., 1]
- * ```
  */
 export interface TokenizedSplit {
   /** Number of examples, N. */
@@ -92,11 +80,6 @@ export interface TokenizedSplit {
 
 /**
  * Lengths for {@link tokenizeExamples}.
- *
- * @example
- * ```ts ignore
- * tokenizeExamples(tok, examples, { sourceLength: 256, targetLength: 3 });
- * ```
  */
 export interface TokenizeOptions {
   /** Source length S (EOS included). */
@@ -135,10 +118,20 @@ class IntBuffer {
  * @returns The tokenized split.
  *
  * @example
- * ```ts ignore
- * import { tokenizeExamples } from "./cache.ts";
+ * ```ts
+ * import { loadTokenizer, tokenizeExamples } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const tok = await loadTokenizer("tests/fixtures/tokenizers/t5");
+ * const examples = [
+ *   { source: "sentence: hi", target: "1" },
+ *   { source: "sentence: no", target: "0" },
+ * ];
  * const split = tokenizeExamples(tok, examples, { sourceLength: 256, targetLength: 2 });
- * console.log(split.size, split.sourceIds.length);
+ * assert.equal(split.size, 2);
+ * const first = split.sourceIds.subarray(split.sourceOffsets[0], split.sourceOffsets[1]);
+ * assert.deepEqual([...first], tok.encode("sentence: hi")); // unpadded, ending with EOS
+ * assert.deepEqual(split.targets, ["1", "0"]);
  * ```
  */
 export function tokenizeExamples(
@@ -189,9 +182,16 @@ export function tokenizeExamples(
  * @returns One decoded string per example.
  *
  * @example
- * ```ts ignore
- * import { decodeTargets } from "./cache.ts";
- * const refs = decodeTargets(data.test, tok).map(pyStrip);
+ * ```ts
+ * import { decodeTargets, loadTokenizer, pyStrip, tokenizeExamples } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const tok = await loadTokenizer("tests/fixtures/tokenizers/t5");
+ * const examples = [{ source: "q", target: "1" }, { source: "q", target: "a long answer" }];
+ * const test = tokenizeExamples(tok, examples, { sourceLength: 8, targetLength: 3 });
+ * const refs = decodeTargets(test, tok).map(pyStrip); // what the metrics compare against
+ * assert.equal(refs[0], "1");
+ * assert.equal(refs[1], pyStrip(tok.decode(tok.encode("a long answer", { maxLength: 3 })))); // cut
  * ```
  */
 export function decodeTargets(split: TokenizedSplit, tokenizer: TextTokenizer): string[] {
@@ -204,15 +204,7 @@ export function decodeTargets(split: TokenizedSplit, tokenizer: TextTokenizer): 
   return out;
 }
 
-/**
- * A task's three splits, tokenized.
- *
- * @example
- * ```ts ignore
- * const data = await prepareTask(getTask("rte"), tok);
- * data.train.size; data.targetLength; data.fromCache;
- * ```
- */
+/** A task's three splits, tokenized. */
 export interface TokenizedTask {
   /** The task. */
   readonly task: Task;
@@ -236,11 +228,6 @@ export interface TokenizedTask {
 
 /**
  * Options of {@link prepareTask}.
- *
- * @example
- * ```ts ignore
- * await prepareTask(task, tok, { tokenizedCacheDir: "/data/cache", offline: true });
- * ```
  */
 export interface PrepareTaskOptions extends TaskDataOptions {
   /**
@@ -270,8 +257,12 @@ export interface PrepareTaskOptions extends TaskDataOptions {
  *
  * @example
  * ```ts
- * import { defaultTokenizedCacheDir } from "./cache.ts";
- * defaultTokenizedCacheDir({ ADEPT_CACHE_DIR: "/data/adept" }); // "/data/adept/tokenized"
+ * import { defaultTokenizedCacheDir } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = defaultTokenizedCacheDir({ ADEPT_CACHE_DIR: "/data/adept" });
+ * assert.equal(dir, "/data/adept/tokenized");
+ * assert.equal(defaultTokenizedCacheDir({ HOME: "/me" }), "/me/.cache/adept/tokenized");
  * ```
  */
 export function defaultTokenizedCacheDir(
@@ -305,8 +296,19 @@ function packStrings(strings: readonly string[]): { bytes: Uint8Array; offsets: 
  * @param metadata String metadata to store (e.g. the cache key).
  *
  * @example
- * ```ts ignore
- * await writeTokenizedSplits("cache.safetensors", { train, validation, test }, { key });
+ * ```ts
+ * import { loadTokenizer, tokenizeExamples, writeTokenizedSplits } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const tok = await loadTokenizer("tests/fixtures/tokenizers/t5");
+ * const lengths = { sourceLength: 8, targetLength: 2 };
+ * const train = tokenizeExamples(tok, [{ source: "sentence: hi", target: "1" }], lengths);
+ * const test = tokenizeExamples(tok, [{ source: "sentence: no", target: "0" }], lengths);
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/rte.safetensors`;
+ * await writeTokenizedSplits(path, { train, test }, { key: "sha256 of the inputs" });
+ * assert.ok((await Deno.stat(path)).size > 0);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeTokenizedSplits(
@@ -342,8 +344,28 @@ export async function writeTokenizedSplits(
  * @throws {SafetensorsError} If it is not a readable safetensors file.
  *
  * @example
- * ```ts ignore
- * const { splits, metadata } = await readTokenizedSplits("cache.safetensors");
+ * ```ts
+ * import {
+ *   loadTokenizer,
+ *   readTokenizedSplits,
+ *   tokenizeExamples,
+ *   writeTokenizedSplits,
+ * } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const tok = await loadTokenizer("tests/fixtures/tokenizers/t5");
+ * const train = tokenizeExamples(tok, [{ source: "sentence: hi", target: "1" }], {
+ *   sourceLength: 8,
+ *   targetLength: 2,
+ * });
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/rte.safetensors`;
+ * await writeTokenizedSplits(path, { train }, { key: "k" });
+ * const { splits, metadata } = await readTokenizedSplits(path);
+ * assert.equal(metadata.key, "k");
+ * assert.deepEqual(splits.train.sourceIds, train.sourceIds);
+ * assert.deepEqual(splits.train.targets, ["1"]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readTokenizedSplits(
@@ -408,15 +430,32 @@ export async function readTokenizedSplits(
  * @throws {HubError} When the data cannot be had from the Hub or the cache.
  * @throws {DatasetError} For malformed data files or missing columns.
  *
- * @example
+ * @example A built-in task (downloads GLUE and the tokenizer on first use)
  * ```ts ignore
- * import { prepareTask } from "./cache.ts";
- * import { getTask } from "./tasks.ts";
- * import { loadTokenizer } from "./tokenizer.ts";
+ * import { getTask, loadTokenizer, prepareTask } from "@adept/trainer";
  *
  * const tok = await loadTokenizer("google-t5/t5-base");
  * const data = await prepareTask(getTask("sst2"), tok);
  * console.log(data.train.size, data.targetLength, data.fromCache);
+ * ```
+ *
+ * @example A custom task over a local file, tokenized once and then read from the cache
+ * ```ts
+ * import { customTask, loadTokenizer, prepareTask } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const rows = Array.from({ length: 40 }, (_, i) => ({ text: `review ${i}`, label: i % 2 }));
+ * await Deno.writeTextFile(`${dir}/train.jsonl`, rows.map((r) => JSON.stringify(r)).join("\n"));
+ * const train = `${dir}/train.jsonl`;
+ * const task = customTask({ train, source: "review: {text}", target: "label" });
+ * const tok = await loadTokenizer("tests/fixtures/tokenizers/t5");
+ * const options = { tokenizedCacheDir: `${dir}/cache`, labels: ["0", "1"] };
+ * const data = await prepareTask(task, tok, options);
+ * assert.equal(data.train.size + data.validation.size + data.test.size, 40);
+ * assert.equal(data.fromCache, false);
+ * assert.equal((await prepareTask(task, tok, options)).fromCache, true);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function prepareTask(

@@ -36,15 +36,7 @@ import {
   matchesPattern,
 } from "../io/hub.ts";
 
-/**
- * One example: column name → value.
- *
- * @example
- * ```ts
- * import type { Row } from "./datasets.ts";
- * const row: Row = { sentence: "a charming journey", label: 1, idx: 0 };
- * ```
- */
+/** One example: column name → value. */
 export type Row = Record<string, unknown>;
 
 /**
@@ -53,10 +45,20 @@ export type Row = Record<string, unknown>;
  * message, not as lines).
  *
  * @example
- * ```ts ignore
- * try { await readTable("train.jsonl"); } catch (e) {
- *   if (e instanceof DatasetError) console.error(e.file, e.line, e.message);
- * }
+ * ```ts
+ * import { DatasetError, readTable } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/train.jsonl`;
+ * await Deno.writeTextFile(path, '{"text": "fine", "label": 1}\n{"text": "oops", "label": 0\n');
+ * await assert.rejects(readTable(path), (e) => {
+ *   assert.ok(e instanceof DatasetError);
+ *   assert.equal(e.file, path);
+ *   assert.equal(e.line, 2); // the line of invalid JSON
+ *   return true;
+ * });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class DatasetError extends Error {
@@ -73,14 +75,7 @@ export class DatasetError extends Error {
   }
 }
 
-/**
- * Options of the readers.
- *
- * @example
- * ```ts ignore
- * await readTable("train.parquet", { columns: ["sentence", "label"] });
- * ```
- */
+/** Options of the readers. */
 export interface ReadOptions {
   /**
    * Columns every row must have (and, for parquet, the only ones decoded). A missing one is a
@@ -92,11 +87,6 @@ export interface ReadOptions {
 
 /**
  * Options of {@link readCsv}.
- *
- * @example
- * ```ts ignore
- * await readCsv("data.txt", { delimiter: "\t" });
- * ```
  */
 export interface ReadCsvOptions extends ReadOptions {
   /**
@@ -113,12 +103,6 @@ export interface ReadCsvOptions extends ReadOptions {
 
 /**
  * File formats {@link readTable} recognizes by extension.
- *
- * @example
- * ```ts
- * import { TABLE_EXTENSIONS } from "./datasets.ts";
- * TABLE_EXTENSIONS.includes(".parquet"); // true
- * ```
  */
 export const TABLE_EXTENSIONS: readonly string[] = Object.freeze([
   ".parquet",
@@ -218,12 +202,6 @@ function firstInvalidUtf8(b: Uint8Array): number {
 /**
  * Rows read from one file, with where each one is in that file (for error messages about a
  * row's contents).
- *
- * @example
- * ```ts ignore
- * const { rows, unit, positions } = await readTableLocated("train.csv");
- * console.log(`${unit} ${positions[0]}`); // "line 2": the first record after the header
- * ```
  */
 export interface LocatedRows {
   /** The rows. */
@@ -253,10 +231,13 @@ function counting(n: number, first: number): Int32Array {
  * @throws {DatasetError} If the file is not parquet, a column is missing or a page is corrupt.
  *
  * @example
- * ```ts ignore
- * import { readParquet } from "./datasets.ts";
- * const rows = await readParquet("sst2/train-00000-of-00001.parquet", { columns: ["sentence", "label"] });
- * console.log(rows[0]); // { sentence: "hide new secretions ...", label: 0 }
+ * ```ts
+ * import { readParquet } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const path = "tests/fixtures/datasets/rows_snappy.parquet"; // rows in the layout of GLUE's sst2
+ * const rows = await readParquet(path, { columns: ["sentence", "label"] });
+ * assert.deepEqual(rows[1], { sentence: "contains no wit , only labored gags #1", label: 1 });
  * ```
  */
 export async function readParquet(path: string, options: ReadOptions = {}): Promise<Row[]> {
@@ -310,9 +291,16 @@ async function parquetLocated(path: string, options: ReadOptions): Promise<Locat
  * @throws {DatasetError} Naming the line of invalid JSON, a non-object or a missing column.
  *
  * @example
- * ```ts ignore
- * import { readJsonl } from "./datasets.ts";
- * const rows = await readJsonl("train.jsonl", { columns: ["question", "answer"] });
+ * ```ts
+ * import { readJsonl } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/train.jsonl`;
+ * await Deno.writeTextFile(path, '{"q": "why?", "a": "because"}\n\n{"q": "how?", "a": "so"}\n');
+ * const rows = await readJsonl(path, { columns: ["q", "a"] }); // blank lines skipped
+ * assert.deepEqual(rows, [{ q: "why?", a: "because" }, { q: "how?", a: "so" }]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readJsonl(path: string, options: ReadOptions = {}): Promise<Row[]> {
@@ -369,8 +357,12 @@ async function jsonlLocated(path: string, options: ReadOptions): Promise<Located
  * @throws {DatasetError} If it is not valid JSON, not an array of objects, or lacks a column.
  *
  * @example
- * ```ts ignore
- * const rows = await readJson("dev.json"); // [{"question": ..., "answer": ...}, ...]
+ * ```ts
+ * import { readJson } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const rows = await readJson("tests/fixtures/datasets/rows.json"); // a JSON array of objects
+ * assert.equal(rows[0].sentence, "hide new secretions from the parental units #0");
  * ```
  */
 export async function readJson(path: string, options: ReadOptions = {}): Promise<Row[]> {
@@ -413,9 +405,15 @@ async function jsonLocated(path: string, options: ReadOptions): Promise<LocatedR
  *   column.
  *
  * @example
- * ```ts ignore
- * import { readCsv } from "./datasets.ts";
- * const rows = await readCsv("SST-2/train.tsv"); // [{ sentence: "...", label: "0" }, ...]
+ * ```ts
+ * import { readCsv } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/train.tsv`; // .tsv: tab-separated, quotes are text
+ * await Deno.writeTextFile(path, 'sentence\tlabel\nit\'s "fine"\t1\n');
+ * assert.deepEqual(await readCsv(path), [{ sentence: 'it\'s "fine"', label: "1" }]); // strings
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readCsv(path: string, options: ReadCsvOptions = {}): Promise<Row[]> {
@@ -482,9 +480,12 @@ async function csvLocated(path: string, options: ReadCsvOptions): Promise<Locate
  * @throws {DatasetError} For an unknown extension or a malformed file.
  *
  * @example
- * ```ts ignore
- * import { readTable } from "./datasets.ts";
- * const rows = await readTable("my_data/train.jsonl", { columns: ["question", "answer"] });
+ * ```ts
+ * import { readTable } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const rows = await readTable("tests/fixtures/datasets/rows_zstd.parquet", { columns: ["idx"] });
+ * assert.deepEqual(rows[3], { idx: 3 });
  * ```
  */
 export async function readTable(path: string, options: ReadOptions = {}): Promise<Row[]> {
@@ -501,10 +502,18 @@ export async function readTable(path: string, options: ReadOptions = {}): Promis
  * @throws {DatasetError} For an unknown extension or a malformed file.
  *
  * @example
- * ```ts ignore
- * import { readTableLocated } from "./datasets.ts";
- * const { rows, unit, positions } = await readTableLocated("my_data/train.csv");
- * console.log(rows.length, unit, positions[0]); // 1000 "line" 2
+ * ```ts
+ * import { readTableLocated } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/train.csv`;
+ * await Deno.writeTextFile(path, 'text,label\n"two\nlines",1\nshort,0\n');
+ * const { rows, unit, positions } = await readTableLocated(path);
+ * assert.equal(rows.length, 2);
+ * assert.equal(unit, "line");
+ * assert.deepEqual([...positions], [2, 4]); // the line each record starts on
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function readTableLocated(path: string, options: ReadOptions = {}): Promise<LocatedRows> {
@@ -538,8 +547,10 @@ export function readTableLocated(path: string, options: ReadOptions = {}): Promi
  *
  * @example
  * ```ts
- * import { splitPatterns } from "./datasets.ts";
- * splitPatterns("sst2", "train")[0]; // "sst2/train-*.parquet"
+ * import { splitPatterns } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(splitPatterns("sst2", "train")[0], "sst2/train-*.parquet");
  * ```
  */
 export function splitPatterns(config: string, split: string): string[] {
@@ -550,23 +561,10 @@ export function splitPatterns(config: string, split: string): string[] {
 
 /**
  * Options of {@link loadHubSplits}: Hub settings plus the columns to read.
- *
- * @example
- * ```ts ignore
- * await loadHubSplits("nyu-mll/glue", "sst2", ["train"], { offline: true, columns: ["sentence"] });
- * ```
  */
 export interface HubSplitsOptions extends HubOptions, ReadOptions {}
 
-/**
- * The parquet shards of some splits of a Hub dataset config, fetched into the HF cache.
- *
- * @example
- * ```ts ignore
- * const { snapshot, files } = await downloadHubSplits("nyu-mll/glue", "mnli", ["train"]);
- * files.train; // ["/…/snapshots/<sha>/mnli/train-00000-of-00001.parquet"]
- * ```
- */
+/** The parquet shards of some splits of a Hub dataset config, fetched into the HF cache. */
 export interface HubSplitFiles {
   /** The snapshot (its `sha` identifies the data; `source` says if the Hub was asked). */
   snapshot: HubSnapshot;
@@ -587,9 +585,9 @@ export interface HubSplitFiles {
  *   "offline_miss" too when only some of the splits are in the cache and the Hub was not asked.
  * @throws {DatasetError} When a split has no parquet file.
  *
- * @example
+ * @example (needs the network, or the files in the cache)
  * ```ts ignore
- * import { downloadHubSplits } from "./datasets.ts";
+ * import { downloadHubSplits } from "@adept/trainer";
  * const { files } = await downloadHubSplits("aps/super_glue", "boolq", ["train", "validation"]);
  * ```
  */
@@ -646,9 +644,9 @@ export async function downloadHubSplits(
  * @throws {HubError} When the files cannot be had.
  * @throws {DatasetError} When a split is missing, a file is malformed or a column is missing.
  *
- * @example
+ * @example (needs the network, or the files in the cache)
  * ```ts ignore
- * import { loadHubSplits } from "./datasets.ts";
+ * import { loadHubSplits } from "@adept/trainer";
  * const { train } = await loadHubSplits("nyu-mll/glue", "sst2", ["train"], {
  *   columns: ["sentence", "label"],
  * });

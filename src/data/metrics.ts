@@ -51,8 +51,10 @@ const PY_STRIP = new RegExp(`^[${PY_SPACE_CLASS}]+|[${PY_SPACE_CLASS}]+$`, "gu")
  *
  * @example
  * ```ts
- * import { pyStrip } from "./metrics.ts";
- * pyStrip("  1 \n"); // "1"
+ * import { pyStrip } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(pyStrip("  1 \n"), "1");
  * ```
  */
 export function pyStrip(s: string): string {
@@ -68,8 +70,10 @@ export function pyStrip(s: string): string {
  *
  * @example
  * ```ts
- * import { pySplit } from "./metrics.ts";
- * pySplit("  a b\tc "); // ["a", "b", "c"]
+ * import { pySplit } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(pySplit("  a b\tc "), ["a", "b", "c"]);
  * ```
  */
 export function pySplit(s: string): string[] {
@@ -103,11 +107,13 @@ function decimalValue(cp: number): number {
  *
  * @example
  * ```ts
- * import { parsePythonFloat } from "./metrics.ts";
- * parsePythonFloat(" 3.8"); // 3.8
- * parsePythonFloat("1_000"); // 1000
- * parsePythonFloat("-Infinity"); // -Infinity
- * parsePythonFloat("3.8 points"); // undefined
+ * import { parsePythonFloat } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(parsePythonFloat(" 3.8"), 3.8);
+ * assert.equal(parsePythonFloat("1_000"), 1000);
+ * assert.equal(parsePythonFloat("-Infinity"), -Infinity);
+ * assert.equal(parsePythonFloat("3.8 points"), undefined);
  * ```
  */
 export function parsePythonFloat(s: string): number | undefined {
@@ -138,9 +144,11 @@ export function parsePythonFloat(s: string): number | undefined {
  *
  * @example
  * ```ts
- * import { stringToFloat } from "./metrics.ts";
- * stringToFloat("2.4"); // 2.4
- * stringToFloat("two"); // -1
+ * import { stringToFloat } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(stringToFloat("2.4"), 2.4);
+ * assert.equal(stringToFloat("two"), -1);
  * ```
  */
 export function stringToFloat(s: string, fallback = -1): number {
@@ -178,8 +186,10 @@ function checkPair(
  *
  * @example
  * ```ts
- * import { accuracy } from "./metrics.ts";
- * accuracy(["1", "0", "yes", "1"], ["1", "1", "0", "1"]); // 50
+ * import { accuracy } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(accuracy(["1", "0", "yes", "1"], ["1", "1", "0", "1"]), 50);
  * ```
  */
 export function accuracy(predictions: readonly string[], targets: readonly string[]): number {
@@ -203,9 +213,11 @@ export function accuracy(predictions: readonly string[], targets: readonly strin
  *
  * @example
  * ```ts
- * import { binaryF1 } from "./metrics.ts";
+ * import { binaryF1 } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * // TP = 1, FN = 1 (the invalid "x"), FP = 1: F1 = 2 / (2 + 1 + 1) = 50
- * binaryF1(["1", "x", "1", "0"], ["1", "1", "0", "0"]); // 50
+ * assert.equal(binaryF1(["1", "x", "1", "0"], ["1", "1", "0", "0"]), 50);
  * ```
  */
 export function binaryF1(predictions: readonly string[], targets: readonly string[]): number {
@@ -245,9 +257,12 @@ export function binaryF1(predictions: readonly string[], targets: readonly strin
  *
  * @example
  * ```ts
- * import { matthewsCorrelation } from "./metrics.ts";
- * matthewsCorrelation(["1", "1", "0", "0"], ["1", "1", "0", "0"]); // 100
- * matthewsCorrelation(["1", "1", "1", "1"], ["1", "0", "1", "0"]); // 0 (constant prediction)
+ * import { matthewsCorrelation } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(matthewsCorrelation(["1", "1", "0", "0"], ["1", "1", "0", "0"]), 100);
+ * // A constant prediction scores 0.
+ * assert.equal(matthewsCorrelation(["1", "1", "1", "1"], ["1", "0", "1", "0"]), 0);
  * ```
  */
 export function matthewsCorrelation(
@@ -305,9 +320,11 @@ export interface MacroF1Options {
  *
  * @example
  * ```ts
- * import { macroF1 } from "./metrics.ts";
+ * import { macroF1 } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * // F1 per class: "0" 1, "1" 2/3, "2" 0 (never right) -> mean 5/9
- * macroF1(["0", "1", "1", "0"], ["0", "1", "2", "0"]); // 55.55555555555555
+ * assert.equal(macroF1(["0", "1", "1", "0"], ["0", "1", "2", "0"]), 55.55555555555555);
  * ```
  */
 export function macroF1(
@@ -377,9 +394,11 @@ function checkNumeric(fn: string, x: ArrayLike<number>, y: ArrayLike<number>): n
  *
  * @example
  * ```ts
- * import { pearsonR } from "./metrics.ts";
- * pearsonR([1, 2, 3], [2, 4, 6]); // 0.9999999999999998 (scipy gives the same)
- * pearsonR([1, 2, 3], [5, 5, 5]); // NaN
+ * import { pearsonR } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(pearsonR([1, 2, 3], [2, 4, 6]), 0.9999999999999998); // scipy gives the same
+ * assert.ok(Number.isNaN(pearsonR([1, 2, 3], [5, 5, 5])));
  * ```
  */
 export function pearsonR(x: ArrayLike<number>, y: ArrayLike<number>): number {
@@ -421,8 +440,10 @@ export function pearsonR(x: ArrayLike<number>, y: ArrayLike<number>): number {
  *
  * @example
  * ```ts
- * import { rankAverage } from "./metrics.ts";
- * Array.from(rankAverage([10, 20, 10, 30])); // [1.5, 3, 1.5, 4]
+ * import { rankAverage } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(Array.from(rankAverage([10, 20, 10, 30])), [1.5, 3, 1.5, 4]);
  * ```
  */
 export function rankAverage(x: ArrayLike<number>): Float64Array {
@@ -451,8 +472,10 @@ export function rankAverage(x: ArrayLike<number>): Float64Array {
  *
  * @example
  * ```ts
- * import { spearmanR } from "./metrics.ts";
- * spearmanR([1, 2, 3, 4], [1, 4, 9, 16]); // 1
+ * import { spearmanR } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(spearmanR([1, 2, 3, 4], [1, 4, 9, 16]), 1);
  * ```
  */
 export function spearmanR(x: ArrayLike<number>, y: ArrayLike<number>): number {
@@ -490,9 +513,11 @@ export function spearmanR(x: ArrayLike<number>, y: ArrayLike<number>): number {
  *
  * @example
  * ```ts
- * import { pearson } from "./metrics.ts";
- * pearson(["1.0", "2.0", "3.0"], ["1.2", "2.2", "3.2"]); // 100
- * pearson(["2.0", "2.0", "2.0"], ["1.2", "2.2", "3.2"]); // 0 (constant prediction)
+ * import { pearson } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(pearson(["1.0", "2.0", "3.0"], ["1.2", "2.2", "3.2"]), 100);
+ * assert.equal(pearson(["2.0", "2.0", "2.0"], ["1.2", "2.2", "3.2"]), 0); // constant prediction
  * ```
  */
 export function pearson(predictions: readonly string[], targets: readonly string[]): number {
@@ -513,8 +538,10 @@ export function pearson(predictions: readonly string[], targets: readonly string
  *
  * @example
  * ```ts
- * import { spearman } from "./metrics.ts";
- * spearman(["1.0", "2.0", "4.0"], ["0.5", "0.6", "0.9"]); // 100
+ * import { spearman } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(spearman(["1.0", "2.0", "4.0"], ["0.5", "0.6", "0.9"]), 100);
  * ```
  */
 export function spearman(predictions: readonly string[], targets: readonly string[]): number {
@@ -542,9 +569,11 @@ const ARTICLES = new RegExp(`(?<!${WORD_CHAR})(?:a|an|the)(?!${WORD_CHAR})`, "gu
  *
  * @example
  * ```ts
- * import { normalizeSquad } from "./metrics.ts";
- * normalizeSquad("The  Eiffel-Tower!"); // "eiffeltower"
- * normalizeSquad("an apple a day"); // "apple day"
+ * import { normalizeSquad } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(normalizeSquad("The  Eiffel-Tower!"), "eiffeltower");
+ * assert.equal(normalizeSquad("an apple a day"), "apple day");
  * ```
  */
 export function normalizeSquad(s: string): string {
@@ -592,9 +621,12 @@ export interface SquadScores {
  *
  * @example
  * ```ts
- * import { squadScores } from "./metrics.ts";
- * squadScores(["the Eiffel Tower", "Paris France"], [["Eiffel Tower", "tower"], "Paris"]);
- * // { em: 50, f1: 83.33333333333333 }
+ * import { squadScores } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const predictions = ["the Eiffel Tower", "Paris France"];
+ * const scores = squadScores(predictions, [["Eiffel Tower", "tower"], "Paris"]);
+ * assert.deepEqual(scores, { em: 50, f1: 83.33333333333333 });
  * ```
  */
 export function squadScores(
@@ -642,12 +674,6 @@ export type MetricName =
  * The classification/regression metrics by the authors' names, so a task can list its
  * metrics as strings (the first one selects the checkpoint). SQuAD metrics are
  * {@linkcode squadScores}.
- *
- * @example
- * ```ts
- * import { METRICS } from "./metrics.ts";
- * METRICS.matthews_correlation(["1", "0"], ["1", "0"]); // 100
- * ```
  */
 export const METRICS: Readonly<Record<MetricName, MetricFn>> = Object.freeze({
   accuracy,

@@ -29,10 +29,12 @@ const MAX_BIGINT_SEED = (1n << 64n) - 1n;
  *
  * @example
  * ```ts
- * import { seedLow32 } from "./mt19937.ts";
- * seedLow32(42); // 42
- * seedLow32(-1); // 4294967295
- * seedLow32(2n ** 32n + 42n); // 42
+ * import { seedLow32 } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(seedLow32(42), 42);
+ * assert.equal(seedLow32(-1), 4294967295);
+ * assert.equal(seedLow32(2n ** 32n + 42n), 42);
  * ```
  */
 export function seedLow32(seed: number | bigint): number {
@@ -53,12 +55,14 @@ export function seedLow32(seed: number | bigint): number {
  *
  * @example
  * ```ts
- * import { Mt19937 } from "./mt19937.ts";
+ * import { Mt19937 } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * // The 10000th output of the default-seeded engine is the C++ standard's check value.
  * const mt = new Mt19937(5489);
  * let x = 0;
  * for (let i = 0; i < 10000; i++) x = mt.nextUint32();
- * x; // 4123659995
+ * assert.equal(x, 4123659995);
  * ```
  */
 export class Mt19937 {
@@ -105,8 +109,10 @@ export class Mt19937 {
    *
    * @example
    * ```ts
-   * import { Mt19937 } from "./mt19937.ts";
-   * new Mt19937(42).nextUint32(); // 1608637542
+   * import { Mt19937 } from "@adept/trainer";
+   * import assert from "node:assert/strict";
+   *
+   * assert.equal(new Mt19937(42).nextUint32(), 1608637542);
    * ```
    */
   nextUint32(): number {
@@ -125,10 +131,12 @@ export class Mt19937 {
    *
    * @example
    * ```ts
-   * import { Mt19937 } from "./mt19937.ts";
+   * import { Mt19937 } from "@adept/trainer";
+   * import assert from "node:assert/strict";
+   *
    * const a = new Mt19937(42);
    * const b = new Mt19937(42);
-   * a.nextUint64() === (BigInt(b.nextUint32()) << 32n) + BigInt(b.nextUint32()); // true
+   * assert.equal(a.nextUint64(), (BigInt(b.nextUint32()) << 32n) + BigInt(b.nextUint32()));
    * ```
    */
   nextUint64(): bigint {
@@ -147,10 +155,12 @@ export class Mt19937 {
    *
    * @example
    * ```ts
-   * import { Mt19937 } from "./mt19937.ts";
+   * import { Mt19937 } from "@adept/trainer";
+   * import assert from "node:assert/strict";
+   *
    * const a = new Mt19937(7);
    * const b = new Mt19937(7);
-   * BigInt(a.nextUint64Mod(1000)) === b.nextUint64() % 1000n; // true
+   * assert.equal(BigInt(a.nextUint64Mod(1000)), b.nextUint64() % 1000n);
    * ```
    */
   nextUint64Mod(m: number): number {

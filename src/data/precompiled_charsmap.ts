@@ -48,11 +48,13 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
  * normalizer does.
  *
  * @example
- * ```ts ignore
- * import { PrecompiledCharsmap } from "./precompiled_charsmap.ts";
- * const json = JSON.parse(await Deno.readTextFile("tokenizer.json"));
+ * ```ts
+ * import { PrecompiledCharsmap } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const json = JSON.parse(await Deno.readTextFile("tests/fixtures/tokenizers/t5/tokenizer.json"));
  * const norm = new PrecompiledCharsmap(json.normalizer.precompiled_charsmap);
- * norm.normalize("\uff21\ufb01"); // "Afi" with the nmt_nfkc rules
+ * assert.equal(norm.normalize("\uff21\ufb01"), "Afi"); // full-width A, the fi ligature (nmt_nfkc)
  * ```
  */
 export class PrecompiledCharsmap {

@@ -36,8 +36,11 @@ export const MAX_RANDPERM_N: number = 2 ** 31;
  *
  * @example
  * ```ts
- * import { randperm } from "./randperm.ts";
- * Array.from(randperm(10)); // [2, 6, 1, 8, 4, 5, 0, 9, 3, 7]  (seed 42)
+ * import { randperm } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * // torch.randperm(10, generator=torch.Generator().manual_seed(42))
+ * assert.deepEqual([...randperm(10)], [2, 6, 1, 8, 4, 5, 0, 9, 3, 7]);
  * ```
  */
 export function randperm(n: number, seed: number | bigint | Mt19937 = 42): Int32Array {

@@ -110,12 +110,15 @@ function checkCount(what: string, v: unknown): number {
  *
  * @example
  * ```ts
- * import { splitIndices } from "./splits.ts";
+ * import { splitIndices } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * // randperm(10) with seed 42 is [2, 6, 1, 8, 4, 5, 0, 9, 3, 7]
  * const s = splitIndices("small", { train: 30, validation: 10 });
- * Array.from(s.validation.indices); // [2, 6, 1, 8, 4]  (randperm(10) is [2,6,1,8,4,5,0,9,3,7])
- * Array.from(s.test.indices); // [5, 0, 9, 3, 7]
- * s.test.source; // "validation"
- * s.train.indices.length; // 30
+ * assert.deepEqual([...s.validation.indices], [2, 6, 1, 8, 4]);
+ * assert.deepEqual([...s.test.indices], [5, 0, 9, 3, 7]);
+ * assert.equal(s.test.source, "validation");
+ * assert.equal(s.train.indices.length, 30);
  * ```
  */
 export function splitIndices(
@@ -198,8 +201,10 @@ export function splitIndices(
  *
  * @example
  * ```ts
- * import { selectRows } from "./splits.ts";
- * selectRows(["a", "b", "c"], Int32Array.of(2, 0)); // ["c", "a"]
+ * import { selectRows } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(selectRows(["a", "b", "c"], Int32Array.of(2, 0)), ["c", "a"]);
  * ```
  */
 export function selectRows<T>(rows: readonly T[], indices: ArrayLike<number>): T[] {

@@ -48,15 +48,7 @@ import type { HubOptions } from "../io/hub.ts";
 import { randperm } from "./randperm.ts";
 import { SPLIT_SCHEMES, splitIndices, type SplitName, type SplitScheme } from "./splits.ts";
 
-/**
- * One text-to-text example.
- *
- * @example
- * ```ts
- * import type { Example } from "./tasks.ts";
- * const ex: Example = { source: "sentence: a charming journey", target: "1" };
- * ```
- */
+/** One text-to-text example. */
 export interface Example {
   /** The encoder input text. */
   source: string;
@@ -68,12 +60,6 @@ export interface Example {
  * Where a row came from, for error messages: the file and one of `line` (1-based, the line a
  * JSONL/CSV/TSV record starts on), `row` (1-based, parquet) or `element` (0-based, JSON
  * arrays), as the readers report them (datasets.ts `readTableLocated`).
- *
- * @example
- * ```ts
- * import type { RowLocation } from "./tasks.ts";
- * const where: RowLocation = { file: "train.jsonl", line: 12 };
- * ```
  */
 export interface RowLocation {
   /** The file (or dataset/split) the row was read from. */
@@ -129,16 +115,7 @@ export class TaskError extends Error {
   }
 }
 
-/**
- * A task definition.
- *
- * @example
- * ```ts
- * import { getTask } from "./tasks.ts";
- * const sst2 = getTask("sst2");
- * sst2.format({ sentence: "a charming journey", label: 1 }); // { source: "sentence: a charming journey", target: "1" }
- * ```
- */
+/** A task definition. */
 export interface Task {
   /** The task name (`sst2`, or the custom task's name). */
   readonly name: string;
@@ -167,15 +144,7 @@ export interface Task {
   format(row: Row, where?: RowLocation): Example;
 }
 
-/**
- * The names of the built-in tasks.
- *
- * @example
- * ```ts
- * import type { TaskName } from "./tasks.ts";
- * const t: TaskName = "boolq";
- * ```
- */
+/** The names of the built-in tasks. */
 export type TaskName =
   | "mnli"
   | "qqp"
@@ -244,25 +213,18 @@ function numpyRound1(x: number): string {
  *
  * @example
  * ```ts
- * import { stsbTarget } from "./tasks.ts";
- * stsbTarget(3.799999952316284); // "3.8"
- * stsbTarget(5); // "5.0"
+ * import { stsbTarget } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(stsbTarget(3.799999952316284), "3.8");
+ * assert.equal(stsbTarget(5), "5.0");
  * ```
  */
 export function stsbTarget(label: number): string {
   return numpyRound1((label * 5) / 5);
 }
 
-/**
- * The authors' STS-B `labels_list`: `str(np.round(v, 1))` for `v` in `np.arange(0, 5.2, 0.2)`.
- *
- * @example
- * ```ts
- * import { STSB_LABELS } from "./tasks.ts";
- * STSB_LABELS.length; // 26
- * STSB_LABELS[0]; // "0.0"
- * ```
- */
+/** The authors' STS-B `labels_list`: `str(np.round(v, 1))` for `v` in `np.arange(0, 5.2, 0.2)`. */
 export const STSB_LABELS: readonly string[] = Object.freeze(
   Array.from({ length: 26 }, (_, i) => numpyRound1(i * 0.2)),
 );
@@ -275,8 +237,11 @@ export const STSB_LABELS: readonly string[] = Object.freeze(
  *
  * @example
  * ```ts
- * import { removeMarkup } from "./tasks.ts";
- * removeMarkup("<b>Sent 1: </b>Hi.<br><b>Sent 2: </b>Yes."); // "Sent 1: Hi. Sent 2: Yes."
+ * import { removeMarkup } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const text = removeMarkup("<b>Sent 1: </b>Hi.<br><b>Sent 2: </b>Yes.");
+ * assert.equal(text, "Sent 1: Hi. Sent 2: Yes.");
  * ```
  */
 export function removeMarkup(s: string): string {
@@ -296,8 +261,11 @@ export function removeMarkup(s: string): string {
  *
  * @example
  * ```ts
- * import { markSpan } from "./tasks.ts";
- * markSpan("This is a test sentence .", "test", 3, "*"); // "This is a * test * sentence ."
+ * import { markSpan } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const marked = markSpan("This is a test sentence .", "test", 3, "*");
+ * assert.equal(marked, "This is a * test * sentence .");
  * ```
  */
 export function markSpan(text: string, span: string, index: number, mark: string): string {
@@ -319,9 +287,17 @@ export function markSpan(text: string, span: string, index: number, mark: string
  *
  * @example
  * ```ts
- * import { wscText } from "./tasks.ts";
- * wscText({ text: "This is a test sentence .", span1_text: "test", span1_index: 3,
- *   span2_text: "This", span2_index: 0 }); // "# This # is a * test * sentence ."
+ * import { wscText } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const row = {
+ *   text: "This is a test sentence .",
+ *   span1_text: "test",
+ *   span1_index: 3,
+ *   span2_text: "This",
+ *   span2_index: 0,
+ * };
+ * assert.equal(wscText(row), "# This # is a * test * sentence .");
  * ```
  */
 export function wscText(row: Row): string {
@@ -467,31 +443,14 @@ function builtin(name: TaskName): Task {
   });
 }
 
-/**
- * The built-in GLUE and SuperGLUE tasks of docs/method.md, by name.
- *
- * @example
- * ```ts
- * import { TASKS } from "./tasks.ts";
- * TASKS.wsc.dataset; // { repo: "aps/super_glue", config: "wsc.fixed" }
- * TASKS.cb.metrics[0]; // "f1_multiclass"
- * ```
- */
+/** The built-in GLUE and SuperGLUE tasks of docs/method.md, by name. */
 export const TASKS: Readonly<Record<TaskName, Task>> = Object.freeze(
   Object.fromEntries(
     (Object.keys(SPECS) as TaskName[]).map((n) => [n, builtin(n)]),
   ) as Record<TaskName, Task>,
 );
 
-/**
- * The names of the built-in tasks, in docs/method.md's order.
- *
- * @example
- * ```ts
- * import { TASK_NAMES } from "./tasks.ts";
- * TASK_NAMES.length; // 13
- * ```
- */
+/** The names of the built-in tasks, in docs/method.md's order. */
 export const TASK_NAMES: readonly TaskName[] = Object.freeze(Object.keys(SPECS) as TaskName[]);
 
 /** The tasks the authors' code also names `superglue-<task>`: this project's SuperGLUE tasks. */
@@ -515,8 +474,17 @@ const SUPERGLUE_ALIASES: ReadonlySet<string> = new Set([
  *
  * @example
  * ```ts
- * import { getTask } from "./tasks.ts";
- * getTask("rte").metrics; // ["accuracy"]
+ * import { getTask } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const sst2 = getTask("SST2"); // case-insensitive; the authors' aliases work too
+ * assert.deepEqual(sst2.format({ sentence: "a charming journey", label: 1 }), {
+ *   source: "sentence: a charming journey",
+ *   target: "1",
+ * });
+ * const wsc = getTask("superglue-wsc.fixed");
+ * assert.deepEqual(wsc.dataset, { repo: "aps/super_glue", config: "wsc.fixed" });
+ * assert.deepEqual(getTask("cb").metrics, ["f1_multiclass", "accuracy"]); // the first selects
  * ```
  */
 export function getTask(name: string): Task {
@@ -550,8 +518,11 @@ interface ParsedTemplate {
  *
  * @example
  * ```ts
- * import { templateFields } from "./tasks.ts";
- * templateFields("question: {question} context: {context}"); // ["question", "context"]
+ * import { templateFields } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const fields = templateFields("question: {question} context: {context} {{literal}}");
+ * assert.deepEqual(fields, ["question", "context"]);
  * ```
  */
 export function templateFields(template: string): string[] {
@@ -623,8 +594,10 @@ function formatValue(v: unknown): string {
  *
  * @example
  * ```ts
- * import { fillTemplate } from "./tasks.ts";
- * fillTemplate("q: {q} a: {a}", { q: "why?", a: 42 }); // "q: why? a: 42"
+ * import { fillTemplate } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(fillTemplate("q: {q} a: {a}", { q: "why?", a: 42 }), "q: why? a: 42");
  * ```
  */
 export function fillTemplate(template: string, row: Row, where?: RowLocation): string {
@@ -649,16 +622,6 @@ export function fillTemplate(template: string, row: Row, where?: RowLocation): s
 
 /**
  * Options of {@link customTask}.
- *
- * @example
- * ```ts ignore
- * const task = customTask({
- *   train: "data/train.jsonl",
- *   validation: "data/dev.jsonl",
- *   source: "question: {question} context: {context}",
- *   target: "answer",
- * });
- * ```
  */
 export interface CustomTaskOptions {
   /** The task name (used in cache keys and logs). @default {"custom"} */
@@ -703,9 +666,19 @@ export interface CustomTaskOptions {
  *
  * @example
  * ```ts
- * import { customTask } from "./tasks.ts";
+ * import { customTask } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * const t = customTask({ train: "train.csv", source: "review: {text}", target: "label" });
- * t.format({ text: "great", label: "1" }); // { source: "review: great", target: "1" }
+ * const example = t.format({ text: "great", label: "1" });
+ * assert.deepEqual(example, { source: "review: great", target: "1" });
+ * const qa = customTask({
+ *   train: "data/train.jsonl",
+ *   validation: "data/dev.jsonl",
+ *   source: "question: {question} context: {context}",
+ *   target: "{answer.text}", // a template: fields reach into structs
+ * });
+ * assert.deepEqual(qa.columns, ["question", "context", "answer"]);
  * ```
  */
 export function customTask(options: CustomTaskOptions): Task {
@@ -773,15 +746,7 @@ export function customTask(options: CustomTaskOptions): Task {
 // ---------------------------------------------------------------------------------------------
 // Loading a task's splits
 
-/**
- * Where a task's data is, resolved before reading it: enough to key a cache.
- *
- * @example
- * ```ts ignore
- * const data = await resolveTaskData(getTask("sst2"));
- * data.identity; // "hub:nyu-mll/glue@<sha>:sst2/train-00000-of-00001.parquet,..."
- * ```
- */
+/** Where a task's data is, resolved before reading it: enough to key a cache. */
 export interface TaskData {
   /** The task. */
   task: Task;
@@ -799,11 +764,6 @@ export interface TaskData {
 
 /**
  * Options of {@link resolveTaskData} and {@link loadTaskExamples}.
- *
- * @example
- * ```ts ignore
- * await loadTaskExamples(getTask("rte"), { offline: true, seed: 42 });
- * ```
  */
 export interface TaskDataOptions extends HubOptions {
   /**
@@ -835,11 +795,25 @@ const SCHEME_SOURCES: Record<SplitScheme, string[]> = {
  * @throws {DatasetError} When a custom task's file does not exist.
  * @throws {TaskError} When the task has neither a dataset nor files.
  *
- * @example
+ * @example A built-in task (needs the network, or the files in the cache)
  * ```ts ignore
- * import { getTask, resolveTaskData } from "./tasks.ts";
+ * import { getTask, resolveTaskData } from "@adept/trainer";
  * const data = await resolveTaskData(getTask("cola"));
  * data.files.validation; // ["/…/datasets--nyu-mll--glue/snapshots/<sha>/cola/validation-….parquet"]
+ * ```
+ *
+ * @example A custom task
+ * ```ts
+ * import { customTask, resolveTaskData } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/train.jsonl`, '{"text": "fine", "label": 1}\n');
+ * const task = customTask({ train: `${dir}/train.jsonl`, source: "{text}", target: "label" });
+ * const data = await resolveTaskData(task);
+ * assert.deepEqual(data.files, { train: [`${dir}/train.jsonl`] });
+ * assert.match(data.identity, /[0-9a-f]{64}/); // the file's SHA-256: it changes with the data
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function resolveTaskData(
@@ -897,14 +871,7 @@ async function contentDigests(named: readonly (readonly [string, string])[]): Pr
   return parts.join(",");
 }
 
-/**
- * The formatted examples of a task's three splits.
- *
- * @example
- * ```ts ignore
- * const { train, validation, test } = await loadTaskExamples(getTask("rte"));
- * ```
- */
+/** The formatted examples of a task's three splits. */
 export interface TaskExamples {
   /** Training examples, in the split's order. */
   train: Example[];
@@ -963,10 +930,24 @@ function formatAll(task: Task, src: SourceRows, indices: ArrayLike<number>): Exa
  *   split left empty.
  *
  * @example
- * ```ts ignore
- * import { getTask, loadTaskExamples } from "./tasks.ts";
- * const ex = await loadTaskExamples(getTask("sst2"));
- * ex.validation.length; // 1000
+ * ```ts
+ * import { customTask, loadTaskExamples } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const rows = Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `t${i}`, label: 0 }));
+ * await Deno.writeTextFile(`${dir}/train.jsonl`, rows.join("\n"));
+ * await Deno.writeTextFile(`${dir}/dev.jsonl`, rows.slice(0, 10).join("\n"));
+ * const task = customTask({
+ *   train: `${dir}/train.jsonl`,
+ *   validation: `${dir}/dev.jsonl`,
+ *   source: "text: {text}",
+ *   target: "label",
+ * });
+ * const ex = await loadTaskExamples(task); // dev is halved into validation and test (seed 42)
+ * assert.deepEqual([ex.train.length, ex.validation.length, ex.test.length], [30, 5, 5]);
+ * assert.deepEqual(ex.train[0], { source: "text: t0", target: "0" });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadTaskExamples(
@@ -1044,12 +1025,6 @@ export async function loadTaskExamples(
  * The target length of tasks without a label list: the authors' `generation_max_length` (20,
  * the "at most 20 new tokens" of docs/method.md), which their `train.py` uses as
  * `default_max_length` when a task has no `labels_list`.
- *
- * @example
- * ```ts
- * import { GENERATION_MAX_LENGTH } from "./tasks.ts";
- * GENERATION_MAX_LENGTH; // 20
- * ```
  */
 export const GENERATION_MAX_LENGTH = 20;
 
@@ -1066,8 +1041,10 @@ export const GENERATION_MAX_LENGTH = 20;
  *
  * @example
  * ```ts
- * import { getTask, maxTargetLength } from "./tasks.ts";
- * maxTargetLength(getTask("rte"), (t) => t.length + 1); // 2 ("0"/"1" plus EOS)
+ * import { getTask, maxTargetLength } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(maxTargetLength(getTask("rte"), (t) => t.length + 1), 2); // "0"/"1" plus EOS
  * ```
  */
 export function maxTargetLength(task: Task, encodedLength: (text: string) => number): number {

@@ -33,12 +33,6 @@ import { PrecompiledCharsmap } from "./precompiled_charsmap.ts";
  * import map pins (tests/data/pipeline_version_test.ts checks that they agree). Part of the
  * tokenized-dataset cache key, since a new version may give other ids for the same
  * `tokenizer.json`. Update it together with deno.json.
- *
- * @example
- * ```ts
- * import { TOKENIZERS_LIBRARY_VERSION } from "./tokenizer.ts";
- * console.log(`@huggingface/tokenizers@${TOKENIZERS_LIBRARY_VERSION}`);
- * ```
  */
 export const TOKENIZERS_LIBRARY_VERSION = "0.2.0";
 
@@ -70,15 +64,7 @@ export class TokenizerError extends Error {
   }
 }
 
-/**
- * The parsed `tokenizer.json` (only the fields this module reads are typed).
- *
- * @example
- * ```ts ignore
- * const json: TokenizerJson = JSON.parse(await Deno.readTextFile("tokenizer.json"));
- * console.log(json.model.type); // "Unigram"
- * ```
- */
+/** The parsed `tokenizer.json` (only the fields this module reads are typed). */
 export interface TokenizerJson {
   /** The model (`Unigram`, `BPE`, `WordPiece`, ...) with its vocabulary. */
   model: { type?: string; vocab?: unknown; [key: string]: unknown };
@@ -97,12 +83,6 @@ export interface TokenizerJson {
 /**
  * The subset of `tokenizer_config.json` this module reads. Tokens may be strings or
  * `{content: string}` objects, as `transformers` writes them.
- *
- * @example
- * ```ts
- * import type { TokenizerConfig } from "./tokenizer.ts";
- * const config: TokenizerConfig = { eos_token: "</s>", pad_token: "<pad>" };
- * ```
  */
 export interface TokenizerConfig {
   /** End-of-sequence token. */
@@ -121,11 +101,6 @@ export interface TokenizerConfig {
 
 /**
  * Options of {@link TextTokenizer.encode}.
- *
- * @example
- * ```ts ignore
- * tok.encode("sentence: hello", { maxLength: 256 });
- * ```
  */
 export interface EncodeOptions {
   /**
@@ -142,11 +117,6 @@ export interface EncodeOptions {
 
 /**
  * Options of {@link TextTokenizer.encodeBatch}.
- *
- * @example
- * ```ts ignore
- * tok.encodeBatch(texts, { maxLength: 256 }); // truncated and padded to exactly 256
- * ```
  */
 export interface EncodeBatchOptions extends EncodeOptions {
   /**
@@ -157,15 +127,7 @@ export interface EncodeBatchOptions extends EncodeOptions {
   padToMaxLength?: boolean;
 }
 
-/**
- * A padded batch: row-major `[rows, length]` arrays.
- *
- * @example
- * ```ts ignore
- * const b = tok.encodeBatch(["a", "b c"], { maxLength: 8 });
- * b.ids.length === b.rows * b.length; // true
- * ```
- */
+/** A padded batch: row-major `[rows, length]` arrays. */
 export interface EncodedBatch {
   /** Token ids, `pad` after each row's tokens. Shape `[rows, length]`. */
   ids: Int32Array;
@@ -181,11 +143,6 @@ export interface EncodedBatch {
 
 /**
  * Options of {@link TextTokenizer.decode}.
- *
- * @example
- * ```ts ignore
- * tok.decode(ids, { skipSpecialTokens: false });
- * ```
  */
 export interface DecodeOptions {
   /**
@@ -202,11 +159,6 @@ export interface DecodeOptions {
 
 /**
  * Options of {@link createTokenizer}.
- *
- * @example
- * ```ts ignore
- * createTokenizer(json, config, { source: "my/tokenizer.json" });
- * ```
  */
 export interface CreateTokenizerOptions {
   /** Where the tokenizer came from, for messages. @default {"tokenizer.json"} */
@@ -327,11 +279,18 @@ function sha256Hex(...parts: string[]): string {
  * A loaded tokenizer. Create one with {@link loadTokenizer} or {@link createTokenizer}.
  *
  * @example
- * ```ts ignore
- * import { loadTokenizer } from "./tokenizer.ts";
- * const tok = await loadTokenizer("google-t5/t5-base");
- * tok.encode("sentence: hello"); // [..., 1]  (ends with </s>)
- * tok.decode([...]); // "sentence: hello"
+ * ```ts
+ * import { loadTokenizer } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const tok = await loadTokenizer("tests/fixtures/tokenizers/t5"); // a small T5 Unigram
+ * const ids = tok.encode("sentence: hello");
+ * assert.equal(ids.at(-1), tok.eosId); // ends with </s>
+ * assert.equal(tok.decode(ids), "sentence: hello"); // special tokens skipped
+ * const b = tok.encodeBatch(["a", "b c d e f g h i j"], { maxLength: 8 }); // truncated, padded
+ * assert.equal(b.ids.length, b.rows * b.length);
+ * assert.deepEqual([b.rows, b.length], [2, 8]);
+ * assert.equal(b.ids[15], tok.eosId); // truncation keeps EOS
  * ```
  */
 export class TextTokenizer {
@@ -584,12 +543,14 @@ export class TextTokenizer {
  *
  * @example
  * ```ts
- * import { createTokenizer } from "./tokenizer.ts";
+ * import { createTokenizer } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * const tok = createTokenizer({
  *   model: { type: "WordLevel", vocab: { "<pad>": 0, "</s>": 1, "hello": 2 }, unk_token: "<pad>" },
  *   pre_tokenizer: { type: "Whitespace" },
  * });
- * tok.encode("hello hello"); // [2, 2]
+ * assert.deepEqual(tok.encode("hello hello"), [2, 2]);
  * ```
  */
 export function createTokenizer(
@@ -621,11 +582,6 @@ export function createTokenizer(
 
 /**
  * Options of {@link loadTokenizer}: Hub settings (revision, cache, token, offline, ...).
- *
- * @example
- * ```ts ignore
- * await loadTokenizer("google-t5/t5-base", { revision: "main", offline: true });
- * ```
  */
 export type LoadTokenizerOptions = HubOptions;
 
@@ -639,11 +595,22 @@ export type LoadTokenizerOptions = HubOptions;
  * @throws {HubError} When the Hub or the cache cannot provide the files.
  * @throws {TokenizerError} When there is no `tokenizer.json` or it cannot be parsed.
  *
- * @example
+ * @example A Hub model id (needs the network, or the files in the cache)
  * ```ts ignore
- * import { loadTokenizer } from "./tokenizer.ts";
+ * import { loadTokenizer } from "@adept/trainer";
  * const tok = await loadTokenizer("google-t5/t5-base");
  * const batch = tok.encodeBatch(["sentence: hello"], { maxLength: 256 });
+ * ```
+ *
+ * @example A local folder, or a tokenizer.json path
+ * ```ts
+ * import { loadTokenizer } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const tok = await loadTokenizer("tests/fixtures/tokenizers/t5");
+ * const same = await loadTokenizer("tests/fixtures/tokenizers/t5/tokenizer.json");
+ * assert.equal(tok.hash, same.hash); // tokenizer_config.json beside it is read too
+ * assert.deepEqual([tok.modelType, tok.padId, tok.eosId], ["Unigram", 0, 1]);
  * ```
  */
 export async function loadTokenizer(

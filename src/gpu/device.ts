@@ -9,10 +9,12 @@
  *
  * @example
  * ```ts
- * import { requestGpu } from "./device.ts";
+ * import { requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * const gpu = await requestGpu({ log: false });
  * const x = gpu.upload("x", new Float32Array([1, 2, 3]), [3]);
- * console.log(await gpu.read(x)); // Float32Array [1, 2, 3]
+ * assert.deepEqual(await gpu.read(x), new Float32Array([1, 2, 3]));
  * gpu.destroy();
  * ```
  *
@@ -379,8 +381,17 @@ export class Gpu {
    * A standalone tensor, zero-filled, optionally uploaded from `data`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { requestGpu } from "@adept/trainer";
+   * import assert from "node:assert/strict";
+   *
+   * const gpu = await requestGpu({ log: false });
    * const w = gpu.tensor("w", [768, 19]);
+   * assert.equal(w.describe(), "w(768, 19) f32");
+   * assert.ok((await gpu.read(w)).every((v) => v === 0));
+   * const ids = gpu.tensor("ids", [2], "i32", Int32Array.of(5, 7));
+   * assert.deepEqual(await gpu.read(ids), Int32Array.of(5, 7));
+   * gpu.destroy();
    * ```
    */
   tensor(name: string, shape: readonly number[], dtype: DType = "f32", data?: HostArray): Tensor {
@@ -408,9 +419,20 @@ export class Gpu {
    * of at most `maxBufferSize` bytes, each view aligned to {@link VIEW_ALIGNMENT} bytes.
    *
    * @example
-   * ```ts ignore
-   * const acts = gpu.arena("acts", { x: { shape: [B, S, C] }, ids: { shape: [B, S], dtype: "i32" } });
-   * acts.tensors.x; // Tensor (B, S, C) f32
+   * ```ts
+   * import { requestGpu, VIEW_ALIGNMENT } from "@adept/trainer";
+   * import assert from "node:assert/strict";
+   *
+   * const gpu = await requestGpu({ log: false });
+   * const acts = gpu.arena("acts", {
+   *   x: { shape: [2, 3, 4] },
+   *   ids: { shape: [2, 3], dtype: "i32" },
+   * });
+   * assert.equal(acts.tensors.x.describe(), "acts.x(2, 3, 4) f32");
+   * assert.equal(acts.tensors.ids.buffer, acts.tensors.x.buffer); // one allocation
+   * assert.equal(acts.tensors.ids.offset % VIEW_ALIGNMENT, 0);
+   * gpu.freeArena(acts);
+   * gpu.destroy();
    * ```
    */
   arena<K extends string>(name: string, specs: Record<K, TensorSpec>): Arena<K> {

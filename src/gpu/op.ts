@@ -26,9 +26,18 @@ export interface Dispatch {
  * A ready-to-record operation: one or more dispatches built once by a launcher.
  *
  * @example
- * ```ts ignore
- * const op = matmul(gpu, { a, b, out });
- * await gpu.run([op]);        // record + submit + check errors
+ * ```ts
+ * import { matmul, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const a = gpu.upload("a", new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * const out = gpu.tensor("out", [2, 2]);
+ * const op = matmul(gpu, { a, b: a, out }); // pipeline, bind group and uniforms built once
+ * await gpu.run([op]); // recorded into one compute pass, submitted, errors checked
+ * assert.deepEqual(await gpu.read(out), new Float32Array([7, 10, 15, 22]));
+ * await gpu.run([op]); // replayed without allocating
+ * gpu.destroy();
  * ```
  */
 export class Op {

@@ -27,9 +27,9 @@
  * --allow-write` (Deno only creates symlinks with unscoped permissions; with scoped ones, files are
  * copied into the snapshot instead, doubling disk use).
  *
- * @example Download a model's weights and config
+ * @example Download a model's weights and config (needs the network)
  * ```ts ignore
- * import { hubDownload } from "./hub.ts";
+ * import { hubDownload } from "@adept/trainer";
  *
  * const snap = await hubDownload("google-t5/t5-small", {
  *   files: ["config.json", "tokenizer.json"],
@@ -52,36 +52,13 @@ import {
 } from "@huggingface/hub";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 
-/**
- * The Hub's default address.
- *
- * @example
- * ```ts
- * import { DEFAULT_ENDPOINT } from "./hub.ts";
- * console.log(DEFAULT_ENDPOINT); // https://huggingface.co
- * ```
- */
+/** The Hub's default address. */
 export const DEFAULT_ENDPOINT = "https://huggingface.co";
 
-/**
- * Kinds of repositories this module downloads.
- *
- * @example
- * ```ts
- * import type { RepoType } from "./hub.ts";
- * const type: RepoType = "dataset";
- * ```
- */
+/** Kinds of repositories this module downloads. */
 export type RepoType = "model" | "dataset";
 
-/**
- * What went wrong, for callers that branch on it.
- *
- * @example
- * ```ts ignore
- * if (e instanceof HubError && e.kind === "offline_miss") console.error("run once online");
- * ```
- */
+/** What went wrong, for callers that branch on it. */
 export type HubErrorKind =
   /** The repository, revision or file does not exist. */
   | "not_found"
@@ -103,14 +80,17 @@ export type HubErrorKind =
  * went wrong and how to fix it (for example: set `HF_TOKEN`, or `HF_HUB_OFFLINE=1` to use the
  * cache).
  *
- * @example
- * ```ts ignore
- * import { hubDownload, HubError } from "./hub.ts";
- * try {
- *   await hubDownload("meta-llama/Llama-2-7b-hf", { files: ["config.json"] });
- * } catch (e) {
- *   if (e instanceof HubError && e.kind === "unauthorized") console.error(e.message);
- * }
+ * @example Offline, a file that is not in the cache
+ * ```ts
+ * import { hubDownload, HubError } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const cacheDir = await Deno.makeTempDir(); // an empty HF cache
+ * await assert.rejects(
+ *   hubDownload("google-t5/t5-small", { files: ["config.json"], cacheDir, offline: true }),
+ *   (e) => e instanceof HubError && e.kind === "offline_miss" && /HF_HUB_OFFLINE/.test(e.message),
+ * );
+ * await Deno.remove(cacheDir, { recursive: true });
  * ```
  */
 export class HubError extends Error {
@@ -127,16 +107,7 @@ export class HubError extends Error {
   }
 }
 
-/**
- * Progress of one file's download.
- *
- * @example
- * ```ts ignore
- * await hubDownload("google-t5/t5-small", {
- *   onProgress: (p) => console.log(`${p.file}: ${p.loaded}/${p.total}`),
- * });
- * ```
- */
+/** Progress of one file's download. */
 export interface HubProgress {
   /** Repo-relative file name. */
   file: string;
@@ -146,14 +117,7 @@ export interface HubProgress {
   total: number;
 }
 
-/**
- * Settings shared by every call; each defaults to the matching environment variable.
- *
- * @example
- * ```ts ignore
- * await hubDownload("org/private-model", { token: "hf_xxx", cacheDir: "/data/hf", offline: false });
- * ```
- */
+/** Settings shared by every call; each defaults to the matching environment variable. */
 export interface HubOptions {
   /**
    * Kind of repository. A repo id written `datasets/org/name` implies `"dataset"`.
@@ -206,11 +170,6 @@ export interface HubOptions {
 
 /**
  * Options of {@link hubDownload}: which files to fetch, plus {@link HubOptions}.
- *
- * @example
- * ```ts ignore
- * await hubDownload("google-t5/t5-base", { files: ["config.json"], patterns: ["*.safetensors"] });
- * ```
  */
 export interface HubDownloadOptions extends HubOptions {
   /** Exact repo-relative file names (for example `config.json`, `sst2/train.parquet`). */
@@ -226,13 +185,6 @@ export interface HubDownloadOptions extends HubOptions {
 
 /**
  * Resolved settings, see {@link hubSettings}.
- *
- * @example
- * ```ts
- * import { hubSettings } from "./hub.ts";
- * const { endpoint } = hubSettings({ env: { HF_HUB_CACHE: "/c", HF_ENDPOINT: "https://hf-mirror.com/" } });
- * console.log(endpoint); // https://hf-mirror.com
- * ```
  */
 export interface HubSettings {
   /** The cache folder (absolute). */
@@ -247,15 +199,7 @@ export interface HubSettings {
   offline: boolean;
 }
 
-/**
- * The files of one download, all in one folder.
- *
- * @example
- * ```ts ignore
- * const snap = await hubDownload("google-t5/t5-small", { files: ["config.json"] });
- * const config = JSON.parse(await Deno.readTextFile(snap.path("config.json")));
- * ```
- */
+/** The files of one download, all in one folder. */
 export interface HubSnapshot {
   /** The folder holding the files: a cache snapshot (`.../snapshots/<sha>`) or a local folder. */
   readonly dir: string;
@@ -316,9 +260,15 @@ function hfHome(get: (n: string) => string | undefined): string {
  *
  * @example
  * ```ts
- * import { hubSettings } from "./hub.ts";
+ * import { hubSettings } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * const s = hubSettings({ env: { HF_HOME: "/data/hf", HF_HUB_OFFLINE: "1" } });
- * console.log(s.cacheDir, s.offline); // /data/hf/hub true
+ * assert.equal(s.cacheDir, "/data/hf/hub");
+ * assert.equal(s.offline, true);
+ * const env = { HF_HUB_CACHE: "/c", HF_ENDPOINT: "https://hf-mirror.com/" };
+ * const mirror = hubSettings({ env });
+ * assert.equal(mirror.endpoint, "https://hf-mirror.com"); // trailing slash dropped
  * ```
  */
 export function hubSettings(options: HubOptions = {}): HubSettings {
@@ -390,8 +340,11 @@ function tokenFile(get: (n: string) => string | undefined): string | undefined {
  *
  * @example
  * ```ts
- * import { safeJoin } from "./hub.ts";
- * console.log(safeJoin("/cache/snap", "sst2/train.parquet")); // /cache/snap/sst2/train.parquet
+ * import { HubError, safeJoin } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(safeJoin("/cache/snap", "sst2/train.parquet"), "/cache/snap/sst2/train.parquet");
+ * assert.throws(() => safeJoin("/cache/snap", "../../etc/passwd"), HubError);
  * ```
  */
 export function safeJoin(root: string, name: string, what = "file name"): string {
@@ -416,9 +369,12 @@ export function safeJoin(root: string, name: string, what = "file name"): string
  *
  * @example
  * ```ts
- * import { matchesPattern } from "./hub.ts";
- * console.log(matchesPattern("sst2/train-00000-of-00001.parquet", "sst2/*.parquet")); // true
- * console.log(matchesPattern("model.safetensors", "*.bin")); // false
+ * import { matchesPattern } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(matchesPattern("sst2/train-00000-of-00001.parquet", "sst2/*.parquet"), true);
+ * assert.equal(matchesPattern("a/b/c.parquet", "*.parquet"), true); // `*` also matches `/`
+ * assert.equal(matchesPattern("model.safetensors", "*.bin"), false);
  * ```
  */
 export function matchesPattern(path: string, pattern: string): boolean {
@@ -479,8 +435,11 @@ function parseRepoId(input: string, type: RepoType | undefined): RepoRef {
  *
  * @example
  * ```ts
- * import { repoCacheDir } from "./hub.ts";
- * console.log(repoCacheDir("/c", "nyu-mll/glue", "dataset")); // /c/datasets--nyu-mll--glue
+ * import { repoCacheDir } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(repoCacheDir("/c", "nyu-mll/glue", "dataset"), "/c/datasets--nyu-mll--glue");
+ * assert.equal(repoCacheDir("/c", "google-t5/t5-small"), "/c/models--google-t5--t5-small");
  * ```
  */
 export function repoCacheDir(cacheDir: string, repo: string, repoType: RepoType = "model"): string {
@@ -946,9 +905,9 @@ async function openDownload(
  *   what is missing. When the Hub cannot be reached, the cache is used the same way if it holds
  *   everything; otherwise the error names the network failure, the cache and `HF_HUB_OFFLINE`.
  *
- * @example
+ * @example (needs the network, or the files in the cache)
  * ```ts ignore
- * import { hubDownload } from "./hub.ts";
+ * import { hubDownload } from "@adept/trainer";
  *
  * const glue = await hubDownload("nyu-mll/glue", {
  *   repoType: "dataset",
@@ -1138,9 +1097,9 @@ export async function hubDownload(
 /**
  * Fetches one file (see {@link hubDownload}) and returns its absolute path.
  *
- * @example
+ * @example (needs the network, or the file in the cache)
  * ```ts ignore
- * import { hubFile } from "./hub.ts";
+ * import { hubFile } from "@adept/trainer";
  * const config = JSON.parse(await Deno.readTextFile(await hubFile("google-t5/t5-small", "config.json")));
  * ```
  */

@@ -17,13 +17,15 @@
  * offending value.
  *
  * @example Read a checkpoint tensor by tensor
- * ```ts ignore
- * import { openSafetensors } from "./safetensors.ts";
+ * ```ts
+ * import { openSafetensors } from "@adept/trainer";
+ * import assert from "node:assert/strict";
  *
- * using st = await openSafetensors("models/t5-small"); // a folder, a file or an index.json
+ * // A folder (model.safetensors or its index), a file, or an index.json.
+ * using st = await openSafetensors("tests/fixtures/t5/tiny-t5-v1_1");
  * for (const name of st.names()) {
  *   const w = await st.readFloat(name); // Float32Array, converted from F16/BF16 if needed
- *   console.log(name, st.info(name).shape, w.length);
+ *   assert.equal(w.length, st.info(name).shape.reduce((a, b) => a * b, 1));
  * }
  * ```
  *
@@ -32,15 +34,7 @@
 
 import { basename, dirname, isAbsolute, join, resolve, sep as SEPARATOR } from "node:path";
 
-/**
- * The largest JSON header accepted, as in the Rust crate (`MAX_HEADER_SIZE`).
- *
- * @example
- * ```ts
- * import { MAX_HEADER_BYTES } from "./safetensors.ts";
- * console.log(MAX_HEADER_BYTES); // 100000000
- * ```
- */
+/** The largest JSON header accepted, as in the Rust crate (`MAX_HEADER_SIZE`). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
 /** The largest `model.safetensors.index.json` accepted. */
@@ -52,12 +46,6 @@ const MAX_READ_CHUNK = 1 << 30;
 /**
  * Element types of the safetensors format, in the order of the Rust `Dtype` enum (which is the
  * order Python `safetensors` uses to lay tensors out: largest first, so offsets stay aligned).
- *
- * @example
- * ```ts
- * import { SAFETENSORS_DTYPES } from "./safetensors.ts";
- * console.log(SAFETENSORS_DTYPES.includes("BF16")); // true
- * ```
  */
 export const SAFETENSORS_DTYPES = [
   "BOOL",
@@ -82,15 +70,7 @@ export const SAFETENSORS_DTYPES = [
   "U64",
 ] as const;
 
-/**
- * A safetensors element type such as `"F32"`, `"BF16"` or `"I64"`.
- *
- * @example
- * ```ts
- * import type { SafetensorsDtype } from "./safetensors.ts";
- * const dtype: SafetensorsDtype = "BF16";
- * ```
- */
+/** A safetensors element type such as `"F32"`, `"BF16"` or `"I64"`. */
 export type SafetensorsDtype = typeof SAFETENSORS_DTYPES[number];
 
 const DTYPE_BITS: Readonly<Record<SafetensorsDtype, number>> = {
@@ -123,8 +103,12 @@ const DTYPE_RANK = new Map<string, number>(SAFETENSORS_DTYPES.map((d, i) => [d, 
  *
  * @example
  * ```ts
- * import { safetensorsDtypeBits } from "./safetensors.ts";
- * console.log(safetensorsDtypeBits("BF16")); // 16
+ * import { safetensorsDtypeBits } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(safetensorsDtypeBits("BF16"), 16);
+ * assert.equal(safetensorsDtypeBits("F8_E4M3"), 8);
+ * assert.equal(safetensorsDtypeBits("I64"), 64);
  * ```
  */
 export function safetensorsDtypeBits(dtype: SafetensorsDtype): number {
@@ -137,13 +121,18 @@ export function safetensorsDtypeBits(dtype: SafetensorsDtype): number {
  * and (where there is one) the tensor, and quotes the offending value.
  *
  * @example
- * ```ts ignore
- * import { openSafetensors, SafetensorsError } from "./safetensors.ts";
- * try {
- *   await openSafetensors("broken.safetensors");
- * } catch (e) {
- *   if (e instanceof SafetensorsError) console.error(e.file, e.tensor, e.message);
- * }
+ * ```ts
+ * import { openSafetensors, SafetensorsError } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/broken.safetensors`;
+ * await Deno.writeFile(path, new Uint8Array([1, 2, 3])); // shorter than the 8-byte length
+ * await assert.rejects(
+ *   openSafetensors(path),
+ *   (e) => e instanceof SafetensorsError && e.file === path,
+ * );
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class SafetensorsError extends Error {
@@ -160,14 +149,7 @@ export class SafetensorsError extends Error {
   }
 }
 
-/**
- * Where one tensor lives and what it holds.
- *
- * @example
- * ```ts ignore
- * const { dtype, shape, byteLength } = reader.info("shared.weight"); // "BF16", [32128, 512], ...
- * ```
- */
+/** Where one tensor lives and what it holds. */
 export interface SafetensorsTensorInfo {
   /** Tensor name as written in the header. */
   readonly name: string;
@@ -187,23 +169,11 @@ export interface SafetensorsTensorInfo {
 
 /**
  * The floating-point type tensors are converted to by {@link SafetensorsReader.readFloat}.
- *
- * @example
- * ```ts
- * import type { ComputeDtype } from "./safetensors.ts";
- * const dtype: ComputeDtype = "f16";
- * ```
  */
 export type ComputeDtype = "f32" | "f16";
 
 /**
  * Typed arrays {@link SafetensorsReader.read} returns.
- *
- * @example
- * ```ts ignore
- * const { data } = await reader.read("position_ids");
- * if (data instanceof BigInt64Array) console.log(Number(data[0]));
- * ```
  */
 export type SafetensorsData =
   | Float32Array<ArrayBuffer>
@@ -218,14 +188,7 @@ export type SafetensorsData =
   | Int8Array<ArrayBuffer>
   | Uint8Array<ArrayBuffer>;
 
-/**
- * A tensor read from a file: its stored dtype, shape and (possibly converted) data.
- *
- * @example
- * ```ts ignore
- * const t = await reader.read("shared.weight"); // { name, dtype: "BF16", shape, data: Float32Array }
- * ```
- */
+/** A tensor read from a file: its stored dtype, shape and (possibly converted) data. */
 export interface SafetensorsTensor<T extends SafetensorsData = SafetensorsData> {
   /** Tensor name. */
   name: string;
@@ -239,11 +202,6 @@ export interface SafetensorsTensor<T extends SafetensorsData = SafetensorsData> 
 
 /**
  * Options of {@link SafetensorsReader.read} and {@link SafetensorsReader.readFloat}.
- *
- * @example
- * ```ts ignore
- * const half = await reader.readFloat("shared.weight", { dtype: "f16" });
- * ```
  */
 export interface ReadTensorOptions {
   /**
@@ -254,16 +212,7 @@ export interface ReadTensorOptions {
   dtype?: ComputeDtype;
 }
 
-/**
- * An open safetensors file, or a sharded checkpoint opened as one logical file.
- *
- * @example
- * ```ts ignore
- * import { openSafetensors } from "./safetensors.ts";
- * using reader = await openSafetensors("model.safetensors.index.json");
- * console.log(reader.files.length, reader.names().length);
- * ```
- */
+/** An open safetensors file, or a sharded checkpoint opened as one logical file. */
 export interface SafetensorsReader extends Disposable {
   /** The path that was opened (file, index or folder, resolved to the file or index). */
   readonly path: string;
@@ -302,11 +251,6 @@ export interface SafetensorsReader extends Disposable {
 
 /**
  * Options of {@link openSafetensors}.
- *
- * @example
- * ```ts ignore
- * await openSafetensors("model.safetensors", { maxHeaderBytes: 1 << 20 });
- * ```
  */
 export interface OpenSafetensorsOptions {
   /**
@@ -921,13 +865,21 @@ function convertFloat(
  * Close the reader (`using`, or `close()`) to release the file handles.
  *
  * @example
- * ```ts ignore
- * import { openSafetensors } from "./safetensors.ts";
+ * ```ts
+ * import { openSafetensors } from "@adept/trainer";
+ * import assert from "node:assert/strict";
  *
- * using st = await openSafetensors("model.safetensors");
- * const emb = await st.readFloat("shared.weight"); // Float32Array
- * const half = await st.readFloat("shared.weight", { dtype: "f16" }); // Float16Array
- * const ids = await st.read("position_ids"); // { dtype: "I64", data: BigInt64Array, ... }
+ * using st = await openSafetensors("tests/fixtures/safetensors/python.safetensors");
+ * assert.deepEqual(st.metadata, { format: "pt" });
+ * const { dtype, shape } = st.info("bf16.matrix");
+ * assert.deepEqual([dtype, shape], ["BF16", [7, 3]]);
+ * const w = await st.readFloat("bf16.matrix"); // Float32Array, converted from BF16
+ * const half = await st.readFloat("bf16.matrix", { dtype: "f16" }); // Float16Array
+ * assert.equal(w.length, 21);
+ * assert.ok(half instanceof Float16Array);
+ * const ids = await st.read("i64.ids"); // integers keep their type
+ * assert.ok(ids.data instanceof BigInt64Array);
+ * assert.equal(ids.data[3], 32127n);
  * ```
  */
 export async function openSafetensors(
@@ -1053,16 +1005,7 @@ async function openIndex(index: string, maxHeaderBytes: number): Promise<Safeten
   }
 }
 
-/**
- * One tensor to write: its data as raw little-endian elements.
- *
- * @example
- * ```ts
- * import type { TensorToWrite } from "./safetensors.ts";
- * const prompt: TensorToWrite = { shape: [20, 512], data: new Float32Array(20 * 512) };
- * const bf16: TensorToWrite = { dtype: "BF16", shape: [2], data: Uint16Array.of(0x3f80, 0x4000) };
- * ```
- */
+/** One tensor to write: its data as raw little-endian elements. */
 export interface TensorToWrite {
   /**
    * Element type. Optional for typed arrays whose type implies it (Float32Array → F32,
@@ -1079,11 +1022,6 @@ export interface TensorToWrite {
 
 /**
  * Options of {@link writeSafetensors}.
- *
- * @example
- * ```ts ignore
- * await writeSafetensors("adapter.safetensors", tensors, { metadata: { format: "pt" } });
- * ```
  */
 export interface WriteSafetensorsOptions {
   /** String key/value pairs stored as `__metadata__` (for example `{ format: "pt" }`). */
@@ -1227,13 +1165,22 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
  * never leaves a truncated file at `path`.
  *
  * @example
- * ```ts ignore
- * import { writeSafetensors } from "./safetensors.ts";
+ * ```ts
+ * import { openSafetensors, writeSafetensors } from "@adept/trainer";
+ * import assert from "node:assert/strict";
  *
- * await writeSafetensors("prompt.safetensors", {
- *   "prompt.embeddings": { shape: [20, 512], data: new Float32Array(20 * 512) },
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/prompt.safetensors`;
+ * await writeSafetensors(path, {
+ *   "prompt.embeddings": { shape: [20, 512], data: new Float32Array(20 * 512).fill(0.5) },
  *   "step": { dtype: "I64", shape: [], data: new BigInt64Array([1000n]) },
+ *   "bf16": { dtype: "BF16", shape: [2], data: Uint16Array.of(0x3f80, 0x4000) }, // 1, 2
  * }, { metadata: { format: "pt" } });
+ * using st = await openSafetensors(path);
+ * assert.equal((await st.readFloat("prompt.embeddings"))[0], 0.5);
+ * assert.deepEqual(await st.readFloat("bf16"), Float32Array.of(1, 2));
+ * assert.equal((await st.read("step")).data[0], 1000n);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeSafetensors(

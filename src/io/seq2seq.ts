@@ -24,8 +24,9 @@ export const IGNORE_INDEX: -100 = -100;
  *
  * @example
  * ```ts
- * import { shiftRight } from "./seq2seq.ts";
+ * import { shiftRight } from "@adept/trainer";
  * import assert from "node:assert/strict";
+ *
  * const dec = shiftRight(Int32Array.from([5, 6, 1, -100]), 1, 4, 0, 0);
  * assert.deepEqual([...dec], [0, 5, 6, 1]);
  * ```

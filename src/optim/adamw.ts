@@ -26,14 +26,7 @@ import { buildOps, type Op, workgroupsFor } from "../gpu/op.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { globalL2Norm } from "../layers/reduce.ts";
 
-/**
- * Floats per parameter group in the hyperparameter tensor.
- *
- * @example
- * ```ts ignore
- * const hyper = gpu.tensor("adamw.hyper", [groups.length, ADAMW_HYPER_WIDTH]);
- * ```
- */
+/** Floats per parameter group in the hyperparameter tensor: its shape is (G, 8). */
 export const ADAMW_HYPER_WIDTH = 8;
 
 /** AdamW hyperparameters of one parameter group. Defaults are PyTorch's. */
@@ -76,9 +69,13 @@ function resolved(h: AdamWHyperparams): Required<AdamWHyperparams> {
  *
  * @example
  * ```ts
- * import { adamwHyperRow } from "./adamw.ts";
+ * import { adamwHyperRow } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * const row = adamwHyperRow({ lr: 0.3, eps: 1e-6, weightDecay: 0 }, 1);
- * console.log(row[4]); // about 3 (= 0.3 / (1 − 0.9))
+ * assert.equal(row.length, 8);
+ * assert.ok(Math.abs(row[4] - 3) < 1e-12); // lr / (1 − β1^1) = 0.3 / 0.1
+ * assert.equal(row[0], 1); // no weight decay
  * ```
  */
 export function adamwHyperRow(h: AdamWHyperparams, t: number): number[] {
@@ -105,9 +102,15 @@ export function adamwHyperRow(h: AdamWHyperparams, t: number): number[] {
  * before submitting the step.
  *
  * @example
- * ```ts ignore
- * gpu.write(hyper, adamwHyper([{ lr: 0.3 * f, eps: 1e-6, weightDecay: 0 },
- *   { lr: 1e-4 * f, eps: 1e-6, weightDecay: 0 }], step));
+ * ```ts
+ * import { ADAMW_HYPER_WIDTH, adamwHyper, adamwHyperRow } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * // The prompt at 0.3 and the offset network at 1e-4, both at half their peak (a schedule).
+ * const groups = [{ lr: 0.3 * 0.5, eps: 1e-6, weightDecay: 0 }, { lr: 1e-4 * 0.5, eps: 1e-6 }];
+ * const h = adamwHyper(groups, 7);
+ * assert.equal(h.length, 2 * ADAMW_HYPER_WIDTH);
+ * assert.deepEqual(h.subarray(8), Float32Array.from(adamwHyperRow(groups[1], 7)));
  * ```
  */
 export function adamwHyper(groups: readonly AdamWHyperparams[], t: number): Float32Array {
@@ -138,11 +141,28 @@ export interface AdamWStepOptions {
  * One AdamW step of one parameter tensor, reading its group's row of `hyper` at run time.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import {
+ *   ADAMW_HYPER_WIDTH,
+ *   adamwHyper,
+ *   adamwStep,
+ *   adamwStepCpu,
+ *   requestGpu,
+ * } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const param = gpu.upload("p", Float32Array.of(1, -2, 3));
+ * const grad = gpu.upload("dp", Float32Array.of(0.5, 0.25, -1));
+ * const [m, v] = [gpu.tensor("m", [3]), gpu.tensor("v", [3])];
  * const hyper = gpu.tensor("adamw.hyper", [1, ADAMW_HYPER_WIDTH]);
- * const op = adamwStep(gpu, { param: P, grad: dP, m: mP, v: vP, hyper, group: 0 });
+ * const op = adamwStep(gpu, { param, grad, m, v, hyper, group: 0 });
  * gpu.write(hyper, adamwHyper([{ lr: 0.3, eps: 1e-6, weightDecay: 0 }], 1));
  * await gpu.run(op);
+ * const before = { param: [1, -2, 3], grad: [0.5, 0.25, -1], m: [0, 0, 0], v: [0, 0, 0] };
+ * const want = adamwStepCpu(before, { lr: 0.3, eps: 1e-6, weightDecay: 0, step: 1 });
+ * (await gpu.read(param)).forEach((p, i) => assert.ok(Math.abs(p - want.param[i]) < 1e-6));
+ * gpu.destroy();
  * ```
  */
 export function adamwStep(gpu: Gpu, o: AdamWStepOptions): Op {
@@ -204,8 +224,17 @@ function checkNorm(label: string, norm: Tensor): void {
  * GPU: the scaling half of {@link clipGradNorm}. One dispatch per tensor.
  *
  * @example
- * ```ts ignore
- * await gpu.run(scaleByNorm(gpu, { tensors: grads, norm, maxNorm: 1 }));
+ * ```ts
+ * import { requestGpu, scaleByNorm } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const g = gpu.upload("g", Float32Array.of(3, 4));
+ * const norm = gpu.upload("norm", Float32Array.of(5)); // as globalL2Norm would leave it
+ * await gpu.run(scaleByNorm(gpu, { tensors: [g], norm, maxNorm: 1 }));
+ * const [a, b] = await gpu.read(g);
+ * assert.ok(Math.abs(a - 0.6) < 1e-6 && Math.abs(b - 0.8) < 1e-6);
+ * gpu.destroy();
  * ```
  */
 export function scaleByNorm(gpu: Gpu, o: ScaleByNormOptions): Op {
@@ -252,10 +281,18 @@ export interface ClipGradNormOptions {
  * optimizer's).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { clipGradNorm, clipGradNormCpu, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const grads = [gpu.upload("dP", Float32Array.of(1, 2)), gpu.upload("dA", Float32Array.of(2))];
  * const norm = gpu.tensor("grad_norm", [1]);
- * const step = [...clipGradNorm(gpu, { grads, norm, maxNorm: 1 }), ...opt.ops];
- * await gpu.run(step);
+ * await gpu.run(clipGradNorm(gpu, { grads, norm, maxNorm: 1 })); // then the optimizer's ops
+ * const want = [Float64Array.of(1, 2), Float64Array.of(2)];
+ * assert.ok(Math.abs((await gpu.read(norm))[0] - clipGradNormCpu(want, 1)) < 1e-6); // 3
+ * (await gpu.read(grads[0])).forEach((x, i) => assert.ok(Math.abs(x - want[0][i]) < 1e-6));
+ * gpu.destroy();
  * ```
  */
 export function clipGradNorm(gpu: Gpu, o: ClipGradNormOptions): Op[] {
@@ -293,16 +330,28 @@ export interface AdamWOptions {
  * step's hyperparameters with {@link AdamW.setStep}.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { AdamW, clipGradNorm, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const P = gpu.upload("P", Float32Array.of(1, 1)), dP = gpu.upload("dP", Float32Array.of(2, 2));
+ * const A = gpu.upload("A", Float32Array.of(1)), dA = gpu.upload("dA", Float32Array.of(-1));
  * const opt = new AdamW(gpu, [
  *   { params: [{ param: P, grad: dP }], lr: 0.3, eps: 1e-6, weightDecay: 0 },
- *   { params: [{ param: A, grad: dA }, { param: a, grad: da }], lr: 1e-4, eps: 1e-6, weightDecay: 0 },
+ *   { params: [{ param: A, grad: dA }], lr: 1e-4, eps: 1e-6, weightDecay: 0 },
  * ]);
- * const clip = clipGradNorm(gpu, { grads: [dP, dA, da], norm, maxNorm: 1 });
- * for (let t = 1; t <= steps; t++) {
+ * const norm = gpu.tensor("grad_norm", [1]);
+ * const clip = clipGradNorm(gpu, { grads: [dP, dA], norm, maxNorm: 1 });
+ * const schedule = (t: number) => Math.min(1, t / 500); // warm-up
+ * for (let t = 1; t <= 3; t++) {
  *   opt.setStep(t, [0.3 * schedule(t), 1e-4 * schedule(t)]);
- *   await gpu.run([...forwardBackward, ...clip, ...opt.ops]);
+ *   await gpu.run([...clip, ...opt.ops]); // after the model's forward and backward ops
  * }
+ * // The gradients keep their sign and (clipped) size, so each step moves P by its learning rate.
+ * const p = await gpu.read(P);
+ * assert.ok(Math.abs(p[0] - (1 - 0.3 * (1 + 2 + 3) / 500)) < 1e-4);
+ * gpu.destroy();
  * ```
  */
 export class AdamW {
@@ -378,13 +427,16 @@ export interface AdamWCpuState {
  *
  * @example
  * ```ts
- * import { adamwStepCpu } from "./adamw.ts";
+ * import { adamwStepCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * const r = adamwStepCpu({ param: [1], grad: [0.5], m: [0], v: [0] }, {
  *   lr: 0.1,
  *   weightDecay: 0,
  *   step: 1,
  * });
- * console.log(r.param[0]); // about 0.9 (the first step moves by about lr)
+ * assert.ok(Math.abs(r.param[0] - 0.9) < 1e-6); // the first step moves by about lr
+ * assert.ok(Math.abs(r.m[0] - 0.05) < 1e-12); // (1 − β1) · g
  * ```
  */
 export function adamwStepCpu(
@@ -416,9 +468,12 @@ export function adamwStepCpu(
  *
  * @example
  * ```ts
- * import { clipGradNormCpu } from "./adamw.ts";
- * const g = [Float64Array.from([3, 4])];
- * clipGradNormCpu(g, 1); // 5; g[0] is now about [0.6, 0.8]
+ * import { clipGradNormCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const g = [Float64Array.of(3, 4)];
+ * assert.equal(clipGradNormCpu(g, 1), 5);
+ * assert.ok(Math.abs(g[0][0] - 0.6) < 1e-6 && Math.abs(g[0][1] - 0.8) < 1e-6);
  * ```
  */
 export function clipGradNormCpu(grads: readonly Float64Array[], maxNorm: number): number {
