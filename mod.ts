@@ -56,3 +56,4 @@ export * from "./src/layers/mod.ts";
 export * from "./src/optim/mod.ts";
 export * from "./src/model/mod.ts";
 export * from "./src/data/mod.ts";
+export * from "./src/peft/mod.ts";

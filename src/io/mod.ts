@@ -5,6 +5,7 @@
  * @module
  */
 
+export * from "./files.ts";
 export * from "./hub.ts";
 export * from "./safetensors.ts";
 export * from "./seq2seq.ts";

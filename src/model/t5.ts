@@ -58,7 +58,7 @@ export async function loadT5(
   const snap = await hubDownload(idOrPath, { ...options, patterns: MODEL_FILES });
   const config = await loadT5Config(snap.path("config.json"));
   const weights = await loadT5Weights(gpu, snap.dir, config);
-  return new T5Model(gpu, config, weights);
+  return new T5Model(gpu, config, weights, snap.dir);
 }
 
 /** A frozen T5 on the GPU: config and weights; sessions and generators are built from it. */
@@ -69,6 +69,8 @@ export class T5Model implements FrozenT5 {
     readonly config: T5Config,
     /** The frozen weights, by transformers' names. */
     readonly weights: Arena<string>,
+    /** The checkpoint folder it was loaded from (a Hub snapshot or a local folder), if any. */
+    readonly dir?: string,
   ) {}
 
   /** A frozen weight by transformers' name. */

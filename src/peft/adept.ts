@@ -31,9 +31,11 @@ import type { FrozenT5 } from "../model/t5_graph.ts";
 import type { AdeptConfig, MethodInit, MethodModule, ParamGroup, RandomSource } from "./method.ts";
 import {
   type BindContext,
+  loraForkFields,
   type OffsetForward,
   PROMPT_DEFAULTS,
   PromptMethod,
+  promptSettingsFrom,
   resolveConfig,
   uniformValues,
 } from "./prompt_method.ts";
@@ -236,6 +238,19 @@ export const ADEPT: MethodModule<AdeptConfig> = {
   ],
   resolve(overrides) {
     return resolveConfig(ADEPT.defaults, overrides);
+  },
+  adapter: {
+    peftType: "PROMPT_TUNING_LORAX",
+    tensorNames: {
+      prompt: "prompt_embeddings",
+      A: "prompt_encoder.lora_embedding_A",
+      a: "prompt_encoder.lora_embedding_a",
+      Bw: "prompt_encoder.lora_embedding_B",
+      b: "prompt_encoder.lora_embedding_b",
+    },
+    promptCopies: 1,
+    configFields: (c, m) => loraForkFields(c.rank, m.sourceLength ?? 256, m.dModel),
+    settingsFrom: (j, where) => promptSettingsFrom(j, where, { r: "rank" }),
   },
   shapes,
   async create(model: FrozenT5, config: AdeptConfig, init: MethodInit) {

@@ -31,9 +31,11 @@ import {
 } from "./method.ts";
 import {
   type BindContext,
+  loraForkFields,
   type OffsetForward,
   PROMPT_DEFAULTS,
   PromptMethod,
+  promptSettingsFrom,
   resolveConfig,
   uniformValues,
 } from "./prompt_method.ts";
@@ -145,6 +147,18 @@ export const DEPT: MethodModule<DeptConfig> = {
   ],
   resolve(overrides) {
     return resolveConfig(DEPT.defaults, overrides);
+  },
+  adapter: {
+    peftType: "PROMPT_TUNING_LORA",
+    tensorNames: {
+      prompt: "prompt_embeddings",
+      A1: "prompt_encoder.lora_embedding_A",
+      B1: "prompt_encoder.lora_embedding_B",
+    },
+    promptCopies: 1,
+    configFields: (c, m) => loraForkFields(c.rank, c.maxSourceLength, m.dModel),
+    settingsFrom: (j, where) =>
+      promptSettingsFrom(j, where, { r: "rank", max_length: "maxSourceLength" }),
   },
   shapes,
   async create(model: FrozenT5, config: DeptConfig, init: MethodInit) {

@@ -199,8 +199,27 @@ export interface MethodModule<C extends MethodConfig = MethodConfig> {
   resolve(overrides: Record<string, unknown>): C;
   /** The trainable tensors' shapes for a model width C. */
   shapes(config: C, dModel: number): Record<string, { shape: number[]; group: ParamGroup }>;
+  /** How the method's adapters are saved (see `adapter.ts`). */
+  readonly adapter: AdapterFormat<C>;
   /** Builds and initialises the method's tensors on the model's device. */
   create(model: FrozenT5, config: C, init: MethodInit): Promise<PeftMethod>;
+}
+
+/** A method's adapter files in PEFT's layout (`adapter_config.json` + safetensors). */
+export interface AdapterFormat<C extends MethodConfig = MethodConfig> {
+  /** `peft_type` in `adapter_config.json` (PEFT's, or the authors' fork's). */
+  readonly peftType: string;
+  /** The method's tensor name → the name in `adapter_model.safetensors`. */
+  readonly tensorNames: Readonly<Record<string, string>>;
+  /** Copies of the prompt rows saved (PEFT's seq2seq prompt tuning: 2; the forks: 1). */
+  readonly promptCopies: number;
+  /** The method-specific fields of `adapter_config.json`. */
+  configFields(
+    config: C,
+    model: { dModel: number; sourceLength?: number },
+  ): Record<string, unknown>;
+  /** The method's settings from an `adapter_config.json` (adapters other tools wrote). */
+  settingsFrom(peftConfig: Record<string, unknown>, where: string): Record<string, unknown>;
 }
 
 const REGISTRY = new Map<string, MethodModule>();

@@ -5,8 +5,10 @@
  * @module
  */
 
+export * from "./adapter.ts";
 export * from "./adept.ts";
 export * from "./dept.ts";
+export * from "./fold_export.ts";
 export * from "./method.ts";
 export * from "./prompt_method.ts";
 export * from "./prompt_tuning.ts";

@@ -108,6 +108,87 @@ export function resolveConfig<C extends MethodConfig>(
   return out as C;
 }
 
+/**
+ * Checks a method's tensor values against their shapes: every tensor present with its exact
+ * size, no unknown name, every value finite. Throws a {@link PeftError} naming the tensor.
+ */
+export function checkState(
+  method: string,
+  shapes: Record<string, { shape: readonly number[] }>,
+  values: Record<string, Float32Array>,
+  source: string,
+): void {
+  const names = Object.keys(shapes);
+  for (const k of Object.keys(values)) {
+    if (!names.includes(k)) {
+      throw new PeftError(
+        `${source}: "${k}" is not a tensor of ${method} (its tensors: ${names.join(", ")})`,
+      );
+    }
+  }
+  for (const [name, { shape }] of Object.entries(shapes)) {
+    const v = values[name];
+    const size = shape.reduce((a, d) => a * d, 1);
+    if (!v) throw new PeftError(`${source}: the ${method} tensor "${name}" is missing`);
+    if (v.length !== size) {
+      throw new PeftError(
+        `${source}: "${name}" holds ${v.length} values; ${method} with this config and model ` +
+          `needs (${shape.join(", ")}) = ${size}`,
+      );
+    }
+    const bad = v.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) {
+      throw new PeftError(
+        `${source}: "${name}"[${bad}] is ${v[bad]}; a saved adapter must hold finite values ` +
+          "(the run that wrote it diverged: resume from an earlier checkpoint)",
+      );
+    }
+  }
+}
+
+/**
+ * The prompt settings an `adapter_config.json` holds (`num_virtual_tokens`,
+ * `prompt_tuning_init`, `prompt_tuning_init_text`), plus the integer fields `extra` maps
+ * (`{ r: "rank" }`), checked.
+ */
+export function promptSettingsFrom(
+  j: Record<string, unknown>,
+  where: string,
+  extra: Record<string, string> = {},
+): Record<string, unknown> {
+  const int = (field: string) => {
+    const v = j[field];
+    if (!Number.isInteger(v) || (v as number) < 1) {
+      throw new PeftError(
+        `${where}: "${field}" must be a positive integer, got ${JSON.stringify(v)}`,
+      );
+    }
+    return v as number;
+  };
+  const out: Record<string, unknown> = {
+    promptLength: int("num_virtual_tokens"),
+    promptInit: j.prompt_tuning_init === "TEXT" ? "text" : "random",
+  };
+  if (typeof j.prompt_tuning_init_text === "string") out.promptInitText = j.prompt_tuning_init_text;
+  for (const [field, key] of Object.entries(extra)) out[key] = int(field);
+  return out;
+}
+
+/** The fields the ADePT and DePT forks write besides the prompt's. */
+export function loraForkFields(rank: number, maxLength: number, dModel: number) {
+  return {
+    bias: "none",
+    hidden_size: dModel,
+    init_lora_weights: true,
+    load_lora_embedding_B: true,
+    load_lora_embeddings: true,
+    lora_alpha: 8,
+    max_length: maxLength,
+    r: rank,
+    save_lora_embeddings: true,
+  };
+}
+
 /** A uniform float in (0, 1) from 32 random bits. */
 function uniform01(rng: RandomSource): number {
   return (rng.nextUint32() + 0.5) / 2 ** 32;
@@ -263,31 +344,10 @@ export abstract class PromptMethod<C extends MethodConfig> implements PeftMethod
   }
 
   writeState(values: Record<string, Float32Array>, source = "the given state"): void {
-    const names = this.tensors.map((t) => t.name);
-    for (const k of Object.keys(values)) {
-      if (!names.includes(k)) {
-        throw new PeftError(
-          `${source}: "${k}" is not a tensor of ${this.name} (its tensors: ${names.join(", ")})`,
-        );
-      }
-    }
-    for (const t of this.tensors) {
-      const v = values[t.name];
-      if (!v) throw new PeftError(`${source}: the ${this.name} tensor "${t.name}" is missing`);
-      if (v.length !== t.param.size) {
-        throw new PeftError(
-          `${source}: "${t.name}" holds ${v.length} values; ${this.name} with this config and ` +
-            `model needs ${t.param.describe()}`,
-        );
-      }
-      const bad = v.findIndex((x) => !Number.isFinite(x));
-      if (bad >= 0) {
-        throw new PeftError(
-          `${source}: "${t.name}"[${bad}] is ${v[bad]}; a saved adapter must hold finite values ` +
-            "(the run that wrote it diverged: resume from an earlier checkpoint)",
-        );
-      }
-    }
+    const shapes = Object.fromEntries(
+      this.tensors.map((t) => [t.name, { shape: [...t.param.shape] }]),
+    );
+    checkState(this.name, shapes, values, source);
     for (const t of this.tensors) this.gpu.write(t.param, values[t.name]);
   }
 

@@ -15,6 +15,7 @@ import {
   type OffsetForward,
   PROMPT_DEFAULTS,
   PromptMethod,
+  promptSettingsFrom,
   resolveConfig,
 } from "./prompt_method.ts";
 
@@ -55,6 +56,19 @@ export const PROMPT_TUNING: MethodModule<PromptTuningConfig> = {
   options: [{ key: "promptLength", description: "L, soft prompt rows (paper: 100)" }],
   resolve(overrides) {
     return resolveConfig(PROMPT_TUNING.defaults, overrides);
+  },
+  adapter: {
+    // Hugging Face PEFT's own prompt tuning (0.21), as `save_pretrained` writes it.
+    peftType: "PROMPT_TUNING",
+    tensorNames: { prompt: "prompt_embeddings" },
+    promptCopies: 2,
+    configFields: () => ({
+      auto_mapping: null,
+      modules_to_save: null,
+      peft_version: "0.21.0",
+      tokenizer_kwargs: null,
+    }),
+    settingsFrom: (j, where) => promptSettingsFrom(j, where),
   },
   shapes,
   async create(model: FrozenT5, config: PromptTuningConfig, init: MethodInit) {
