@@ -3,7 +3,8 @@
 //
 // Shapes: partials (slots) f32, out (1) f32.
 // Thread mapping: one workgroup of 256 threads. Thread t sums slots t, t + 256, ... in order,
-//   then a tree in workgroup memory adds the 256 sums in a fixed order.
+//   then workgroup_sum256 (kernels/include/reduce256.wgsl: a tree in a fixed order) adds the
+//   256 sums.
 // Grid: 1 workgroup.
 
 struct Params {
@@ -14,7 +15,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> partials: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-var<workgroup> wsum: array<f32, 256>;
+//! include "reduce256.wgsl"
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3u) {
@@ -23,15 +24,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
   for (var i = t; i < params.slots; i += 256u) {
     s += partials[i];
   }
-  wsum[t] = s;
-  workgroupBarrier();
-  for (var stride = 128u; stride > 0u; stride >>= 1u) {
-    if (t < stride) {
-      wsum[t] += wsum[t + stride];
-    }
-    workgroupBarrier();
-  }
+  let total = workgroup_sum256(t, s);
   if (t == 0u) {
-    out[0] = sqrt(wsum[0]);
+    out[0] = sqrt(total);
   }
 }

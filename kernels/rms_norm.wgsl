@@ -3,9 +3,8 @@
 //
 // Shapes: x (N, C), weight (C), out (N, C), rstd (N). N rows = B * S (or B * T). out may alias x.
 // Thread mapping: one workgroup of 64 threads per row; thread t handles columns t, t + 64, ...
-//   (any C) and sums their squares in f32; a two-stage workgroup reduction (8 threads sum 8
-//   partials each, then every thread sums those 8 in order: deterministic, two barriers) gives
-//   the row sum.
+//   (any C) and sums their squares in f32; workgroup_sum64 (kernels/include/reduce64.wgsl:
+//   deterministic, two barriers) gives the row sum.
 // Grid: N workgroups, folded into (x, y) by the runtime beyond 65535; row = wid.x + wid.y *
 //   nwg.x, and workgroups past N return (uniformly, before any barrier).
 
@@ -21,8 +20,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> rstd: array<f32>;
 
-var<workgroup> red: array<f32, 64>;
-var<workgroup> red2: array<f32, 8>;
+//! include "reduce64.wgsl"
 
 @compute @workgroup_size(64)
 fn main(
@@ -39,16 +37,7 @@ fn main(
     let v = x[base + k];
     ss += v * v;
   }
-  red[t] = ss;
-  workgroupBarrier();
-  if (t < 8u) {
-    var p = 0.0;
-    for (var j = 0u; j < 8u; j++) { p += red[t + 8u * j]; }
-    red2[t] = p;
-  }
-  workgroupBarrier();
-  var total = 0.0;
-  for (var j = 0u; j < 8u; j++) { total += red2[j]; }
+  let total = workgroup_sum64(t, ss);
   let r = inverseSqrt(total / f32(params.c) + params.eps);
   for (var k = t; k < params.c; k += 64u) {
     out[base + k] = weight[k] * (x[base + k] * r);

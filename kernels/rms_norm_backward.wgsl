@@ -5,8 +5,7 @@
 // Shapes: dout (N, C), x (N, C), weight (C), rstd (N), dx (N, C). Without ACCUMULATE, dx may
 //   alias dout (every read of a row happens before the barriers that precede its writes).
 // Thread mapping: one workgroup of 64 threads per row; thread t handles columns t, t + 64, ...;
-//   a two-stage workgroup reduction (8 threads sum 8 partials each, then every thread sums those
-//   8 in order: deterministic, two barriers) gives dot.
+//   workgroup_sum64 (kernels/include/reduce64.wgsl: deterministic, two barriers) gives dot.
 // Grid: N workgroups, folded into (x, y) by the runtime beyond 65535; row = wid.x + wid.y *
 //   nwg.x, and workgroups past N return (uniformly, before any barrier).
 
@@ -24,8 +23,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> rstd: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 
-var<workgroup> red: array<f32, 64>;
-var<workgroup> red2: array<f32, 8>;
+//! include "reduce64.wgsl"
 
 @compute @workgroup_size(64)
 fn main(
@@ -41,16 +39,7 @@ fn main(
   for (var k = t; k < params.c; k += 64u) {
     p += dout[base + k] * weight[k] * x[base + k];
   }
-  red[t] = p;
-  workgroupBarrier();
-  if (t < 8u) {
-    var q = 0.0;
-    for (var j = 0u; j < 8u; j++) { q += red[t + 8u * j]; }
-    red2[t] = q;
-  }
-  workgroupBarrier();
-  var dot = 0.0;
-  for (var j = 0u; j < 8u; j++) { dot += red2[j]; }
+  let dot = workgroup_sum64(t, p);
   let r = rstd[row];
   let coef = r * r * dot / f32(params.c);
   for (var k = t; k < params.c; k += 64u) {

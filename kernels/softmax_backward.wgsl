@@ -7,8 +7,8 @@
 // Shapes: dout (B, H, Sq, Sk), y (B, H, Sq, Sk) (the forward output), dx (B, H, Sq, Sk).
 //   Without ACCUMULATE, dx may alias dout (a row is read before the barrier preceding writes).
 // Thread mapping: one workgroup of 64 threads per row (b, h, q); thread t handles keys
-//   t, t + 64, ...; a two-stage workgroup reduction (8 threads sum 8 partials each, then every
-//   thread sums those 8 in order: deterministic, two barriers) gives dot.
+//   t, t + 64, ...; workgroup_sum64 (kernels/include/reduce64.wgsl: deterministic, two
+//   barriers) gives dot.
 // Grid: B * H * Sq workgroups, folded into (x, y) by the runtime beyond 65535; row = wid.x +
 //   wid.y * nwg.x, and workgroups past the last row return (uniformly, before any barrier).
 
@@ -25,8 +25,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
-var<workgroup> red: array<f32, 64>;
-var<workgroup> red2: array<f32, 8>;
+//! include "reduce64.wgsl"
 
 @compute @workgroup_size(64)
 fn main(
@@ -42,16 +41,7 @@ fn main(
   for (var k = t; k < params.sk; k += 64u) {
     p += dout[base + k] * y[base + k];
   }
-  red[t] = p;
-  workgroupBarrier();
-  if (t < 8u) {
-    var q = 0.0;
-    for (var j = 0u; j < 8u; j++) { q += red[t + 8u * j]; }
-    red2[t] = q;
-  }
-  workgroupBarrier();
-  var dot = 0.0;
-  for (var j = 0u; j < 8u; j++) { dot += red2[j]; }
+  let dot = workgroup_sum64(t, p);
   for (var k = t; k < params.sk; k += 64u) {
     let i = base + k;
     var g = params.scale * y[i] * (dout[i] - dot);

@@ -7,10 +7,9 @@
 //
 // Shapes: dout (B, H, Sq, Sk), y (B, H, Sq, Sk), dbias (H, Sq, Sk).
 // Thread mapping: one workgroup of 64 threads per bias row (h, q); it walks the batch, and for
-//   each b a two-stage reduction (8 threads sum 8 partials each, then every thread sums those 8
-//   in order) gives dot, then thread t updates keys t, t + 64, ... of dbias, which no other
-//   thread touches. red is next written after the first barrier of the next b, by which time
-//   every thread has passed the second barrier, so two barriers per b suffice.
+//   each b workgroup_sum64 (kernels/include/reduce64.wgsl: deterministic, two barriers; safe to
+//   call once per b) gives dot, then thread t updates keys t, t + 64, ... of dbias, which no
+//   other thread touches.
 // Grid: H * Sq workgroups, folded into (x, y) by the runtime beyond 65535; bias row = wid.x +
 //   wid.y * nwg.x, and workgroups past the last row return (uniformly, before any barrier).
 
@@ -27,8 +26,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dbias: array<f32>;
 
-var<workgroup> red: array<f32, 64>;
-var<workgroup> red2: array<f32, 8>;
+//! include "reduce64.wgsl"
 
 @compute @workgroup_size(64)
 fn main(
@@ -47,16 +45,7 @@ fn main(
     for (var k = t; k < sk; k += 64u) {
       p += dout[base + k] * y[base + k];
     }
-    red[t] = p;
-    workgroupBarrier();
-    if (t < 8u) {
-      var q = 0.0;
-      for (var j = 0u; j < 8u; j++) { q += red[t + 8u * j]; }
-      red2[t] = q;
-    }
-    workgroupBarrier();
-    var dot = 0.0;
-    for (var j = 0u; j < 8u; j++) { dot += red2[j]; }
+    let dot = workgroup_sum64(t, p);
     for (var k = t; k < sk; k += 64u) {
       var g = y[base + k] * (dout[base + k] - dot);
       if (b > 0u || ACCUMULATE) { g += dbias[out + k]; }

@@ -5,8 +5,8 @@
 // Shapes: x (N) f32, partials (slots) f32 (this dispatch writes slots [slot, slot + W), W =
 //   ceil(N / 4096)).
 // Thread mapping: a workgroup of 256 threads covers 4096 consecutive elements; thread t sums
-//   elements t, t + 256, ... (16 of them) in order, then a tree in workgroup memory adds the
-//   256 sums in a fixed order (deterministic).
+//   elements t, t + 256, ... (16 of them) in order, then workgroup_sum256
+//   (kernels/include/reduce256.wgsl: a tree in a fixed order, deterministic) adds the 256 sums.
 // Grid: W workgroups, folded into (x, y) when W > 65535: w = wid.x + wid.y * nwg.x, and
 //   workgroups with 4096 · w >= N do nothing.
 
@@ -18,7 +18,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 
-var<workgroup> wsum: array<f32, 256>;
+//! include "reduce256.wgsl"
 
 @compute @workgroup_size(256)
 fn main(
@@ -36,15 +36,8 @@ fn main(
     let v = x[i];
     s += v * v;
   }
-  wsum[t] = s;
-  workgroupBarrier();
-  for (var stride = 128u; stride > 0u; stride >>= 1u) {
-    if (t < stride) {
-      wsum[t] += wsum[t + stride];
-    }
-    workgroupBarrier();
-  }
+  let total = workgroup_sum256(t, s);
   if (t == 0u) {
-    partials[params.slot + w] = wsum[0];
+    partials[params.slot + w] = total;
   }
 }

@@ -5,6 +5,11 @@
  * package works when imported from JSR (no file reads at run time). `tests/gpu/wgsl_test.ts`
  * fails when the generated module is stale.
  *
+ * **Shared snippets.** A kernel line `//! include "name.wgsl"` is replaced by the contents of
+ * `kernels/include/name.wgsl` (a snippet: declarations and helper functions, not a kernel), so
+ * code several kernels need, such as a workgroup reduction, is written once. Snippets may include
+ * other snippets; an unknown snippet, an include cycle or any other `//!` line is an error.
+ *
  * Usage: `deno task gen`
  *
  * @module
@@ -13,6 +18,8 @@
 /** The kernels directory and the generated module, relative to the repository root. */
 export const KERNELS_DIR = new URL("../kernels/", import.meta.url);
 export const GENERATED = new URL("../src/gpu/wgsl.generated.ts", import.meta.url);
+/** The folder of the snippets that kernels include. */
+export const INCLUDE_DIR = new URL("include/", KERNELS_DIR);
 
 /** Renders the generated module from (name, source) pairs. */
 export function renderWgslModule(kernels: { name: string; source: string }[]): string {
@@ -33,8 +40,86 @@ export function renderWgslModule(kernels: { name: string; source: string }[]): s
   return lines.join("\n");
 }
 
-/** Reads every `kernels/*.wgsl` file. */
+const INCLUDE_LINE = /^[ \t]*\/\/! include "([a-z][a-z0-9_]*\.wgsl)"[ \t]*$/;
+
+/**
+ * Replaces each `//! include "name.wgsl"` line of `source` with `snippets[name]`, itself
+ * expanded (snippets may include snippets).
+ *
+ * @param source A kernel's WGSL.
+ * @param snippets The contents of `kernels/include/`, by file name.
+ * @param file The kernel's path, for error messages.
+ * @returns The source with every include replaced.
+ * @throws {Error} On an unknown snippet, an include cycle, or a `//!` line that is not an
+ *   include.
+ *
+ * @example
+ * ```ts
+ * import { expandIncludes } from "./gen_kernels.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const snippets = { "one.wgsl": "fn one() -> f32 { return 1.0; }\n" };
+ * const source = '//! include "one.wgsl"\n@compute @workgroup_size(1) fn main() {}\n';
+ * assert.equal(
+ *   expandIncludes(source, snippets, "kernels/k.wgsl"),
+ *   "fn one() -> f32 { return 1.0; }\n@compute @workgroup_size(1) fn main() {}\n",
+ * );
+ * assert.throws(
+ *   () => expandIncludes('//! include "two.wgsl"\n', snippets, "kernels/k.wgsl"),
+ *   /kernels\/k\.wgsl:1: unknown include "two\.wgsl"; kernels\/include\/ has one\.wgsl/,
+ * );
+ * ```
+ */
+export function expandIncludes(
+  source: string,
+  snippets: Readonly<Record<string, string>>,
+  file: string,
+  stack: readonly string[] = [],
+): string {
+  return source.split("\n").map((line, i) => {
+    if (!line.trimStart().startsWith("//!")) return line;
+    const at = `${file}:${i + 1}`;
+    const m = INCLUDE_LINE.exec(line);
+    if (!m) {
+      throw new Error(
+        `${at}: "${line.trim()}" is not a directive; write //! include "name.wgsl" (a file of ` +
+          "kernels/include/, snake_case) alone on its line",
+      );
+    }
+    const name = m[1];
+    if (!Object.hasOwn(snippets, name)) {
+      const have = Object.keys(snippets).sort().join(", ") || "no snippets";
+      throw new Error(`${at}: unknown include "${name}"; kernels/include/ has ${have}`);
+    }
+    if (stack.includes(name)) {
+      throw new Error(`${at}: include cycle ${[...stack, name].join(" -> ")}`);
+    }
+    const body = expandIncludes(snippets[name], snippets, `kernels/include/${name}`, [
+      ...stack,
+      name,
+    ]);
+    return body.endsWith("\n") ? body.slice(0, -1) : body;
+  }).join("\n");
+}
+
+/** Reads every snippet of `kernels/include/`, by file name (none when the folder is absent). */
+export async function readSnippets(): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  try {
+    for await (const e of Deno.readDir(INCLUDE_DIR)) {
+      if (e.isFile && e.name.endsWith(".wgsl")) {
+        out[e.name] = await Deno.readTextFile(new URL(e.name, INCLUDE_DIR));
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out;
+}
+
+/** Reads every `kernels/*.wgsl` file, with its includes expanded. */
 export async function readKernels(): Promise<{ name: string; source: string }[]> {
+  const snippets = await readSnippets();
   const out: { name: string; source: string }[] = [];
   for await (const e of Deno.readDir(KERNELS_DIR)) {
     if (!e.isFile || !e.name.endsWith(".wgsl")) continue;
@@ -42,7 +127,8 @@ export async function readKernels(): Promise<{ name: string; source: string }[]>
     if (!/^[a-z][a-z0-9_]*$/.test(name)) {
       throw new Error(`kernels/${e.name}: kernel file names must be snake_case`);
     }
-    out.push({ name, source: await Deno.readTextFile(new URL(e.name, KERNELS_DIR)) });
+    const source = await Deno.readTextFile(new URL(e.name, KERNELS_DIR));
+    out.push({ name, source: expandIncludes(source, snippets, `kernels/${e.name}`) });
   }
   return out;
 }

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { GENERATED, readKernels, renderWgslModule } from "../../tasks/gen_kernels.ts";
+import {
+  expandIncludes,
+  GENERATED,
+  readKernels,
+  readSnippets,
+  renderWgslModule,
+} from "../../tasks/gen_kernels.ts";
 import { parseKernelInterface } from "../../src/gpu/wgsl.ts";
 import { WGSL } from "../../src/gpu/wgsl.generated.ts";
 import type { KernelName } from "../../src/gpu/kernel.ts";
@@ -12,6 +18,67 @@ Deno.test("src/gpu/wgsl.generated.ts is up to date with kernels/*.wgsl (run `den
     actual === expected,
     "src/gpu/wgsl.generated.ts is stale: run `deno task gen` and commit it",
   );
+});
+
+Deno.test("`//! include` lines are replaced by kernels/include/ snippets, recursively", () => {
+  const snippets = {
+    "a.wgsl": '// a\nfn a() -> f32 { return b(); }\n//! include "b.wgsl"\n',
+    "b.wgsl": "fn b() -> f32 { return 1.0; }\n",
+  };
+  const kernel = '// k\n  //! include "a.wgsl"  \n@compute @workgroup_size(1) fn main() {}\n';
+  assert.equal(
+    expandIncludes(kernel, snippets, "kernels/k.wgsl"),
+    "// k\n// a\nfn a() -> f32 { return b(); }\nfn b() -> f32 { return 1.0; }\n" +
+      "@compute @workgroup_size(1) fn main() {}\n",
+  );
+  // Ordinary comments are left alone.
+  assert.equal(expandIncludes('// include "a.wgsl"\n', snippets, "k"), '// include "a.wgsl"\n');
+});
+
+Deno.test("an unknown include, an include cycle or a malformed directive is an error naming the line", () => {
+  const snippets = { "a.wgsl": '//! include "b.wgsl"\n', "b.wgsl": '//! include "a.wgsl"\n' };
+  assert.throws(
+    () => expandIncludes('// k\n//! include "nope.wgsl"\n', snippets, "kernels/k.wgsl"),
+    (e: Error) => {
+      assert.match(e.message, /^kernels\/k\.wgsl:2: unknown include "nope\.wgsl"/);
+      assert.match(e.message, /kernels\/include\/ has a\.wgsl, b\.wgsl/);
+      return true;
+    },
+  );
+  assert.throws(
+    () => expandIncludes('//! include "a.wgsl"\n', snippets, "kernels/k.wgsl"),
+    /kernels\/include\/b\.wgsl:1: include cycle a\.wgsl -> b\.wgsl -> a\.wgsl/,
+  );
+  for (
+    const bad of [
+      "//! include a.wgsl",
+      '//!include "a.wgsl"',
+      '//! import "a.wgsl"',
+      '//! include "../x.wgsl"',
+    ]
+  ) {
+    assert.throws(
+      () => expandIncludes(`${bad}\n`, snippets, "kernels/k.wgsl"),
+      /kernels\/k\.wgsl:1: .* is not a directive; write \/\/! include "name\.wgsl"/,
+      bad,
+    );
+  }
+});
+
+Deno.test("every snippet of kernels/include/ is included by some kernel, and no kernel keeps a directive", async () => {
+  const snippets = await readSnippets();
+  assert.ok(Object.keys(snippets).length > 0);
+  const raw = await Promise.all(
+    [...Deno.readDirSync(new URL("../../kernels/", import.meta.url))]
+      .filter((e) => e.isFile && e.name.endsWith(".wgsl"))
+      .map((e) => Deno.readTextFile(new URL(`../../kernels/${e.name}`, import.meta.url))),
+  );
+  for (const name of Object.keys(snippets)) {
+    assert.ok(raw.some((s) => s.includes(`//! include "${name}"`)), `${name} is used`);
+  }
+  for (const { name, source } of await readKernels()) {
+    assert.doesNotMatch(source, /^\s*\/\/!/m, `${name}: directives are expanded`);
+  }
 });
 
 Deno.test("every kernel declares a header comment, an entry point `main` and a valid interface", async () => {
