@@ -9,7 +9,9 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { type Gpu, requestGpu } from "../src/gpu/device.ts";
+import { ShapeError } from "../src/gpu/errors.ts";
 
 const required = Deno.env.get("CI") === "true" || Deno.env.get("ADEPT_REQUIRE_GPU") === "1";
 
@@ -42,4 +44,19 @@ export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void> | void): v
       await fn(g);
     },
   });
+}
+
+/** Asserts that `fn` throws a ShapeError mentioning every part, and builds nothing on the GPU. */
+export function assertShapeError(gpu: Gpu, fn: () => unknown, ...parts: string[]): void {
+  const kernels = gpu.kernels.size;
+  const bytes = gpu.allocatedBytes;
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof ShapeError, `expected a ShapeError, got ${e}`);
+    for (const p of parts) {
+      assert.ok(e.message.includes(p), `message "${e.message}" should mention "${p}"`);
+    }
+    return true;
+  });
+  assert.equal(gpu.kernels.size, kernels, "no pipeline may be compiled before the error");
+  assert.equal(gpu.allocatedBytes, bytes, "nothing may be allocated before the error");
 }

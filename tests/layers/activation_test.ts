@@ -1,6 +1,4 @@
 import assert from "node:assert/strict";
-import type { Gpu } from "../../src/gpu/device.ts";
-import { ShapeError } from "../../src/gpu/errors.ts";
 import {
   gatedGelu,
   gatedGeluBackward,
@@ -16,23 +14,8 @@ import {
   reluCpu,
 } from "../../src/layers/activation.ts";
 import { addCpu } from "../../src/layers/elementwise.ts";
-import { gpuTest } from "../gpu_support.ts";
+import { assertShapeError, gpuTest } from "../gpu_support.ts";
 import { assertClose, dot, f64, finiteDiff, Rng } from "../numeric.ts";
-
-/** Asserts that `fn` throws a ShapeError mentioning every part, and builds nothing on the GPU. */
-function assertShapeError(gpu: Gpu, fn: () => unknown, ...parts: string[]): void {
-  const kernels = gpu.kernels.size;
-  const bytes = gpu.allocatedBytes;
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ShapeError, `expected a ShapeError, got ${e}`);
-    for (const p of parts) {
-      assert.ok(e.message.includes(p), `message "${e.message}" should mention "${p}"`);
-    }
-    return true;
-  });
-  assert.equal(gpu.kernels.size, kernels, "no pipeline may be compiled before the error");
-  assert.equal(gpu.allocatedBytes, bytes, "nothing may be allocated before the error");
-}
 
 /** Inputs that break naive tanh/exp formulations, plus the GELU's curved region. */
 const EXTREMES = [
