@@ -23,16 +23,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> up: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
-const GELU_C: f32 = 0.044715;
-
-// (sigmoid(z), 1 - sigmoid(z)), both to full relative precision.
-fn sigmoid_pair(z: f32) -> vec2<f32> {
-  let e = exp(-abs(z));
-  let r = 1.0 / (1.0 + e);
-  if (z >= 0.0) { return vec2<f32>(r, e * r); }
-  return vec2<f32>(e * r, r);
-}
+//! include "gelu_tanh.wgsl"
 
 fn act(v: f32) -> f32 {
   if (ACT == 0u) { return max(v, 0.0); }
