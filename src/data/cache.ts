@@ -488,6 +488,20 @@ export async function prepareTask(
     : options.tokenizedCacheDir ?? defaultTokenizedCacheDir(options.env ?? Deno.env.toObject());
   const safeName = task.name.replace(/[^A-Za-z0-9_.-]/g, "_");
   const file = dir ? join(dir, `${safeName}-${key.slice(0, 24)}.safetensors`) : undefined;
+  const result = (
+    [train, validation, test]: TokenizedSplit[],
+    fromCache: boolean,
+  ): TokenizedTask => ({
+    task,
+    train,
+    validation,
+    test,
+    sourceLength,
+    targetLength,
+    fromCache,
+    key,
+    cacheFile: file,
+  });
 
   if (file && !options.refresh) {
     const stat = await Deno.stat(file).catch(() => null);
@@ -496,18 +510,7 @@ export async function prepareTask(
         const { splits, metadata } = await readTokenizedSplits(file);
         if (metadata.key === key && SPLITS.every((s) => splits[s])) {
           log(`${task.name}: tokenized splits from the cache ${file}`);
-          const [train, validation, test] = SPLITS.map((s) => splits[s]);
-          return {
-            task,
-            train,
-            validation,
-            test,
-            sourceLength,
-            targetLength,
-            fromCache: true,
-            key,
-            cacheFile: file,
-          };
+          return result(SPLITS.map((s) => splits[s]), true);
         }
       } catch (e) {
         log(`${task.name}: ignoring unreadable cache file ${file}: ${(e as Error).message}`);
@@ -534,15 +537,5 @@ export async function prepareTask(
       data: data.identity.length > 2000 ? data.identity.slice(0, 2000) + "…" : data.identity,
     });
   }
-  return {
-    task,
-    train,
-    validation,
-    test,
-    sourceLength,
-    targetLength,
-    fromCache: false,
-    key,
-    cacheFile: file,
-  };
+  return result([train, validation, test], false);
 }

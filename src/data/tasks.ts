@@ -341,18 +341,22 @@ function pairTask(
   };
 }
 
+function sentenceTask(name: string, metrics: MetricName[]): BuiltinSpec {
+  return {
+    repo: GLUE,
+    config: name,
+    columns: ["sentence", "label"],
+    metrics,
+    labels: L2,
+    parts: (r, w) => ["sentence:", text(name, r, "sentence", w)],
+  };
+}
+
 const SPECS: Record<TaskName, BuiltinSpec> = {
   mnli: pairTask("mnli", GLUE, "premise", "hypothesis", L3, ["accuracy"]),
   qqp: pairTask("qqp", GLUE, "question1", "question2", L2, ["accuracy", "f1"]),
   qnli: pairTask("qnli", GLUE, "question", "sentence", L2, ["accuracy"]),
-  sst2: {
-    repo: GLUE,
-    config: "sst2",
-    columns: ["sentence", "label"],
-    metrics: ["accuracy"],
-    labels: L2,
-    parts: (r, w) => ["sentence:", text("sst2", r, "sentence", w)],
-  },
+  sst2: sentenceTask("sst2", ["accuracy"]),
   stsb: {
     ...pairTask("stsb", GLUE, "sentence1", "sentence2", STSB_LABELS, ["pearson", "spearmanr"]),
     target: (r, w) => {
@@ -364,14 +368,7 @@ const SPECS: Record<TaskName, BuiltinSpec> = {
   },
   mrpc: pairTask("mrpc", GLUE, "sentence1", "sentence2", L2, ["accuracy", "f1"]),
   rte: pairTask("rte", GLUE, "sentence1", "sentence2", L2, ["accuracy"]),
-  cola: {
-    repo: GLUE,
-    config: "cola",
-    columns: ["sentence", "label"],
-    metrics: ["matthews_correlation"],
-    labels: L2,
-    parts: (r, w) => ["sentence:", text("cola", r, "sentence", w)],
-  },
+  cola: sentenceTask("cola", ["matthews_correlation"]),
   multirc: {
     repo: SUPER_GLUE,
     config: "multirc",

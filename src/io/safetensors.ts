@@ -96,6 +96,19 @@ const DTYPE_BITS: Readonly<Record<SafetensorsDtype, number>> = {
   U64: 64,
 };
 
+/** The typed array that holds each integer dtype as {@link SafetensorsReader.read} returns it. */
+const INT_ARRAYS = new Map<SafetensorsDtype, new (buffer: ArrayBuffer) => SafetensorsData>([
+  ["BOOL", Uint8Array],
+  ["U8", Uint8Array],
+  ["I8", Int8Array],
+  ["I16", Int16Array],
+  ["U16", Uint16Array],
+  ["I32", Int32Array],
+  ["U32", Uint32Array],
+  ["I64", BigInt64Array],
+  ["U64", BigUint64Array],
+]);
+
 const DTYPE_RANK = new Map<string, number>(SAFETENSORS_DTYPES.map((d, i) => [d, i]));
 
 /**
@@ -716,43 +729,15 @@ class Reader implements SafetensorsReader {
     if (FLOAT_DTYPES.has(info.dtype)) {
       return { ...base, data: await this.readFloat(name, options) };
     }
-    const bytes = await this.readBytes(name);
-    const buf = bytes.buffer;
-    let data: SafetensorsData;
-    switch (info.dtype) {
-      case "BOOL":
-      case "U8":
-        data = bytes;
-        break;
-      case "I8":
-        data = new Int8Array(buf);
-        break;
-      case "I16":
-        data = new Int16Array(buf);
-        break;
-      case "U16":
-        data = new Uint16Array(buf);
-        break;
-      case "I32":
-        data = new Int32Array(buf);
-        break;
-      case "U32":
-        data = new Uint32Array(buf);
-        break;
-      case "I64":
-        data = new BigInt64Array(buf);
-        break;
-      case "U64":
-        data = new BigUint64Array(buf);
-        break;
-      default:
-        throw new SafetensorsError(
-          info.file,
-          `dtype ${info.dtype} has no typed-array form; use readBytes()`,
-          name,
-        );
+    const TypedArray = INT_ARRAYS.get(info.dtype);
+    if (!TypedArray) {
+      throw new SafetensorsError(
+        info.file,
+        `dtype ${info.dtype} has no typed-array form; use readBytes()`,
+        name,
+      );
     }
-    return { ...base, data };
+    return { ...base, data: new TypedArray((await this.readBytes(name)).buffer) };
   }
 
   close(): void {
@@ -1032,14 +1017,9 @@ function impliedDtype(data: ArrayBufferView): SafetensorsDtype | undefined {
   if (data instanceof Float32Array) return "F32";
   if (data instanceof Float16Array) return "F16";
   if (data instanceof Float64Array) return "F64";
-  if (data instanceof Int32Array) return "I32";
-  if (data instanceof Uint32Array) return "U32";
-  if (data instanceof Int16Array) return "I16";
-  if (data instanceof Uint16Array) return "U16";
-  if (data instanceof Int8Array) return "I8";
-  if (data instanceof Uint8Array) return "U8";
-  if (data instanceof BigInt64Array) return "I64";
-  if (data instanceof BigUint64Array) return "U64";
+  for (const [dtype, TypedArray] of INT_ARRAYS) {
+    if (dtype !== "BOOL" && data instanceof TypedArray) return dtype;
+  }
   return undefined;
 }
 
