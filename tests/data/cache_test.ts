@@ -14,18 +14,10 @@ import { customTask, getTask, resolveTaskData } from "../../src/data/tasks.ts";
 import { writeSafetensors } from "../../src/io/safetensors.ts";
 import { loadTokenizer } from "../../src/data/tokenizer.ts";
 import { startMockHub } from "../support/mock_hub.ts";
+import { withTempDir } from "../support/temp.ts";
 
 const TOK = new URL("../fixtures/tokenizers/", import.meta.url).pathname;
 const t5 = await loadTokenizer(join(TOK, "t5"));
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "cache_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 function ids(s: TokenizedSplit, i: number, which: "source" | "target"): number[] {
   const [a, o] = which === "source"
@@ -69,7 +61,7 @@ Deno.test("tokenizeExamples() truncates sources to S and targets to T, both stil
 });
 
 Deno.test("tokenized splits round-trip through the safetensors cache file, unicode targets and empty splits included", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const a = tokenizeExamples(t5, [
       { source: "x", target: "é😀" },
       { source: "y z", target: "" },
@@ -87,7 +79,7 @@ Deno.test("tokenized splits round-trip through the safetensors cache file, unico
 });
 
 Deno.test("readTokenizedSplits() rejects a safetensors file of another kind with a DatasetError", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const p = join(dir, "weights.safetensors");
     await writeSafetensors(p, { w: { shape: [1], data: new Float32Array(1) } });
     await assert.rejects(readTokenizedSplits(p), (e: Error) => {
@@ -108,7 +100,7 @@ function writeRows(path: string, n: number, prefix: string) {
 }
 
 Deno.test("prepareTask() tokenizes once; a second run loads the cache file without reading the data", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const train = join(dir, "train.jsonl");
     await writeRows(train, 50, "review number");
     const task = customTask({
@@ -136,7 +128,7 @@ Deno.test("prepareTask() tokenizes once; a second run loads the cache file witho
 });
 
 Deno.test("the cache key changes with the data, the template, the tokenizer, the lengths and the seed", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const train = join(dir, "train.jsonl");
     await writeRows(train, 30, "a");
     const opts = { tokenizedCacheDir: join(dir, "cache") };
@@ -161,7 +153,7 @@ Deno.test("the cache key changes with the data, the template, the tokenizer, the
 });
 
 Deno.test("an unreadable cache file is rebuilt, and refresh: true rebuilds on request", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const train = join(dir, "train.jsonl");
     await writeRows(train, 20, "x");
     const task = customTask({ train, source: "{text}", target: "label" });
@@ -183,7 +175,7 @@ Deno.test("an unreadable cache file is rebuilt, and refresh: true rebuilds on re
 });
 
 Deno.test("a Hub task is prepared from the mock Hub, then offline from both caches with no request", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const rows = (n: number, p: string) =>
       new Uint8Array(parquetWriteBuffer({
         columnData: [
@@ -222,7 +214,7 @@ Deno.test("a Hub task is prepared from the mock Hub, then offline from both cach
 });
 
 Deno.test("a same-size edit with the modification time put back is not a stale cache hit (content hashes)", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const train = join(dir, "train.jsonl");
     await writeRows(train, 30, "a");
     const { mtime } = await Deno.stat(train);
@@ -247,7 +239,7 @@ Deno.test("a same-size edit with the modification time put back is not a stale c
 });
 
 Deno.test("hashing a 67k-row data file for the cache key takes well under a second", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const train = join(dir, "train.jsonl");
     const n = 67_349; // SST-2's train split
     await Deno.writeTextFile(
@@ -270,7 +262,7 @@ Deno.test("hashing a 67k-row data file for the cache key takes well under a seco
 });
 
 Deno.test("custom tasks without labels get T = 20 (generation_max_length), never sized by the test split", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const write = async (name: string, targets: string[]) => {
       const p = join(dir, name);
       await Deno.writeTextFile(

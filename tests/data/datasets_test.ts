@@ -15,21 +15,13 @@ import {
 } from "../../src/data/datasets.ts";
 import { HubError } from "../../src/io/hub.ts";
 import { startMockHub } from "../support/mock_hub.ts";
+import { withTempDir } from "../support/temp.ts";
 
 const FIXTURES = new URL("../fixtures/datasets/", import.meta.url).pathname;
 const ROWS = JSON.parse(await Deno.readTextFile(join(FIXTURES, "rows.json"))) as Record<
   string,
   unknown
 >[];
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "datasets_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** Asserts `p` rejects with a DatasetError whose message contains every needle. */
 async function rejectsData(p: Promise<unknown>, ...needles: (string | RegExp)[]) {
@@ -88,7 +80,7 @@ Deno.test("readParquet() decodes only the requested columns and names the missin
 });
 
 Deno.test("readParquet() turns INT64 beyond 2^53 into decimal strings instead of losing digits", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const p = join(dir, "big.parquet");
     await Deno.writeFile(
       p,
@@ -101,7 +93,7 @@ Deno.test("readParquet() turns INT64 beyond 2^53 into decimal strings instead of
 });
 
 Deno.test("readParquet() names the file when it is not parquet or is truncated", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const p = join(dir, "train.parquet");
     await Deno.writeTextFile(p, "sentence,label\nhello,1\n");
     await rejectsData(readParquet(p), p, "not a readable parquet file");
@@ -116,7 +108,7 @@ Deno.test("readParquet() names the file when it is not parquet or is truncated",
 // JSONL, JSON
 
 Deno.test("readJsonl() reads one object per line and skips blank lines", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const p = join(dir, "train.jsonl");
     await Deno.writeTextFile(
       p,
@@ -130,7 +122,7 @@ Deno.test("readJsonl() reads one object per line and skips blank lines", async (
 });
 
 Deno.test("readJsonl() names the file and line of invalid JSON, non-objects and missing columns", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const p = join(dir, "bad.jsonl");
     await Deno.writeTextFile(p, '{"a": 1}\n{"a": 2,}\n');
     const e = await rejectsData(readJsonl(p), `${p}:2: invalid JSON`);
@@ -143,7 +135,7 @@ Deno.test("readJsonl() names the file and line of invalid JSON, non-objects and 
 });
 
 Deno.test("readJson() reads an array of objects and rejects anything else by name", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const p = join(dir, "dev.json");
     await Deno.writeTextFile(p, '[{"a": 1}, {"a": 2}]');
     assert.deepEqual(await readJson(p), [{ a: 1 }, { a: 2 }]);
@@ -158,7 +150,7 @@ Deno.test("readJson() reads an array of objects and rejects anything else by nam
 // CSV, TSV
 
 Deno.test("readCsv() reads GLUE-style TSV with unbalanced quotes (quoting off)", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const p = join(dir, "train.tsv");
     await Deno.writeTextFile(
       p,
@@ -173,7 +165,7 @@ Deno.test("readCsv() reads GLUE-style TSV with unbalanced quotes (quoting off)",
 });
 
 Deno.test("readCsv() reads RFC 4180 CSV: quoted commas, doubled quotes, multi-line fields, BOM", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const p = join(dir, "train.csv");
     await Deno.writeTextFile(
       p,
@@ -188,7 +180,7 @@ Deno.test("readCsv() reads RFC 4180 CSV: quoted commas, doubled quotes, multi-li
 });
 
 Deno.test("readCsv() names the file and line of a row with the wrong number of fields", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const p = join(dir, "train.tsv");
     await Deno.writeTextFile(p, "sentence\tlabel\nfine\t1\nextra\tfield\there\n");
     const e = await rejectsData(readCsv(p), p, /line 3/);
@@ -203,7 +195,7 @@ Deno.test("readCsv() names the file and line of a row with the wrong number of f
 });
 
 Deno.test("text readers name the line of invalid UTF-8", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const p = join(dir, "train.jsonl");
     const bytes = new TextEncoder().encode('{"a": "ok"}\n{"a": "X"}\n');
     bytes[bytes.indexOf(88)] = 0xff;
@@ -214,7 +206,7 @@ Deno.test("text readers name the line of invalid UTF-8", async () => {
 });
 
 Deno.test("readTable() picks the reader by extension and rejects unknown ones", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(join(dir, "a.csv"), "x,y\n1,2\n");
     await Deno.writeTextFile(join(dir, "a.ndjson"), '{"x": 1}\n');
     await Deno.writeTextFile(join(dir, "a.txt"), "x\n");
@@ -246,7 +238,7 @@ function glueRepo() {
 }
 
 Deno.test("loadHubSplits() downloads a config's split shards into the HF cache and concatenates them in order", async () => {
-  await withTemp(async (cache) => {
+  await withTempDir(async (cache) => {
     await using hub = startMockHub({ repos: [glueRepo()] });
     const env = { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url };
     const got = await loadHubSplits("nyu-mll/glue", "sst2", ["train", "validation"], {
@@ -275,7 +267,7 @@ Deno.test("loadHubSplits() downloads a config's split shards into the HF cache a
 });
 
 Deno.test("downloadHubSplits() keeps validation_matched and validation_mismatched apart", async () => {
-  await withTemp(async (cache) => {
+  await withTempDir(async (cache) => {
     await using hub = startMockHub({ repos: [glueRepo()] });
     const env = { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url };
     const { files, snapshot } = await downloadHubSplits(
@@ -292,7 +284,7 @@ Deno.test("downloadHubSplits() keeps validation_matched and validation_mismatche
 });
 
 Deno.test("a split with no parquet file is a DatasetError naming the config, split and patterns", async () => {
-  await withTemp(async (cache) => {
+  await withTempDir(async (cache) => {
     await using hub = startMockHub({ repos: [glueRepo()] });
     const env = { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url };
     await rejectsData(
@@ -304,7 +296,7 @@ Deno.test("a split with no parquet file is a DatasetError naming the config, spl
 });
 
 Deno.test("offline with an empty cache fails with HubError offline_miss, without requests", async () => {
-  await withTemp(async (cache) => {
+  await withTempDir(async (cache) => {
     await using hub = startMockHub({ repos: [glueRepo()] });
     const env = { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url, HF_HUB_OFFLINE: "1" };
     await assert.rejects(
@@ -316,7 +308,7 @@ Deno.test("offline with an empty cache fails with HubError offline_miss, without
 });
 
 Deno.test("a local folder with the refs/convert/parquet layout (<config>/<split>/0000.parquet) loads too", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.mkdir(join(dir, "wsc.fixed", "train"), { recursive: true });
     await Deno.writeFile(join(dir, "wsc.fixed", "train", "0000.parquet"), glueParquet(["w"], [1]));
     await Deno.mkdir(join(dir, "wsc"), { recursive: true });
@@ -338,7 +330,7 @@ Deno.test("splitPatterns() escapes glob characters in config and split names", (
 });
 
 Deno.test("readJson() names a bad array element by its index, not as a line", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const p = join(dir, "dev.json");
     await Deno.writeTextFile(p, '[{"a": 1, "b": 2},\n {"a": 2}]');
     const e = await rejectsData(
@@ -354,7 +346,7 @@ Deno.test("readJson() names a bad array element by its index, not as a line", as
 });
 
 Deno.test("readCsv() parses a header-only file's quoted header with the CSV rules", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const p = join(dir, "empty.csv");
     await Deno.writeTextFile(p, '"a","b, c"\n');
     assert.deepEqual(await readCsv(p, { columns: ["a", "b, c"] }), []);
@@ -370,7 +362,7 @@ Deno.test("readCsv() parses a header-only file's quoted header with the CSV rule
 });
 
 Deno.test("offline with some splits cached and others not: HubError offline_miss naming the missing split", async () => {
-  await withTemp(async (cache) => {
+  await withTempDir(async (cache) => {
     await using hub = startMockHub({ repos: [glueRepo()] });
     const env = { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url };
     await downloadHubSplits("nyu-mll/glue", "sst2", ["train"], { env });

@@ -21,21 +21,13 @@ import {
   TASKS,
   templateFields,
 } from "../../src/data/tasks.ts";
+import { withTempDir } from "../support/temp.ts";
 
 const FIXTURES = new URL("../fixtures/datasets/", import.meta.url).pathname;
 const formats = JSON.parse(await Deno.readTextFile(join(FIXTURES, "task_formats.json"))) as {
   tasks: Record<string, { row: Record<string, unknown>; source: string; target: string }[]>;
   stsb_labels: string[];
 };
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "tasks_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Built-in tasks
@@ -195,7 +187,7 @@ Deno.test("a missing template field is an error naming the field, the file and t
 // Custom tasks
 
 Deno.test("customTask() trains on a CSV with a template and a target column, no code needed", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const train = join(dir, "train.csv");
     await Deno.writeTextFile(
       train,
@@ -225,7 +217,7 @@ Deno.test("customTask() trains on a CSV with a template and a target column, no 
 });
 
 Deno.test("customTask() splits: validation halves into validation/test; given test is kept", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const write = async (name: string, n: number) => {
       const p = join(dir, name);
       await Deno.writeTextFile(
@@ -261,7 +253,7 @@ Deno.test("customTask() splits: validation halves into validation/test; given te
 });
 
 Deno.test("customTask() names the missing field and the file (whole file or one row)", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const train = join(dir, "train.jsonl");
     await Deno.writeTextFile(train, '{"text": "a", "label": 1}\n{"text": "b", "label": 0}\n');
     const task = customTask({ train, source: "question: {question}", target: "label" });
@@ -334,7 +326,7 @@ function parquet(columns: Record<string, string[] | number[]>): Uint8Array {
 }
 
 Deno.test("small tasks: train is all of train; validation/test are validation[perm[:n//2]] / [perm[n//2:]]", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.mkdir(join(dir, "rte"));
     const rows = (p: string, n: number) => ({
       sentence1: Array.from({ length: n }, (_, i) => `${p}${i}`),
@@ -362,7 +354,7 @@ Deno.test("small tasks: train is all of train; validation/test are validation[pe
 });
 
 Deno.test("large tasks: validation = train[perm[:1000]], train = train[perm[1000:]], test = validation", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.mkdir(join(dir, "sst2"));
     const n = 1030;
     await Deno.writeFile(
@@ -396,7 +388,7 @@ Deno.test("large tasks: validation = train[perm[:1000]], train = train[perm[1000
 });
 
 Deno.test("mnli: validation is validation_mismatched and test is validation_matched", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.mkdir(join(dir, "mnli"));
     const rows = (p: string) => ({ premise: [p], hypothesis: ["h"], label: [2] });
     for (const s of ["train", "validation_matched", "validation_mismatched"]) {
@@ -411,7 +403,7 @@ Deno.test("mnli: validation is validation_mismatched and test is validation_matc
 });
 
 Deno.test("a built-in task whose data lacks a column fails naming the file and the column", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.mkdir(join(dir, "cola"));
     for (const s of ["train", "validation"]) {
       await Deno.writeFile(
@@ -428,7 +420,7 @@ Deno.test("a built-in task whose data lacks a column fails naming the file and t
 });
 
 Deno.test("format errors name the file and the 1-based line of JSONL rows (blank lines counted)", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const write = async (name: string, text: string) => {
       const p = join(dir, name);
       await Deno.writeTextFile(p, text);
@@ -465,7 +457,7 @@ Deno.test("format errors name the file and the 1-based line of JSONL rows (blank
 });
 
 Deno.test("format errors name the physical line a CSV record starts on, multi-line records included", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     // Every record spans two lines, so record i starts on line 2 + 2i.
     const train = join(dir, "train.csv");
     await Deno.writeTextFile(
@@ -486,7 +478,7 @@ Deno.test("format errors name the physical line a CSV record starts on, multi-li
 });
 
 Deno.test("format errors name JSON array elements (0-based) and parquet rows (1-based) as such", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     const json = join(dir, "train.json");
     await Deno.writeTextFile(
       json,
@@ -523,7 +515,7 @@ Deno.test("format errors name JSON array elements (0-based) and parquet rows (1-
 });
 
 Deno.test("a built-in task's bad parquet row is named by its 1-based row in its own shard", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.mkdir(join(dir, "rte"));
     const rows = (n: number, bad = -1) => ({
       sentence1: Array.from({ length: n }, (_, i) => `s${i}`),

@@ -11,6 +11,7 @@ import {
   writeSafetensors,
 } from "../../src/io/safetensors.ts";
 import { Rng } from "../numeric.ts";
+import { withTempDir } from "../support/temp.ts";
 
 const FIXTURES = new URL("../fixtures/safetensors/", import.meta.url);
 const fixture = (name: string) => new URL(name, FIXTURES).pathname;
@@ -19,15 +20,6 @@ const UPDATE = Deno.args.includes("--update-fixtures");
 interface PythonView {
   metadata: Record<string, string>;
   tensors: Record<string, { dtype: string; shape: number[]; values: (number | string)[] }>;
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "safetensors_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 /** Decodes the fixture's float encoding ("nan", "inf", "-inf" as strings). */
