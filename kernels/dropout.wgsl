@@ -24,29 +24,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-fn rotl(v: u32, r: u32) -> u32 {
-  return (v << r) | (v >> (32u - r));
-}
-
-// One 4-byte block of MurmurHash3_x86_32.
-fn murmur_block(h: u32, k: u32) -> u32 {
-  var k1 = k * 0xcc9e2d51u;
-  k1 = rotl(k1, 15u);
-  k1 = k1 * 0x1b873593u;
-  let h1 = rotl(h ^ k1, 13u);
-  return h1 * 5u + 0xe6546b64u;
-}
-
-// The MurmurHash3 finalizer (fmix32).
-fn fmix32(h: u32) -> u32 {
-  var f = h;
-  f ^= f >> 16u;
-  f *= 0x85ebca6bu;
-  f ^= f >> 13u;
-  f *= 0xc2b2ae35u;
-  f ^= f >> 16u;
-  return f;
-}
+//! include "dropout_hash.wgsl"
 
 @compute @workgroup_size(256)
 fn main(
@@ -56,12 +34,7 @@ fn main(
 ) {
   let i = (wid.x + wid.y * nwg.x) * 256u + lid.x;
   if (i >= params.n) { return; }
-  var h = murmur_block(0u, state[0]);
-  h = murmur_block(h, state[1]);
-  h = murmur_block(h, params.stream);
-  h = murmur_block(h, i);
-  h = fmix32(h ^ 16u);
-  let keep = params.keep_none == 0u && h >= params.threshold;
+  let keep = dropout_keep(state[0], state[1], params.stream, i, params.threshold, params.keep_none);
   var val = select(0.0, x[i] * params.scale, keep);
   if (ACCUMULATE) { val = out[i] + val; }
   out[i] = val;

@@ -11,6 +11,11 @@
  * columns in place (no transpose). T5 uses `scale` 1 (no 1/√D). Dropout on the probabilities
  * uses the counter-based masks of `dropout.ts`, regenerated in the backward pass.
  *
+ * Two implementations give the same results: for key lengths up to {@link FUSED_MAX_KEYS}, one
+ * fused kernel per pass (scores, bias, mask, softmax, dropout and context per query row in one
+ * dispatch; two for the backward); beyond, strided matmuls around the softmax and dropout
+ * kernels.
+ *
  * Shape legend: B batch, H heads, D head size, Lq query length, Lk key length.
  *
  * @module
@@ -18,11 +23,14 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
-import type { Op } from "../gpu/op.ts";
+import { buildOp, type Op, workgroupsFor } from "../gpu/op.ts";
 import { checkF32, type Tensor, viewOf } from "../gpu/tensor.ts";
 import { dropoutBackward, dropoutForward, dropoutMaskCpu, dropoutThreshold } from "./dropout.ts";
 import { matmulStrided, type StridedOperand } from "./matmul.ts";
 import { softmax, softmaxBackward, softmaxBackwardCpu, softmaxCpu } from "./softmax.ts";
+
+/** The longest key length the fused kernels take (their rows live in private arrays). */
+export const FUSED_MAX_KEYS = 128;
 
 /** Dropout on the attention probabilities: the step state, the site's stream and the rate. */
 export interface AttentionDropout {
@@ -65,16 +73,18 @@ export interface AttentionOptions {
   causalOffset?: number;
   /** Dropout on the probabilities (training). */
   dropout?: AttentionDropout;
+  /** The fused kernels (true), the matmul path (false), or fused when Lk allows. @default {auto} */
+  fused?: boolean;
   /** Name in error messages. @default {"attention"} */
   label?: string;
 }
 
 /** The ops of an attention forward pass; record `ops` in order. */
 export interface AttentionOps {
-  /** Scores, softmax, dropout (if any), context. */
+  /** The fused kernel, or scores, softmax, dropout (if any), context. */
   ops: Op[];
-  /** The softmax op, whose `causal_offset` uniform cached decoding advances per step. */
-  softmax: Op;
+  /** The op whose `causal_offset` uniform cached decoding advances per step. */
+  offsetOp: Op;
 }
 
 /** Sizes of an attention call, read off its tensors and checked. */
@@ -164,6 +174,48 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
   const label = o.label ?? "attention";
   const d = dims(label, o.q, o.k, o.v, o.heads, o.probs);
   expect(label, "ctx", o.ctx, o.q.shape);
+  if (useFused(label, o.fused, d)) {
+    if (o.bias) expect(label, "bias", o.bias, [d.H, d.lq, d.lk]);
+    if (o.mask) expect(label, "mask", o.mask, [d.B, d.lk]);
+    const offset = o.causalOffset ?? 0;
+    const flags = [o.bias && "bias", o.mask && "mask", o.causal && "causal", o.dropout && "dropout"]
+      .filter(Boolean);
+    const op = buildOp(gpu, {
+      kernel: "attention_small",
+      label: `${label}(q=${o.q.describe()}, k=${o.k.describe()}${
+        flags.length ? ` +${flags.join("+")}` : ""
+      } -> ${o.ctx.describe()})`,
+      bindings: {
+        q: o.q,
+        k: o.k,
+        v: o.v,
+        bias: o.bias ?? gpu.placeholder,
+        mask: o.mask ?? gpu.placeholder,
+        state: o.dropout?.state ?? gpu.placeholder,
+        probs: o.probs,
+        ctx: o.ctx,
+      },
+      params: {
+        rows: d.B * d.H * d.lq,
+        h: d.H,
+        lq: d.lq,
+        lk: d.lk,
+        d: d.D,
+        lkv: o.k.shape[1],
+        scale: o.scale ?? 1,
+        causal_offset: offset,
+        ...dropoutParams(o.dropout),
+      },
+      constants: {
+        HAS_BIAS: !!o.bias,
+        HAS_MASK: !!o.mask,
+        CAUSAL: !!o.causal,
+        DROPOUT: !!o.dropout && o.dropout.p > 0,
+      },
+      workgroups: workgroupsFor(d.B * d.H * d.lq, 64),
+    });
+    return { ops: [op], offsetOp: op };
+  }
   const pShape = o.probs.shape;
   const scores = scratchView(label, "scratch", o.scratch, pShape);
   const batch: [number, number] = [d.B, d.H];
@@ -212,7 +264,30 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
     out: heads(o.ctx, d),
     label: `${label}.context`,
   }));
-  return { ops, softmax: sm };
+  return { ops, offsetOp: sm };
+}
+
+/** Whether to use the fused kernels: as asked, else when the keys fit their private arrays. */
+function useFused(label: string, fused: boolean | undefined, d: Dims): boolean {
+  const fits = d.lk <= FUSED_MAX_KEYS && d.lk > 0 && d.lq > 0 && d.D > 0;
+  if (fused && !fits) {
+    throw new ShapeError(
+      `${label}: the fused kernels take 1..${FUSED_MAX_KEYS} keys, got Lk = ${d.lk}`,
+    );
+  }
+  return fused ?? fits;
+}
+
+/** The dropout uniforms of the fused kernels (zeros without dropout). */
+function dropoutParams(drop?: AttentionDropout) {
+  if (!drop || drop.p === 0) return { stream: 0, threshold: 0, keep_none: 0, drop_scale: 1 };
+  const t = dropoutThreshold(drop.p);
+  return {
+    stream: drop.stream,
+    threshold: t.threshold,
+    keep_none: t.keepNone,
+    drop_scale: t.scale,
+  };
 }
 
 /** Options of {@link attentionBackward}. */
@@ -249,6 +324,8 @@ export interface AttentionBackwardOptions {
   scale?: number;
   /** The forward's dropout (same state, stream and p). */
   dropout?: AttentionDropout;
+  /** As the forward's {@link AttentionOptions.fused}. @default {auto} */
+  fused?: boolean;
   /** Name in error messages. @default {"attention_backward"} */
   label?: string;
 }
@@ -271,6 +348,31 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
   expect(label, "dk", o.dk, [d.B, d.lk, d.H * d.D]);
   expect(label, "dv", o.dv, [d.B, d.lk, d.H * d.D]);
   const pShape = o.probs.shape;
+  if (o.k.shape[1] === d.lk && useFused(label, o.fused, d)) {
+    const ds = scratchView(label, "scratch[0]", o.scratch[0], pShape);
+    const drop = dropoutParams(o.dropout);
+    const common = { h: d.H, lq: d.lq, lk: d.lk, d: d.D };
+    const constants = { DROPOUT: !!o.dropout && o.dropout.p > 0 };
+    const state = o.dropout?.state ?? gpu.placeholder;
+    return [
+      buildOp(gpu, {
+        kernel: "attention_small_backward_q",
+        label: `${label}.dq(dctx=${o.dctx.describe()} -> ${o.dq.describe()})`,
+        bindings: { k: o.k, v: o.v, probs: o.probs, dctx: o.dctx, state, ds, dq: o.dq },
+        params: { rows: d.B * d.H * d.lq, ...common, scale: o.scale ?? 1, ...drop },
+        constants,
+        workgroups: workgroupsFor(d.B * d.H * d.lq, 64),
+      }),
+      buildOp(gpu, {
+        kernel: "attention_small_backward_kv",
+        label: `${label}.dkv(dctx=${o.dctx.describe()} -> ${o.dk.describe()}, ${o.dv.describe()})`,
+        bindings: { q: o.q, probs: o.probs, ds, dctx: o.dctx, state, dk: o.dk, dv: o.dv },
+        params: { rows: d.B * d.H * d.lk, ...common, ...drop },
+        constants,
+        workgroups: workgroupsFor(d.B * d.H * d.lk, 64),
+      }),
+    ];
+  }
   const dPd = scratchView(label, "scratch[0]", o.scratch[0], pShape);
   const dP = scratchView(label, "scratch[1]", o.scratch[1], pShape);
   const drop = o.dropout && o.dropout.p > 0 ? o.dropout : undefined;

@@ -177,7 +177,7 @@ export class T5Generator {
         label: `gen.${l}.self_attention`,
       });
       ops.push(...self.ops);
-      this.#perStep.push([self.softmax, (t) => ({ causal_offset: t })]);
+      this.#perStep.push([self.offsetOp, (t) => ({ causal_offset: t })]);
       ops.push(graph.linear(ctx, m.w(`${w}.0.SelfAttention.o.weight`), a, `gen.${l}.o`));
       ops.push(residual(`gen.${l}.residual0`));
       // cross-attention against the cached encoder keys and values

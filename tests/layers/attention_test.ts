@@ -82,7 +82,12 @@ Deno.test("attentionBackwardCpu() matches float64 finite differences (bias, mask
 });
 
 /** Uploads a case, runs attention forward and backward on the GPU and reads everything. */
-async function runGpu(gpu: Gpu, c: AttentionCpuOptions & { withBias?: boolean }, seed: number) {
+async function runGpu(
+  gpu: Gpu,
+  c: AttentionCpuOptions & { withBias?: boolean },
+  seed: number,
+  fused: boolean,
+) {
   const x = inputs(c, seed);
   const { batch: B, heads: H, headDim: D, lq, lk } = c;
   const HD = H * D;
@@ -109,7 +114,7 @@ async function runGpu(gpu: Gpu, c: AttentionCpuOptions & { withBias?: boolean },
     setDropoutState(gpu, st, c.dropout);
     dropout = { state: st, p: c.dropout.p, stream: c.dropout.stream };
   }
-  const common = { q, k, v, heads: H, probs, scale: c.scale, dropout };
+  const common = { q, k, v, heads: H, probs, scale: c.scale, dropout, fused };
   const fwd = attention(gpu, { ...common, ctx, scratch, bias, mask, causal: c.causal });
   const bwd = attentionBackward(gpu, {
     ...common,
@@ -133,68 +138,101 @@ async function runGpu(gpu: Gpu, c: AttentionCpuOptions & { withBias?: boolean },
   return { x, out };
 }
 
-gpuTest("attention() and attentionBackward() match the CPU reference at odd sizes", async (gpu) => {
-  const cases = [
-    ...CASES.map((c, i) => ({ ...c, withBias: i !== 2 })),
-    {
-      name: "dropout on the probabilities",
-      batch: 2,
-      heads: 3,
-      headDim: 5,
-      lq: 6,
-      lk: 9,
-      withBias: true,
-      dropout: { p: 0.25, seed: 42, step: 5, stream: 17 },
+for (const fused of [false, true]) {
+  gpuTest(
+    `attention() and attentionBackward() match the CPU reference at odd sizes (${
+      fused ? "fused kernels" : "matmul path"
+    })`,
+    async (gpu) => {
+      const cases = [
+        ...CASES.map((c, i) => ({ ...c, withBias: i !== 2 })),
+        {
+          name: "dropout on the probabilities",
+          batch: 2,
+          heads: 3,
+          headDim: 5,
+          lq: 6,
+          lk: 9,
+          withBias: true,
+          dropout: { p: 0.25, seed: 42, step: 5, stream: 17 },
+        },
+      ];
+      for (const [i, c] of cases.entries()) {
+        const { x, out } = await runGpu(gpu, c, 100 + i, fused);
+        const o: AttentionCpuOptions = {
+          ...c,
+          bias: c.withBias ? x.bias : undefined,
+          mask: c.causal ? undefined : x.mask,
+        };
+        const ref = attentionCpu(x.q, x.k, x.v, o);
+        const grad = attentionBackwardCpu(x.q, x.k, x.v, x.dctx, o);
+        const tol = { atol: 2e-5, rtol: 1e-4 };
+        assertClose(out.probs, ref.probs, { ...tol, label: `${c.name}: probs` });
+        assertClose(out.ctx, ref.ctx, { ...tol, label: `${c.name}: ctx` });
+        assertClose(out.dq, grad.dq, { ...tol, label: `${c.name}: dq` });
+        assertClose(out.dk, grad.dk, { ...tol, label: `${c.name}: dk` });
+        assertClose(out.dv, grad.dv, { ...tol, label: `${c.name}: dv` });
+      }
     },
-  ];
-  for (const [i, c] of cases.entries()) {
-    const { x, out } = await runGpu(gpu, c, 100 + i);
-    const o: AttentionCpuOptions = {
-      ...c,
-      bias: c.withBias ? x.bias : undefined,
-      mask: c.causal ? undefined : x.mask,
-    };
-    const ref = attentionCpu(x.q, x.k, x.v, o);
-    const grad = attentionBackwardCpu(x.q, x.k, x.v, x.dctx, o);
-    const tol = { atol: 2e-5, rtol: 1e-4 };
-    assertClose(out.probs, ref.probs, { ...tol, label: `${c.name}: probs` });
-    assertClose(out.ctx, ref.ctx, { ...tol, label: `${c.name}: ctx` });
-    assertClose(out.dq, grad.dq, { ...tol, label: `${c.name}: dq` });
-    assertClose(out.dk, grad.dk, { ...tol, label: `${c.name}: dk` });
-    assertClose(out.dv, grad.dv, { ...tol, label: `${c.name}: dv` });
-  }
-});
+  );
+}
+
+for (const fused of [false, true]) {
+  gpuTest(
+    `attention() reads keys and values from a longer cache, ignoring rows past Lk (${
+      fused ? "fused" : "matmul path"
+    })`,
+    async (gpu) => {
+      const B = 2, H = 2, D = 3, lq = 1, N = 6, HD = H * D;
+      const rng = new Rng(9);
+      const q = gpu.upload("q", rng.normal(B * lq * HD), [B, lq, HD]);
+      const kData = rng.normal(B * N * HD), vData = rng.normal(B * N * HD);
+      const k = gpu.upload("k", kData, [B, N, HD]), v = gpu.upload("v", vData, [B, N, HD]);
+      const lk = 4; // keys 0..3 written so far; rows 4..5 of the cache hold garbage
+      const probs = gpu.tensor("probs", [B, H, lq, lk]), ctx = gpu.tensor("ctx", [B, lq, HD]);
+      const scratch = gpu.tensor("scratch", [B * H * lq * N]);
+      const { ops } = attention(gpu, { q, k, v, heads: H, probs, ctx, scratch, fused });
+      await gpu.run(ops);
+      // the reference on the first lk rows of each batch entry only
+      const rows = (a: Float32Array) => {
+        const out: number[] = [];
+        for (let b = 0; b < B; b++) out.push(...a.subarray(b * N * HD, (b * N + lk) * HD));
+        return out;
+      };
+      const qHost = await gpu.read(q) as Float32Array;
+      const ref = attentionCpu(qHost, rows(kData), rows(vData), {
+        batch: B,
+        heads: H,
+        headDim: D,
+        lq,
+        lk,
+      });
+      assertClose(await gpu.readF64(ctx), ref.ctx, { atol: 1e-6, rtol: 1e-5, label: "ctx" });
+      for (const op of ops) op.destroy();
+      for (const t of [q, k, v, probs, ctx, scratch]) gpu.freeBuffer(t.buffer);
+    },
+  );
+}
 
 gpuTest(
-  "attention() reads keys and values from a longer cache, ignoring rows past Lk",
+  "the fused kernels and the matmul path agree within f32 rounding, dropout masks included",
   async (gpu) => {
-    const B = 2, H = 2, D = 3, lq = 1, N = 6, HD = H * D;
-    const rng = new Rng(9);
-    const q = gpu.upload("q", rng.normal(B * lq * HD), [B, lq, HD]);
-    const kData = rng.normal(B * N * HD), vData = rng.normal(B * N * HD);
-    const k = gpu.upload("k", kData, [B, N, HD]), v = gpu.upload("v", vData, [B, N, HD]);
-    const lk = 4; // keys 0..3 written so far; rows 4..5 of the cache hold garbage
-    const probs = gpu.tensor("probs", [B, H, lq, lk]), ctx = gpu.tensor("ctx", [B, lq, HD]);
-    const scratch = gpu.tensor("scratch", [B * H * lq * N]);
-    const { ops } = attention(gpu, { q, k, v, heads: H, probs, ctx, scratch });
-    await gpu.run(ops);
-    // the reference on the first lk rows of each batch entry only
-    const rows = (a: Float32Array) => {
-      const out: number[] = [];
-      for (let b = 0; b < B; b++) out.push(...a.subarray(b * N * HD, (b * N + lk) * HD));
-      return out;
+    const c = {
+      name: "causal with dropout",
+      batch: 2,
+      heads: 3,
+      headDim: 4,
+      lq: 9,
+      lk: 9,
+      causal: true,
+      withBias: true,
+      dropout: { p: 0.3, seed: 3, step: 9, stream: 21 },
     };
-    const qHost = await gpu.read(q) as Float32Array;
-    const ref = attentionCpu(qHost, rows(kData), rows(vData), {
-      batch: B,
-      heads: H,
-      headDim: D,
-      lq,
-      lk,
-    });
-    assertClose(await gpu.readF64(ctx), ref.ctx, { atol: 1e-6, rtol: 1e-5, label: "ctx" });
-    for (const op of ops) op.destroy();
-    for (const t of [q, k, v, probs, ctx, scratch]) gpu.freeBuffer(t.buffer);
+    const a = await runGpu(gpu, c, 7, false);
+    const b = await runGpu(gpu, c, 7, true);
+    for (const k of ["probs", "ctx", "dq", "dk", "dv"] as const) {
+      assertClose(b.out[k], a.out[k], { atol: 1e-6, rtol: 1e-5, label: k });
+    }
   },
 );
 
@@ -212,9 +250,24 @@ gpuTest(
         "heads",
       ],
       [
-        "short scratch",
-        () => attention(gpu, { q, k, v: k, heads: 2, probs, ctx, scratch: small }),
+        "short scratch (matmul path)",
+        () => attention(gpu, { q, k, v: k, heads: 2, probs, ctx, scratch: small, fused: false }),
         "scratch",
+      ],
+      [
+        "too many keys for the fused kernels",
+        () =>
+          attention(gpu, {
+            q,
+            k: gpu.tensor("k129", [2, 129, 6]),
+            v: gpu.tensor("v129", [2, 129, 6]),
+            heads: 2,
+            probs: gpu.tensor("p129", [2, 2, 3, 129]),
+            ctx,
+            scratch: small,
+            fused: true,
+          }),
+        "the fused kernels take 1..128 keys, got Lk = 129",
       ],
       [
         "ctx of another shape",

@@ -1,0 +1,101 @@
+// attention_small: multi-head attention for short key lengths (Lk <= 128) in one dispatch: for
+// each query row of each head, the scores, the softmax and the context, with no intermediate
+// buffer but the saved probabilities:
+//   probs[b, h, i, :] = softmax(scale · q[b, i, h] · k[b, :, h]ᵀ + bias[h, i, :] + mask terms)
+//   ctx[b, i, h]      = dropout(probs[b, h, i, :]) · v[b, :, h]
+// The same conventions as the softmax kernel (a masked key's logit is f32 lowest; a key j is
+// masked when HAS_MASK and mask[b, j] < 0.5, or when CAUSAL and j > i + causal_offset) and as
+// the dropout kernel (the mask bit of probability element e = ((b·H + h)·Lq + i)·Lk + j under
+// the stream `stream`), so its results match the unfused path's.
+//
+// Shapes: q (B, Lq, H·D), k and v (B, Lkv, H·D) with Lk <= Lkv (a cache: rows past Lk are not
+//   read), bias (H, Lq, Lk), mask (B, Lk), state (2) u32 = (seed, step), probs (B, H, Lq, Lk),
+//   ctx (B, Lq, H·D). Unused inputs are bound to a placeholder.
+// Thread mapping: one thread per query row (b, h, i), 64 threads per workgroup; each thread
+//   keeps its row's Lk scores in a private array and adds in key order (deterministic).
+// Grid: ceil(B · H · Lq / 64) workgroups, folded into (x, y) by the launcher when large.
+
+override HAS_BIAS: bool = false;
+override HAS_MASK: bool = false;
+override CAUSAL: bool = false;
+override DROPOUT: bool = false;
+
+const LK_MAX: u32 = 128u;
+const LOWEST: f32 = -0x1.fffffep+127f;
+
+struct Params {
+  rows: u32, h: u32, lq: u32, lk: u32, d: u32, lkv: u32,
+  scale: f32, causal_offset: i32,
+  stream: u32, threshold: u32, keep_none: u32, drop_scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read> mask: array<f32>;
+@group(0) @binding(6) var<storage, read> state: array<u32>;
+@group(0) @binding(7) var<storage, read_write> probs: array<f32>;
+@group(0) @binding(8) var<storage, read_write> ctx: array<f32>;
+
+//! include "dropout_hash.wgsl"
+
+// exp(d) for d <= 0, exactly 0 below -104 (also for d = -inf).
+fn exp_neg(d: f32) -> f32 {
+  if (d < -104.0) { return 0.0; }
+  return exp(d);
+}
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+) {
+  let row = (wid.x + wid.y * nwg.x) * 64u + lid.x;
+  if (row >= params.rows) { return; }
+  let lq = params.lq;
+  let lk = params.lk;
+  let d = params.d;
+  let hd = params.h * d;
+  let i = row % lq;
+  let bh = row / lq;
+  let h = bh % params.h;
+  let b = bh / params.h;
+  let qo = (b * lq + i) * hd + h * d;
+  let ko = b * params.lkv * hd + h * d;
+  var s: array<f32, LK_MAX>;
+  var mx = LOWEST;
+  for (var j = 0u; j < lk; j++) {
+    var dot = 0.0;
+    for (var e = 0u; e < d; e++) { dot += q[qo + e] * k[ko + j * hd + e]; }
+    var logit = params.scale * dot;
+    if (HAS_BIAS) { logit += bias[(h * lq + i) * lk + j]; }
+    var masked = false;
+    if (HAS_MASK) { masked = mask[b * lk + j] < 0.5; }
+    if (CAUSAL) { masked = masked || i32(j) > i32(i) + params.causal_offset; }
+    logit = select(logit, LOWEST, masked);
+    s[j] = logit;
+    mx = max(mx, logit);
+  }
+  var sum = 0.0;
+  for (var j = 0u; j < lk; j++) { sum += exp_neg(s[j] - mx); }
+  let po = row * lk;
+  for (var j = 0u; j < lk; j++) {
+    let p = exp_neg(s[j] - mx) / sum;
+    probs[po + j] = p;
+    var pd = p;
+    if (DROPOUT) {
+      let keep = dropout_keep(state[0], state[1], params.stream, po + j, params.threshold,
+        params.keep_none);
+      pd = select(0.0, p * params.drop_scale, keep);
+    }
+    s[j] = pd;
+  }
+  for (var e = 0u; e < d; e++) {
+    var acc = 0.0;
+    for (var j = 0u; j < lk; j++) { acc += s[j] * v[ko + j * hd + e]; }
+    ctx[qo + e] = acc;
+  }
+}

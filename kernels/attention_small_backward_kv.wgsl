@@ -1,0 +1,64 @@
+// attention_small_backward_kv: the second half of attention_small's backward pass, one thread
+// per key row (b, h, j), summing over the queries in order (deterministic, no atomics):
+//   dk[b, j, h] = Σ_i ds[b, h, i, j] · q[b, i, h]
+//   dv[b, j, h] = Σ_i dropout(P)[b, h, i, j] · dctx[b, i, h]   (the forward's mask, regenerated)
+//
+// Shapes: q (B, Lq, H·D), probs and ds (B, H, Lq, Lk), dctx (B, Lq, H·D), state (2) u32,
+//   dk and dv (B, Lk, H·D).
+// Thread mapping: one thread per key row, 64 per workgroup.
+// Grid: ceil(B · H · Lk / 64) workgroups, folded into (x, y) when large.
+
+override DROPOUT: bool = false;
+
+struct Params {
+  rows: u32, h: u32, lq: u32, lk: u32, d: u32,
+  stream: u32, threshold: u32, keep_none: u32, drop_scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> probs: array<f32>;
+@group(0) @binding(3) var<storage, read> ds: array<f32>;
+@group(0) @binding(4) var<storage, read> dctx: array<f32>;
+@group(0) @binding(5) var<storage, read> state: array<u32>;
+@group(0) @binding(6) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dv: array<f32>;
+
+//! include "dropout_hash.wgsl"
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+) {
+  let row = (wid.x + wid.y * nwg.x) * 64u + lid.x;
+  if (row >= params.rows) { return; }
+  let lq = params.lq;
+  let lk = params.lk;
+  let d = params.d;
+  let hd = params.h * d;
+  let j = row % lk;
+  let bh = row / lk;
+  let h = bh % params.h;
+  let b = bh / params.h;
+  let ko = (b * lk + j) * hd + h * d;
+  for (var e = 0u; e < d; e++) {
+    var gk = 0.0;
+    var gv = 0.0;
+    for (var i = 0u; i < lq; i++) {
+      let pi = (bh * lq + i) * lk + j;
+      let qi = (b * lq + i) * hd + h * d + e;
+      gk += ds[pi] * q[qi];
+      var p = probs[pi];
+      if (DROPOUT) {
+        let keep = dropout_keep(state[0], state[1], params.stream, pi, params.threshold,
+          params.keep_none);
+        p = select(0.0, p * params.drop_scale, keep);
+      }
+      gv += p * dctx[qi];
+    }
+    dk[ko + e] = gk;
+    dv[ko + e] = gv;
+  }
+}

@@ -1,0 +1,76 @@
+// attention_small_backward_q: the first half of attention_small's backward pass, one thread per
+// query row (b, h, i):
+//   dP[j]  = dropout'(dctx[b, i, h] · v[b, j, h])          (the forward's mask, regenerated)
+//   dS[j]  = scale · P[j] · (dP[j] − Σ_k dP[k] · P[k])      (written to ds: the scores' gradient)
+//   dq[b, i, h] = Σ_j dS[j] · k[b, j, h]
+// attention_small_backward_kv then reads ds for dk and dv.
+//
+// Shapes: k and v (B, Lk, H·D), probs (B, H, Lq,
+//   Lk) saved by the forward, dctx (B, Lq, H·D), state (2) u32, ds (B, H, Lq, Lk), dq (B, Lq,
+//   H·D).
+// Thread mapping: one thread per query row, 64 per workgroup; sums in key order.
+// Grid: ceil(B · H · Lq / 64) workgroups, folded into (x, y) when large.
+
+override DROPOUT: bool = false;
+
+const LK_MAX: u32 = 128u;
+
+struct Params {
+  rows: u32, h: u32, lq: u32, lk: u32, d: u32,
+  scale: f32, stream: u32, threshold: u32, keep_none: u32, drop_scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> k: array<f32>;
+@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(3) var<storage, read> probs: array<f32>;
+@group(0) @binding(4) var<storage, read> dctx: array<f32>;
+@group(0) @binding(5) var<storage, read> state: array<u32>;
+@group(0) @binding(6) var<storage, read_write> ds: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dq: array<f32>;
+
+//! include "dropout_hash.wgsl"
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+) {
+  let row = (wid.x + wid.y * nwg.x) * 64u + lid.x;
+  if (row >= params.rows) { return; }
+  let lq = params.lq;
+  let lk = params.lk;
+  let d = params.d;
+  let hd = params.h * d;
+  let i = row % lq;
+  let bh = row / lq;
+  let h = bh % params.h;
+  let b = bh / params.h;
+  let qo = (b * lq + i) * hd + h * d;
+  let ko = b * lk * hd + h * d;
+  let po = row * lk;
+  var dp: array<f32, LK_MAX>;
+  var dot = 0.0;
+  for (var j = 0u; j < lk; j++) {
+    var g = 0.0;
+    for (var e = 0u; e < d; e++) { g += dctx[qo + e] * v[ko + j * hd + e]; }
+    if (DROPOUT) {
+      let keep = dropout_keep(state[0], state[1], params.stream, po + j, params.threshold,
+        params.keep_none);
+      g = select(0.0, g * params.drop_scale, keep);
+    }
+    dp[j] = g;
+    dot += g * probs[po + j];
+  }
+  for (var j = 0u; j < lk; j++) {
+    let gs = params.scale * (probs[po + j] * (dp[j] - dot));
+    ds[po + j] = gs;
+    dp[j] = gs;
+  }
+  for (var e = 0u; e < d; e++) {
+    var acc = 0.0;
+    for (var j = 0u; j < lk; j++) { acc += dp[j] * k[ko + j * hd + e]; }
+    dq[qo + e] = acc;
+  }
+}
