@@ -57,3 +57,4 @@ export * from "./src/optim/mod.ts";
 export * from "./src/model/mod.ts";
 export * from "./src/data/mod.ts";
 export * from "./src/peft/mod.ts";
+export * from "./src/train/mod.ts";

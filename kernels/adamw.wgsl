@@ -10,11 +10,16 @@
 // The derived scalars are computed by the host in float64 and rounded to f32 once, as PyTorch
 // does with its Python-float scalars.
 //
+// With GUARDED, the step is skipped (parameter and moments untouched) when guard[0] is 0: the
+// training loop's step_guard kernel clears it when the loss or the gradient norm is not finite.
+//
 // Shapes: hyper (G, 8) f32, row params.group = (decay, w1, β2, w2, step_size, bc2_sqrt, eps, lr);
-//   grad, param, m, v (N) f32.
+//   guard (4) u32 (read: guard[0]); grad, param, m, v (N) f32.
 // Thread mapping: one thread per element, 256 threads per workgroup.
 // Grid: ceil(N / 256) workgroups, folded into (x, y) when large: i = (wid.x + wid.y * nwg.x) *
 //   256 + lid.x, and threads with i >= N do nothing.
+
+override GUARDED: bool = false;
 
 struct Params {
   n: u32, group: u32,
@@ -26,6 +31,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> param: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
+@group(0) @binding(6) var<storage, read> guard: array<u32>;
 
 @compute @workgroup_size(256)
 fn main(
@@ -35,6 +41,7 @@ fn main(
 ) {
   let i = (wid.x + wid.y * nwg.x) * 256u + lid.x;
   if (i >= params.n) { return; }
+  if (GUARDED && guard[0] == 0u) { return; }
   let h = params.group * 8u;
   let decay = hyper[h];
   let w1 = hyper[h + 1u];

@@ -1,34 +1,29 @@
 /**
- * `deno task train`: fine-tunes a frozen model with ADePT.
+ * `deno task train`: fine-tunes a frozen T5 with ADePT (or DePT, prompt tuning). With no flags,
+ * the built-in demo; `--help` lists every flag with its default. A thin wrapper over
+ * `parseTrainArgs`, `train` and `runDemo` (src/train/).
  *
- * The trainer is built in stages (see the README's status section). Until the training loop
- * exists, this entry point says what is missing and exits with status 2, rather than pretending
- * to train.
+ * Exit status: 0 when the run completed, 2 for refused settings or inputs, 3 when training
+ * diverged, 130 when stopped by a signal (resume with `--resume --out DIR`), 1 otherwise.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseTrainArgs } from "../src/train/cli.ts";
+import { runDemo } from "../src/train/demo.ts";
+import { train } from "../src/train/trainer.ts";
+import { runCli } from "../src/train/cli_errors.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { help: { type: "boolean", short: "h", default: false } },
-  strict: false,
+await runCli(async () => {
+  const cmd = await parseTrainArgs(Deno.args);
+  if (cmd.kind === "help") {
+    console.log(cmd.text);
+    return 0;
+  }
+  if (cmd.kind === "demo") {
+    const r = await runDemo({ overrides: cmd.overrides, handleSignals: true });
+    return r.adept.status === "completed" ? 0 : r.adept.status === "interrupted" ? 130 : 3;
+  }
+  const r = await train(cmd.config, { handleSignals: true });
+  return r.status === "completed" ? 0 : r.status === "interrupted" ? 130 : 3;
 });
-
-const missing = [
-  "the ADePT method (soft prompt + token-shared offset network) and its baselines PT and DePT",
-  "the training loop: AdamW groups with warmup/decay, clipping, evaluation, checkpoints, resume",
-];
-
-console.error(
-  [
-    "deno task train: the trainer is not available yet.",
-    "What exists (run `deno task test` and `deno task bench`): the WebGPU runtime and kernels,",
-    "T5 from Hub ids or folders (forward, backward to the input embeddings, greedy decoding),",
-    "and the data pipeline (tokenizers, GLUE/SuperGLUE tasks, splits, metrics, batches).",
-    "Still missing:",
-    ...missing.map((m) => `  - ${m}`),
-  ].join("\n"),
-);
-Deno.exit(values.help ? 0 : 2);

@@ -4,7 +4,7 @@
 DEV-ONLY. The project never runs Python; this script made the committed files under
 tasks/default/ and is kept so they can be regenerated and audited.
 
-    /tmp/ref/bin/python tools/make_default_model.py [--out tasks/default] [--steps 1000]
+    /tmp/ref/bin/python tools/make_default_model.py [--out tasks/default] [--steps 1500] [--lr 1e-2]
 
 It writes:
 
@@ -17,7 +17,7 @@ It writes:
     <out>/data/{train,validation,test}.jsonl
                                         the adaptation task: {"words": ..., "translation": ...}
 
-The model is a T5 v1.0 of d_model 48 (2 + 2 layers, about 133k parameters) pretrained from
+The model is a T5 v1.0 of d_model 48 (2 + 2 layers, 133,312 parameters) pretrained from
 scratch on a mixture of ten synthetic instruction-following tasks over a 72-word vocabulary
 ("reverse the words: cat dog sun" -> "sun dog cat", "count the words: ..." -> "five", ...).
 
@@ -31,19 +31,19 @@ Determinism: every random draw comes from fixed seeds (Python's `random.Random` 
 same kind of CPU give the same files bit for bit. Other torch builds or CPUs may round
 differently, which can change the weights slightly (not the data files).
 
-Runtime: about 3 minutes on one core of a 2-core x86-64 CPU (pretraining 1000 steps of batch
-256; most of the rest is the greedy evaluation). Versions used: see tasks/default/README.md.
+Runtime: 4 to 6 minutes on one core of a 2-core x86-64 CPU: pretraining is 1500 steps of batch
+256 at 0.15-0.2 s each (225 s on an idle machine, 317 s with other jobs running); the greedy
+evaluations and the checks of the saved files take another 10 s or so. Versions used:
+torch 2.13.0+cpu, transformers 5.18.0, tokenizers 0.23.2, Python 3.11 (tasks/default/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -51,7 +51,12 @@ import tokenizers
 import torch
 import transformers
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+from transformers import (
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5ForConditionalGeneration,
+    get_linear_schedule_with_warmup,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Vocabulary: 72 tokens (a multiple of 8, so the embedding needs no padding rows)
@@ -107,9 +112,9 @@ MODEL_CONFIG = dict(
 )
 
 SEED = 20250101
-PRETRAIN_STEPS = 1000
+PRETRAIN_STEPS = 1500
 PRETRAIN_BATCH = 256
-PRETRAIN_LR = 5e-3
+PRETRAIN_LR = 1e-2
 PRETRAIN_WARMUP = 50  # linear warmup, then linear decay to 0 at the last step
 EVAL_PER_TASK = 200  # held-out pretraining examples per task
 MAX_NEW_TOKENS = 20
@@ -191,42 +196,46 @@ def make_example(task: str, words: list[str]) -> tuple[str, str]:
 # Tokenizer
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
+def build_tokenizer() -> Tokenizer:
     """A word-level tokenizer: whitespace/punctuation split, one id per word, `</s>` appended."""
     tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(VOCAB)}, unk_token="<unk>"))
-    # Whitespace splits on \\w+|[^\\w\\s]+, so "words:" gives "words" and ":".
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    # Split on whitespace, then split runs of punctuation off ("words:" gives "words" and ":").
+    # Not the `Whitespace` pre-tokenizer: its \w+|[^\w\s]+ is Unicode-aware in Rust but
+    # ASCII-only in the JavaScript library the project uses, so "café" would give one <unk> in
+    # one and two in the other. `Punctuation` must be "contiguous": the JavaScript library always
+    # keeps a run such as "!?" together.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(behavior="contiguous")]
+    )
     tok.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", EOS_ID)]
     )
     tok.add_special_tokens(SPECIALS)  # already in the vocabulary: marks them special, same ids
     # No decoder: decoding joins the tokens with single spaces, which is what these texts are.
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        model_max_length=MODEL_MAX_LENGTH,
-        clean_up_tokenization_spaces=False,
-    )
+    return tok
 
 
-def write_tokenizer(tokenizer: PreTrainedTokenizerFast, out: Path) -> None:
-    """tokenizer.json as `tokenizers` saves it, and a T5-style tokenizer_config.json.
+# tokenizer_config.json. transformers 5 would write `"tokenizer_class": "TokenizersBackend"`,
+# which transformers 4 cannot load; `PreTrainedTokenizerFast` loads in both. The JavaScript
+# tokenizers library reads `unk_token` from here for a WordLevel model.
+TOKENIZER_CONFIG = {
+    "tokenizer_class": "PreTrainedTokenizerFast",
+    "pad_token": "<pad>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "model_max_length": MODEL_MAX_LENGTH,
+    "padding_side": "right",
+    "clean_up_tokenization_spaces": False,
+}
 
-    transformers 5 would record `"tokenizer_class": "TokenizersBackend"`, which transformers 4
-    cannot load; `PreTrainedTokenizerFast` loads in both."""
-    tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
-    config = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "pad_token": "<pad>",
-        "eos_token": "</s>",
-        "unk_token": "<unk>",
-        "model_max_length": MODEL_MAX_LENGTH,
-        "padding_side": "right",
-        "clean_up_tokenization_spaces": False,
-    }
-    (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+def write_tokenizer(tok: Tokenizer, out: Path) -> PreTrainedTokenizerFast:
+    """Writes tokenizer.json (no padding or truncation settings in it) and tokenizer_config.json,
+    and returns the transformers tokenizer loaded from them."""
+    # As Tokenizer.save writes it, plus the final newline `deno fmt` wants.
+    (out / "tokenizer.json").write_text(tok.to_str(pretty=True) + "\n")
+    (out / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG, indent=2) + "\n")
+    return transformers.AutoTokenizer.from_pretrained(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,17 +250,6 @@ def encode_batch(tokenizer, sources: list[str], targets: list[str] | None = None
         lab = tokenizer(targets, padding=True, return_tensors="pt")
         batch["labels"] = lab.input_ids.masked_fill(lab.attention_mask == 0, -100)
     return batch
-
-
-def linear_schedule(warmup: int, total: int):
-    """Linear warmup from 0 over `warmup` steps, then linear decay to 0 at step `total`."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
 
 
 @torch.no_grad()
@@ -276,7 +274,7 @@ def exact_match(predictions: list[str], targets: list[str]) -> float:
 # Main steps
 
 
-def pretrain(tokenizer, steps: int, log) -> tuple[T5ForConditionalGeneration, dict[str, float]]:
+def pretrain(tokenizer, steps: int, lr: float, log) -> tuple[T5ForConditionalGeneration, dict[str, float]]:
     """Pretrains the tiny T5 on the task mixture; returns it and its held-out exact match."""
     # Held-out evaluation examples, drawn first; training never uses a (task, words) pair of them.
     eval_rng = random.Random(SEED + 1)
@@ -286,8 +284,9 @@ def pretrain(tokenizer, steps: int, log) -> tuple[T5ForConditionalGeneration, di
     torch.manual_seed(SEED)
     config = T5Config(**MODEL_CONFIG)
     model = T5ForConditionalGeneration(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=PRETRAIN_LR, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_schedule(PRETRAIN_WARMUP, steps))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    # Linear warmup from 0 over PRETRAIN_WARMUP steps, then linear decay to 0 at the last step.
+    sched = get_linear_schedule_with_warmup(opt, PRETRAIN_WARMUP, steps)
     rng = random.Random(SEED)
     names = list(TASKS)
     start = time.time()
@@ -343,6 +342,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="tasks/default", type=Path)
     ap.add_argument("--steps", default=PRETRAIN_STEPS, type=int)
+    ap.add_argument("--lr", default=PRETRAIN_LR, type=float)
     args = ap.parse_args()
 
     torch.set_num_threads(1)  # bitwise-reproducible on a given CPU
@@ -354,37 +354,32 @@ def main() -> None:
     )
     t0 = time.time()
 
-    tokenizer = build_tokenizer()
-    # The tokenizer gives one id per word and appends </s>.
+    # The tokenizer files first: training uses the tokenizer as transformers loads it.
+    model_dir = args.out / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    model_dir.mkdir(parents=True)
+    tokenizer = write_tokenizer(build_tokenizer(), model_dir)
+    # One id per word (":" is a word of its own), then </s>.
     src, _ = make_example("reverse", ["cat", "dog", "sun"])
-    assert tokenizer(src).input_ids == [VOCAB.index(w) for w in src.replace(":", " :").split()] + [
-        EOS_ID
-    ], tokenizer(src).input_ids
+    expected = [VOCAB.index(w) for w in src.replace(":", " :").split()] + [EOS_ID]
+    assert tokenizer(src).input_ids == expected, tokenizer(src).input_ids
+    assert tokenizer.decode(expected, skip_special_tokens=True) == src.replace(":", " :")
 
-    model, scores = pretrain(tokenizer, args.steps, log)
+    model, scores = pretrain(tokenizer, args.steps, args.lr, log)
     log("held-out exact match (greedy, %d examples per task):" % EVAL_PER_TASK)
     for task, score in scores.items():
         log(f"  {task:10s} {score:6.1f}")
     log(f"  {'mean':10s} {sum(scores.values()) / len(scores):6.1f}")
 
-    # The checkpoint: save_pretrained's files, then the tokenizer files beside them.
-    model_dir = args.out / "model"
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    model_dir.mkdir(parents=True)
+    # The checkpoint, beside the tokenizer files; it must reload to the same model.
     model.save_pretrained(model_dir, safe_serialization=True)
-    write_tokenizer(tokenizer, model_dir)
-
-    # The saved folder must reload to the same model and tokenizer.
     reloaded = T5ForConditionalGeneration.from_pretrained(model_dir)
     for name, p in model.state_dict().items():
         assert torch.equal(p, reloaded.state_dict()[name]), name
-    tok2 = transformers.AutoTokenizer.from_pretrained(model_dir)
     probe = [make_example(t, sample_words(t, random.Random(3)))[0] for t in TASKS]
-    assert [tok2(s).input_ids for s in probe] == [tokenizer(s).input_ids for s in probe]
-    assert greedy_decode(reloaded, tok2, probe) == greedy_decode(model, tokenizer, probe)
-    n_params = sum(p.numel() for p in reloaded.parameters())
-    log(f"parameters: {n_params}")
+    assert greedy_decode(reloaded, tokenizer, probe) == greedy_decode(model, tokenizer, probe)
+    log(f"parameters: {sum(p.numel() for p in reloaded.parameters())}")
 
     # The adaptation task.
     data_dir = args.out / "data"
@@ -393,21 +388,16 @@ def main() -> None:
         with open(data_dir / f"{split}.jsonl", "w") as f:
             for row in rows:
                 f.write(json.dumps(row) + "\n")
-    # The frozen model with no prompt on the adaptation task (expected: 0%).
+    # The frozen model with no prompt on it (tools/check_default_preset.py trains the methods).
     test = [json.loads(x) for x in open(data_dir / "test.jsonl")]
-    preds = greedy_decode(reloaded, tok2, [r["words"] for r in test])
-    log(f"adaptation task, frozen model, no prompt: "
-        f"{exact_match(preds, [r['translation'] for r in test]):.1f}% exact match on test")
+    preds = greedy_decode(reloaded, tokenizer, [r["words"] for r in test])
+    em = exact_match(preds, [r["translation"] for r in test])
+    log(f"adaptation task, frozen model, no prompt: {em:.1f}% exact match on test")
 
     for p in sorted(args.out.rglob("*")):
         if p.is_file():
             log(f"  {p}  {p.stat().st_size} bytes")
     log(f"total {time.time() - t0:.1f} s")
-    json.dump(
-        {"scores": scores, "parameters": n_params},
-        open(Path(tempfile.gettempdir()) / "default_model_scores.json", "w"),
-        indent=1,
-    )
 
 
 if __name__ == "__main__":

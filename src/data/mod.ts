@@ -14,5 +14,6 @@ export * from "./mt19937.ts";
 export * from "./randperm.ts";
 export * from "./precompiled_charsmap.ts";
 export * from "./splits.ts";
+export * from "./task_file.ts";
 export * from "./tasks.ts";
 export * from "./tokenizer.ts";

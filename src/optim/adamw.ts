@@ -133,6 +133,11 @@ export interface AdamWStepOptions {
   hyper: Tensor;
   /** Row of `hyper` this parameter reads (its parameter group). */
   group: number;
+  /**
+   * A (4) u32 step guard (`StepGuard.guard`): the step is skipped, leaving the parameter and
+   * the moments untouched, when its first element is 0 (a non-finite loss or gradient).
+   */
+  guard?: Tensor;
   /** Name in error messages. @default {"adamw"} */
   label?: string;
 }
@@ -189,14 +194,25 @@ export function adamwStep(gpu: Gpu, o: AdamWStepOptions): Op {
       `${label}: group ${o.group} is not a row of hyper ${fmtShape(h)} (0..${h[0] - 1})`,
     );
   }
+  if (o.guard && (o.guard.dtype !== "u32" || o.guard.size < 1)) {
+    throw new ShapeError(`${label}: guard ${o.guard.describe()} must be u32 (StepGuard.guard)`);
+  }
   const n = o.param.size;
   const desc = `${label}(param=${o.param.describe()}, group=${o.group})`;
   if (n === 0) return buildOps(gpu, desc, []);
   return buildOps(gpu, desc, [{
     kernel: "adamw",
     label: desc,
-    bindings: { hyper: o.hyper, grad: o.grad, param: o.param, m: o.m, v: o.v },
+    bindings: {
+      hyper: o.hyper,
+      grad: o.grad,
+      param: o.param,
+      m: o.m,
+      v: o.v,
+      guard: o.guard ?? gpu.placeholder,
+    },
     params: { n, group: o.group },
+    constants: { GUARDED: !!o.guard },
     workgroups: workgroupsFor(n),
   }]);
 }
@@ -322,6 +338,8 @@ export interface AdamWGroup extends AdamWHyperparams {
 export interface AdamWOptions {
   /** Prefix of the names of the tensors it allocates. @default {"adamw"} */
   name?: string;
+  /** A step guard every parameter's update reads (see {@link AdamWStepOptions.guard}). */
+  guard?: Tensor;
 }
 
 /**
@@ -389,6 +407,7 @@ export class AdamW {
         v: this.state.tensors[`v${i}`],
         hyper: this.hyper,
         group: p.group,
+        guard: options.guard,
         label: `${name}[${i}]`,
       })
     );

@@ -67,7 +67,12 @@ export class AdeptMethod extends PromptMethod<AdeptConfig> {
     for (const n of ["a", "Bw", "b"]) this.gpu.zero(this.tensor(n).param);
   }
 
-  protected scratchSpecs(B: number, S: number, train: boolean, folded: boolean) {
+  protected scratchSpecs(
+    B: number,
+    S: number,
+    train: boolean,
+    folded: boolean,
+  ): Record<string, TensorSpec> {
     const R = this.config.rank;
     const specs: Record<string, TensorSpec> = {};
     if (folded) return specs;

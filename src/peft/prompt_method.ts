@@ -175,7 +175,11 @@ export function promptSettingsFrom(
 }
 
 /** The fields the ADePT and DePT forks write besides the prompt's. */
-export function loraForkFields(rank: number, maxLength: number, dModel: number) {
+export function loraForkFields(
+  rank: number,
+  maxLength: number,
+  dModel: number,
+): Record<string, unknown> {
   return {
     bias: "none",
     hidden_size: dModel,
