@@ -1,9 +1,10 @@
 /**
  * Benchmarks: prints one JSON line per measurement, each with the adapter's name.
  *
- * Usage: `deno task bench [--only matmul,roundtrip,t5,tokenize] [--quick] [--full]`
+ * Usage: `deno task bench [--only matmul,roundtrip,t5,methods,tokenize] [--quick] [--full]`
  *
- * `--full` also runs the T5-base step on a software (CPU) adapter, where it takes minutes.
+ * `--full` also runs the T5-base step and the T5-small method steps on a software (CPU)
+ * adapter, where they take minutes.
  *
  * @module
  */
@@ -15,6 +16,7 @@ import { T5Model } from "../src/model/t5.ts";
 import type { T5Shape } from "../src/model/t5_buffers.ts";
 import { parseT5Config } from "../src/model/t5_config.ts";
 import { randomT5Weights } from "../src/model/t5_weights.ts";
+import { benchMethods } from "./bench_methods.ts";
 import { benchTokenize } from "./bench_tokenize.ts";
 
 const { values } = parseArgs({
@@ -156,5 +158,8 @@ if (want("t5")) {
   const sw = gpu.adapter.software;
   await benchT5(gpu, "t5-small", sw ? small : big, values.quick ? 1 : 3);
   if (!sw || values.full) await benchT5(gpu, "t5-base", sw ? small : big, values.quick ? 1 : 3);
+}
+if (want("methods")) {
+  await benchMethods(gpu, (r) => emit(gpu, r), { quick: values.quick, full: values.full });
 }
 if (want("tokenize")) await benchTokenize((r) => console.log(JSON.stringify(r)));
