@@ -58,7 +58,7 @@ export async function loadT5(
   const snap = await hubDownload(idOrPath, { ...options, patterns: MODEL_FILES });
   const config = await loadT5Config(snap.path("config.json"));
   const weights = await loadT5Weights(gpu, snap.dir, config);
-  return new T5Model(gpu, config, weights, snap.dir);
+  return new T5Model(gpu, config, weights, snap.dir, snap.sha);
 }
 
 /** A frozen T5 on the GPU: config and weights; sessions and generators are built from it. */
@@ -71,6 +71,8 @@ export class T5Model implements FrozenT5 {
     readonly weights: Arena<string>,
     /** The checkpoint folder it was loaded from (a Hub snapshot or a local folder), if any. */
     readonly dir?: string,
+    /** The Hub commit sha of the checkpoint (undefined for a local folder). */
+    readonly revision?: string,
   ) {}
 
   /** A frozen weight by transformers' name. */

@@ -74,6 +74,18 @@ export interface TrainResult {
   parameters: number;
 }
 
+/**
+ * A pause after every step, from `ADEPT_TEST_STEP_DELAY_MS`: the tests that interrupt a training
+ * subprocess use it so that the interruption lands mid-run however fast the machine is.
+ */
+const STEP_DELAY_MS = (() => {
+  try {
+    return Number(Deno.env.get("ADEPT_TEST_STEP_DELAY_MS") ?? 0) || 0;
+  } catch {
+    return 0; // no --allow-env
+  }
+})();
+
 /** The settings a resumed run must share with its checkpoint. */
 const IDENTITY: (keyof TrainConfig)[] = [
   "model",
@@ -355,6 +367,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       bestState = await method.readState();
       await saveAdapter(bestDir, method, {
         baseModel: c.model,
+        baseModelRevision: model.revision,
         dModel: model.config.dModel,
         vocabSize: model.config.vocabSize,
         numHeads: model.config.numHeads,
@@ -392,6 +405,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       for (let i = 0; i < b.attentionMask.length; i++) n += b.attentionMask[i];
       for (let i = 0; i < b.labels.length; i++) n += b.labels[i] >= 0 ? 1 : 0;
       await step.run(b, t);
+      if (STEP_DELAY_MS > 0) await new Promise((r) => setTimeout(r, STEP_DELAY_MS));
       done = t;
       tokens += n;
       intervalTokens += n;

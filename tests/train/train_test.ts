@@ -83,14 +83,21 @@ gpuTest(
   },
 );
 
-/** Runs `deno task train` in a subprocess with the given flags. */
-function trainProcess(args: string[]): Deno.ChildProcess {
+/**
+ * Runs `deno task train` in a subprocess with the given flags; `slow` pauses 100 ms after every
+ * step so that an interruption lands mid-run on any machine.
+ */
+function trainProcess(args: string[], slow = false): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", join(ROOT, "tasks/train.ts"), ...args],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
-    env: { ...Deno.env.toObject(), NO_COLOR: "1" },
+    env: {
+      ...Deno.env.toObject(),
+      NO_COLOR: "1",
+      ADEPT_TEST_STEP_DELAY_MS: slow ? "100" : "0",
+    },
   }).spawn();
 }
 
@@ -134,7 +141,7 @@ gpuTest(
     const full = join(base, "full"), killed = join(base, "killed");
     const a = await trainProcess([...FLAGS, "--out", full]).output();
     assert.equal(a.code, 0, new TextDecoder().decode(a.stderr));
-    const p = trainProcess([...FLAGS, "--out", killed]);
+    const p = trainProcess([...FLAGS, "--out", killed], true);
     // wait until the checkpoint of step 20 or later exists, then kill mid-run
     for (let i = 0; i < 1200; i++) {
       const step = await readCheckpoint(killed).then((c) => c.state.step, () => 0);
@@ -171,7 +178,7 @@ gpuTest(
   "SIGTERM stops a run at a step boundary with a checkpoint; --resume finishes it",
   async () => {
     const out = await Deno.makeTempDir();
-    const p = trainProcess([...FLAGS, "--save-every", "1000", "--out", out]);
+    const p = trainProcess([...FLAGS, "--save-every", "1000", "--out", out], true);
     // wait for the first logged step, then ask it to stop
     for (let i = 0; i < 1200; i++) {
       if ((await readLog(join(out, "log.jsonl")).catch(() => [])).length > 0) break;
