@@ -1,10 +1,18 @@
 /**
- * Benchmarks: prints one JSON line per measurement, each with the adapter's name.
+ * Benchmarks: one JSON line per figure, each with an `id`, its parameters and its measurements
+ * (wall-clock and, where the adapter has `timestamp-query`, GPU time by op group).
  *
- * Usage: `deno task bench [--only matmul,roundtrip,t5,methods,tokenize] [--quick] [--full]`
+ * Usage: `deno task bench [--only matmul,roundtrip,t5,methods,tokenize] [--quick] [--full]
+ * [--out FILE.jsonl] [--compare BASELINE.jsonl] [--tolerance 0.1] [--vs-torch]`
  *
- * `--full` also runs the T5-base step and the T5-small method steps on a software (CPU)
- * adapter, where they take minutes.
+ * - `--full` also runs the T5-base step and the T5-small method steps on a software (CPU)
+ *   adapter, where they take minutes.
+ * - `--out` writes every record, with the adapter, its limits, Deno's version, the git commit
+ *   and the date, to a JSON-lines file.
+ * - `--compare` prints a Markdown table of every figure against the baseline file's and exits
+ *   with status 1 when one is worse by more than `--tolerance` (default 10 %).
+ * - `--vs-torch` runs the same ADePT training step in PyTorch (`tools/torch_bench.py`, when
+ *   Python and torch are found) and prints our tokens per second beside PyTorch's.
  *
  * @module
  */
@@ -16,40 +24,58 @@ import { T5Model } from "../src/model/t5.ts";
 import type { T5Shape } from "../src/model/t5_buffers.ts";
 import { parseT5Config } from "../src/model/t5_config.ts";
 import { randomT5Weights } from "../src/model/t5_weights.ts";
+import {
+  type BenchRecord,
+  compareRecords,
+  comparisonMarkdown,
+  profileGroups,
+  readRecords,
+  runInfo,
+  timeMs,
+} from "./bench_lib.ts";
 import { benchMethods } from "./bench_methods.ts";
 import { benchTokenize } from "./bench_tokenize.ts";
+import { benchVsTorch } from "./bench_vs_torch.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
+  strict: true,
   options: {
     only: { type: "string" },
     quick: { type: "boolean", default: false },
     full: { type: "boolean", default: false },
+    out: { type: "string" },
+    compare: { type: "string" },
+    tolerance: { type: "string", default: "0.1" },
+    "vs-torch": { type: "boolean", default: false },
   },
 });
 const only = values.only?.split(",");
 const want = (name: string) => !only || only.includes(name);
-
-function emit(gpu: Gpu, record: Record<string, unknown>): void {
-  console.log(JSON.stringify({ adapter: gpu.adapter.description, ...record }));
+const tolerance = Number(values.tolerance);
+if (!(tolerance >= 0 && tolerance < 1)) {
+  console.error(`--tolerance ${values.tolerance}: expected a fraction in [0, 1), e.g. 0.1`);
+  Deno.exit(2);
 }
 
-/** Times `fn` (which must finish its GPU work) `reps` times after one warm-up; returns ms. */
-async function timeIt(fn: () => Promise<void>, reps: number): Promise<number[]> {
-  await fn();
-  const out: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    await fn();
-    out.push(performance.now() - t0);
+const gpu = await requestGpu();
+const info = await runInfo(gpu);
+const records: BenchRecord[] = [];
+const outFile = values.out
+  ? await Deno.open(values.out, { write: true, create: true, truncate: true })
+  : undefined;
+
+/** Prints a record and keeps it (with the run's info in the `--out` file). */
+async function emit(record: BenchRecord): Promise<void> {
+  const r = { ...record, adapter: gpu.adapter.description };
+  records.push(r);
+  console.log(JSON.stringify(r));
+  if (outFile) {
+    await outFile.write(new TextEncoder().encode(JSON.stringify({ ...r, ...info }) + "\n"));
   }
-  return out;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function benchMatmul(
-  gpu: Gpu,
   m: number,
   n: number,
   k: number,
@@ -59,44 +85,54 @@ async function benchMatmul(
   const a = gpu.tensor("a", [m, k]);
   const b = gpu.tensor("b", [k, n]);
   const c = gpu.tensor("c", [m, n]);
-  const ops = [
-    kernel === "matmul" ? matmul(gpu, { a, b, out: c }) : matmulNaive(gpu, { a, b, out: c }),
-  ];
+  const op = kernel === "matmul"
+    ? matmul(gpu, { a, b, out: c })
+    : matmulNaive(gpu, { a, b, out: c });
   const flops = 2 * m * n * k;
-  // Enough repetitions per submit to amortise the ~10 ms queue round trip.
-  const estSeconds = flops / (gpu.adapter.software ? (kernel === "matmul" ? 2e9 : 2e8) : 5e12);
-  const perSubmit = Math.max(1, Math.min(50, Math.ceil(0.2 / estSeconds)));
-  const batch = Array(perSubmit).fill(ops).flat();
-  const times = await timeIt(async () => {
+  // Size the repetitions per submit by measurement, so that a submit holds at least 100 ms of
+  // work and Deno's ~10 ms queue round trip does not count.
+  const one = await timeMs(async () => {
+    await gpu.run([op], label);
+    await gpu.sync();
+  }, { minReps: 1, minSeconds: 0 });
+  const perSubmit = Math.max(1, Math.min(2000, Math.ceil(100 / Math.max(one.min - 10, 0.05))));
+  const batch = Array(perSubmit).fill(op);
+  const t = await timeMs(async () => {
     await gpu.run(batch, label);
     await gpu.sync();
-  }, values.quick ? 1 : 3);
-  const ms = Math.min(...times) / perSubmit;
-  emit(gpu, {
+  }, { minReps: values.quick ? 1 : 3, minSeconds: values.quick ? 0 : 1 });
+  const ms = t.min / perSubmit;
+  const gpuMs = await gpu.profile([{ label, ops: batch }]);
+  await emit({
+    id: `${kernel}/${label}`,
     bench: kernel,
     shape: label,
     m,
     n,
     k,
     dtype: "f32",
-    ms_per_matmul: +ms.toFixed(3),
+    ms_per_matmul: +ms.toFixed(4),
     gflops: +(flops / ms / 1e6).toFixed(2),
+    ...(gpuMs ? { gpu_ms_per_matmul: +(gpuMs[0] / perSubmit).toFixed(4) } : {}),
     reps_per_submit: perSubmit,
   });
-  for (const t of [a, b, c]) gpu.freeBuffer(t.buffer);
+  op.destroy();
+  for (const x of [a, b, c]) gpu.freeBuffer(x.buffer);
 }
 
-async function benchRoundTrip(gpu: Gpu) {
-  const t = gpu.tensor("scalar", [1]);
-  const times = await timeIt(async () => {
+async function benchRoundTrip() {
+  const s = gpu.tensor("scalar", [1]);
+  const t = await timeMs(async () => {
     await gpu.run([], "empty");
-    await gpu.read(t);
-  }, 20);
-  emit(gpu, {
+    await gpu.read(s);
+  }, { minReps: 20, minSeconds: 0 });
+  await emit({
+    id: "submit_readback_roundtrip",
     bench: "submit_readback_roundtrip",
-    ms_median: +median(times).toFixed(3),
-    ms_min: +Math.min(...times).toFixed(3),
+    ms_median: +t.median.toFixed(3),
+    ms_min: +t.min.toFixed(3),
   });
+  gpu.freeBuffer(s.buffer);
 }
 
 /** T5-small and T5-base shapes (random weights: the speed does not depend on the values). */
@@ -105,15 +141,15 @@ const T5_SHAPES = {
   "t5-base": { d_model: 768, d_kv: 64, d_ff: 3072, num_heads: 12, num_layers: 12 },
 } as const;
 
-async function benchT5(gpu: Gpu, name: keyof typeof T5_SHAPES, shape: T5Shape, steps: number) {
+async function benchT5(g: Gpu, name: keyof typeof T5_SHAPES, shape: T5Shape) {
   const config = parseT5Config({
     model_type: "t5",
     vocab_size: 32128,
     relative_attention_num_buckets: 32,
     ...T5_SHAPES[name],
   }, { source: `${name} (random)` });
-  const before = gpu.allocatedBytes;
-  const model = new T5Model(gpu, config, randomT5Weights(gpu, config));
+  const before = g.allocatedBytes;
+  const model = new T5Model(g, config, randomT5Weights(g, config));
   const session = model.session(shape);
   const { batch: B, sourceLength: S, targetLength: T } = shape;
   const ids = new Int32Array(B * S);
@@ -121,45 +157,72 @@ async function benchT5(gpu: Gpu, name: keyof typeof T5_SHAPES, shape: T5Shape, s
   const labels = new Int32Array(B * T);
   for (let i = 0; i < labels.length; i++) labels[i] = (i * 104729) % 32000 + 3;
   session.setBatch({ inputIds: ids, attentionMask: new Float32Array(B * S).fill(1), labels });
-  const times = await timeIt(async () => {
+  const t = await timeMs(async () => {
     await session.backward();
-    await gpu.sync();
-  }, steps);
-  const ms = median(times);
-  emit(gpu, {
+    await g.sync();
+  }, { minReps: values.quick ? 1 : 3, minSeconds: 0 });
+  const ops = [session.embedOp, ...session.trainOps, ...session.backwardOps];
+  const groups = await profileGroups(g, ops.map((op) => ({ op })));
+  await emit({
+    id: `t5_forward_backward/${name}/${B}x${S}+${T}`,
     bench: "t5_forward_backward",
     model: name,
     weights: "random",
     batch: B,
     source_length: S,
     target_length: T,
-    ms_per_step: +ms.toFixed(1),
-    tokens_per_s: +((B * (S + T)) / (ms / 1000)).toFixed(1),
-    gpu_memory_mib: +((gpu.allocatedBytes - before) / 2 ** 20).toFixed(1),
-    loss: await session.readLoss(),
+    dispatches: ops.reduce((n, op) => n + op.dispatches.length, 0),
+    ms_per_step: +t.median.toFixed(1),
+    tokens_per_s: +((B * (S + T)) / (t.median / 1000)).toFixed(1),
+    ...(groups
+      ? {
+        gpu_ms_per_step: +Object.values(groups).reduce((a, x) => a + x, 0).toFixed(2),
+        gpu_ms_by_group: groups,
+      }
+      : {}),
+    gpu_memory_mib: +((g.allocatedBytes - before) / 2 ** 20).toFixed(1),
   });
   session.destroy();
-  gpu.freeArena(model.weights);
+  model.destroy();
 }
 
-const gpu = await requestGpu();
-if (want("roundtrip")) await benchRoundTrip(gpu);
+if (want("roundtrip")) await benchRoundTrip();
 if (want("matmul")) {
   // The naive 16x16-tile kernel calibrates the machine: lavapipe machines differ by 2x or more.
-  await benchMatmul(gpu, 512, 512, 512, "512^3", "matmul_naive");
-  for (const s of [256, 512, 1024]) await benchMatmul(gpu, s, s, s, `${s}^3`);
+  await benchMatmul(512, 512, 512, "512^3", "matmul_naive");
+  for (const s of [256, 512, 1024]) await benchMatmul(s, s, s, `${s}^3`);
+  if (!gpu.adapter.software || values.full) await benchMatmul(4096, 4096, 4096, "4096^3");
   // T5-base feed-forward: (batch 32 x 256 tokens = 8192, 768) x (768, 3072)
-  await benchMatmul(gpu, 8192, 3072, 768, "t5-base ffn 8192x768x3072");
+  await benchMatmul(8192, 3072, 768, "t5-base ffn 8192x768x3072");
 }
 if (want("t5")) {
   // The paper's recipe is batch 32 x 256 source tokens; a CPU adapter gets a small batch.
   const big: T5Shape = { batch: 32, sourceLength: 256, targetLength: 4 };
   const small: T5Shape = { batch: 4, sourceLength: 32, targetLength: 4 };
   const sw = gpu.adapter.software;
-  await benchT5(gpu, "t5-small", sw ? small : big, values.quick ? 1 : 3);
-  if (!sw || values.full) await benchT5(gpu, "t5-base", sw ? small : big, values.quick ? 1 : 3);
+  await benchT5(gpu, "t5-small", sw ? small : big);
+  if (!sw || values.full) await benchT5(gpu, "t5-base", sw ? small : big);
 }
-if (want("methods")) {
-  await benchMethods(gpu, (r) => emit(gpu, r), { quick: values.quick, full: values.full });
+if (want("methods")) await benchMethods(gpu, emit, { quick: values.quick, full: values.full });
+if (want("tokenize")) await benchTokenize(emit);
+if (values["vs-torch"]) {
+  await benchVsTorch(gpu, emit, records, { quick: values.quick, full: values.full });
 }
-if (want("tokenize")) await benchTokenize((r) => console.log(JSON.stringify(r)));
+outFile?.close();
+if (values.compare) {
+  const baseline = await readRecords(values.compare);
+  const rows = compareRecords(records, baseline, tolerance);
+  console.log("\n" + comparisonMarkdown(rows, tolerance));
+  const summary = Deno.env.get("GITHUB_STEP_SUMMARY");
+  if (summary) {
+    await Deno.writeTextFile(
+      summary,
+      `## Benchmarks vs ${values.compare}\n\n${comparisonMarkdown(rows, tolerance)}\n`,
+      {
+        append: true,
+      },
+    );
+  }
+  if (rows.some((r) => r.regression)) Deno.exit(1);
+}
+gpu.destroy();

@@ -23,6 +23,7 @@ import { randomT5Weights } from "../src/model/t5_weights.ts";
 import "../src/peft/registry.ts";
 import { methodModule, type PeftMethod } from "../src/peft/method.ts";
 import { TrainStep } from "../src/train/step.ts";
+import { profileGroups } from "./bench_lib.ts";
 
 /** Options of {@link benchMethods}. */
 export interface MethodBenchOptions {
@@ -33,7 +34,7 @@ export interface MethodBenchOptions {
 }
 
 /** One benchmark record. */
-type Emit = (record: Record<string, unknown>) => void;
+type Emit = (record: { id: string } & Record<string, unknown>) => void | Promise<void>;
 
 /** Median of `reps` timings (ms) of `fn` after one warm-up. */
 async function time(fn: () => Promise<void>, reps: number): Promise<number> {
@@ -119,11 +120,16 @@ async function benchShape(
       await gpu.sync();
     }, reps);
     const own: Op[] = [...step.binding.forwardOps, ...step.binding.backwardOps];
+    const groups = await profileGroups(
+      gpu,
+      step.parts.map(({ op, part }) => ({ op, origin: part === "model" ? undefined : part })),
+    );
     const ownMs = await time(async () => {
       await gpu.run(own, "method ops");
       await gpu.sync();
     }, reps);
-    emit({
+    await emit({
+      id: `train_step/${shape}/${mname}`,
       bench: "train_step",
       model: name,
       method: mname,
@@ -138,6 +144,15 @@ async function benchShape(
       tokens_per_s: +((B * (S + T)) / (stepMs / 1000)).toFixed(0),
       method_ops_ms: +ownMs.toFixed(2),
       method_share: +(ownMs / stepMs).toFixed(3),
+      ...(groups
+        ? {
+          gpu_ms_per_step: +Object.values(groups).reduce((a, x) => a + x, 0).toFixed(2),
+          gpu_ms_by_group: groups,
+          gpu_method_share: +(groups.method /
+            Object.values(groups).reduce((a, x) => a + x, 0)).toFixed(3),
+        }
+        : {}),
+      gpu_memory_mib: +(gpu.allocatedBytes / 2 ** 20).toFixed(1),
     });
     step.destroy();
   }
@@ -163,7 +178,8 @@ async function benchShape(
       await gpu.run(b.forwardOps, "eval inputs");
       await gpu.sync();
     }, reps);
-    emit({
+    await emit({
+      id: `eval_generate/${shape}/${label}`,
       bench: "eval_generate",
       model: name,
       method: label,

@@ -64,7 +64,9 @@ function synthetic(): Example[] {
 }
 
 /** Runs the tokenization benchmark, printing JSON lines through `emit`. */
-export async function benchTokenize(emit: (record: Record<string, unknown>) => void) {
+export async function benchTokenize(
+  emit: (record: { id: string } & Record<string, unknown>) => void | Promise<void>,
+) {
   const examples = synthetic();
   const fixtures = fileURLToPath(new URL("../tests/fixtures/tokenizers/", import.meta.url));
   const tokenizers = {
@@ -76,7 +78,8 @@ export async function benchTokenize(emit: (record: Record<string, unknown>) => v
     const t0 = performance.now();
     const s = tokenizeExamples(tok, examples, { sourceLength: 256, targetLength: 2 });
     const dt = (performance.now() - t0) / 1000;
-    emit({
+    await emit({
+      id: `tokenize/${name}`,
       bench: "tokenize",
       tokenizer: name,
       examples: ROWS,
@@ -110,10 +113,11 @@ export async function benchTokenize(emit: (record: Record<string, unknown>) => v
     const first = (performance.now() - t0) / 1000;
     t0 = performance.now();
     const again = await prepareTask(task, tok, opts);
-    emit({
+    await emit({
+      id: "prepare_task/sst2-like",
       bench: "prepare_task",
       examples: ROWS,
-      first_run_s: +first.toFixed(2),
+      seconds: +first.toFixed(2),
       second_run_s: +((performance.now() - t0) / 1000).toFixed(3),
       second_run_from_cache: again.fromCache,
     });

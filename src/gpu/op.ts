@@ -14,6 +14,8 @@ import type { KernelInterface } from "./wgsl.ts";
 
 /** One recorded dispatch. */
 export interface Dispatch {
+  /** The kernel's name (its file in `kernels/`), for profiles. */
+  kernel: KernelName;
   /** Compiled pipeline. */
   pipeline: GPUComputePipeline;
   /** Bind group 0. */
@@ -293,7 +295,7 @@ function buildDispatch(gpu: Gpu, spec: OpSpec): [Dispatch[], UniformBlock[]] {
     `binding ${spec.label}`,
     () => gpu.device.createBindGroup({ label: spec.label, layout: kernel.layout, entries }),
   );
-  return [[{ pipeline: kernel.pipeline, bindGroup, workgroups: wg }], uniforms];
+  return [[{ kernel: spec.kernel, pipeline: kernel.pipeline, bindGroup, workgroups: wg }], uniforms];
 }
 
 /** Bytes of a uniform block of `fields` 4-byte scalars: padded to 16, at least 16. */

@@ -78,6 +78,8 @@ export class TrainStep {
   readonly guard: StepGuard;
   /** Every op of one step, in order. */
   readonly ops: readonly Op[];
+  /** The same ops, each with the part of the step it belongs to (for profiles). */
+  readonly parts: readonly { op: Op; part: "method" | "model" | "optimizer" }[];
   readonly #gpu: Gpu;
   readonly #clip: Op[];
   readonly #opts: TrainStepOptions;
@@ -105,15 +107,15 @@ export class TrainStep {
     });
     this.guard = new StepGuard(gpu, this.session.loss, this.gradNorm, options.historySlots);
     this.optimizer = new AdamW(gpu, method.paramGroups(options.lrs), { guard: this.guard.guard });
-    this.ops = [
-      ...this.binding.forwardOps,
-      ...this.session.trainOps,
-      ...this.session.backwardOps,
-      ...this.binding.backwardOps,
-      ...this.#clip,
-      this.guard.op,
-      ...this.optimizer.ops,
+    const tag = (part: "method" | "model" | "optimizer", ops: readonly Op[]) =>
+      ops.map((op) => ({ op, part }));
+    this.parts = [
+      ...tag("method", this.binding.forwardOps),
+      ...tag("model", [...this.session.trainOps, ...this.session.backwardOps]),
+      ...tag("method", this.binding.backwardOps),
+      ...tag("optimizer", [...this.#clip, this.guard.op, ...this.optimizer.ops]),
     ];
+    this.ops = this.parts.map((p) => p.op);
   }
 
   /** The learning rates of both groups at step `t` (1-based). */
