@@ -1,6 +1,5 @@
-// attention_small: multi-head attention for short key lengths (Lk <= 128) in one dispatch: for
-// each query row of each head, the scores, the softmax and the context, with no intermediate
-// buffer but the saved probabilities:
+// attention_small: multi-head attention in one dispatch: for each query row of each head, the
+// scores, the softmax and the context, with no intermediate buffer but the saved probabilities:
 //   probs[b, h, i, :] = softmax(scale · q[b, i, h] · k[b, :, h]ᵀ + bias[h, i, :] + mask terms)
 //   ctx[b, i, h]      = dropout(probs[b, h, i, :]) · v[b, :, h]
 // The same conventions as the softmax kernel (a masked key's logit is f32 lowest; a key j is
@@ -11,14 +10,16 @@
 // Shapes: q (B, Lq, H·D), k and v (B, Lkv, H·D) with Lk <= Lkv (a cache: rows past Lk are not
 //   read), bias (H, Lq, Lk), mask (B, Lk), state (2) u32 = (seed, step), probs (B, H, Lq, Lk),
 //   ctx (B, Lq, H·D). Unused inputs are bound to a placeholder.
-// Thread mapping: one thread per query row (b, h, i), 64 threads per workgroup; each thread
-//   keeps its row's Lk scores in a private array and adds in key order (deterministic).
+// Thread mapping: one thread per query row (b, h, i), 64 threads per workgroup, adding in key
+//   order (deterministic). With CACHED (Lk <= 128) a thread keeps its row's scores in a private
+//   array; otherwise it recomputes them in a second pass over the keys (any Lk).
 // Grid: ceil(B · H · Lq / 64) workgroups, folded into (x, y) by the launcher when large.
 
 override HAS_BIAS: bool = false;
 override HAS_MASK: bool = false;
 override CAUSAL: bool = false;
 override DROPOUT: bool = false;
+override CACHED: bool = true;
 
 const LK_MAX: u32 = 128u;
 const LOWEST: f32 = -0x1.fffffep+127f;
@@ -47,6 +48,27 @@ fn exp_neg(d: f32) -> f32 {
   return exp(d);
 }
 
+// The logit of key j for query i of head h (masked: f32 lowest).
+fn score(qo: u32, ko: u32, b: u32, h: u32, i: u32, j: u32) -> f32 {
+  let d = params.d;
+  let hd = params.h * d;
+  var dot = 0.0;
+  for (var e = 0u; e < d; e++) { dot += q[qo + e] * k[ko + j * hd + e]; }
+  var logit = params.scale * dot;
+  if (HAS_BIAS) { logit += bias[(h * params.lq + i) * params.lk + j]; }
+  var masked = false;
+  if (HAS_MASK) { masked = mask[b * params.lk + j] < 0.5; }
+  if (CAUSAL) { masked = masked || i32(j) > i32(i) + params.causal_offset; }
+  return select(logit, LOWEST, masked);
+}
+
+// p after dropout (the mask bit of probability element e).
+fn dropped(p: f32, e: u32) -> f32 {
+  if (!DROPOUT) { return p; }
+  let keep = dropout_keep(state[0], state[1], params.stream, e, params.threshold, params.keep_none);
+  return select(0.0, p * params.drop_scale, keep);
+}
+
 @compute @workgroup_size(64)
 fn main(
   @builtin(workgroup_id) wid: vec3u,
@@ -68,34 +90,37 @@ fn main(
   var s: array<f32, LK_MAX>;
   var mx = LOWEST;
   for (var j = 0u; j < lk; j++) {
-    var dot = 0.0;
-    for (var e = 0u; e < d; e++) { dot += q[qo + e] * k[ko + j * hd + e]; }
-    var logit = params.scale * dot;
-    if (HAS_BIAS) { logit += bias[(h * lq + i) * lk + j]; }
-    var masked = false;
-    if (HAS_MASK) { masked = mask[b * lk + j] < 0.5; }
-    if (CAUSAL) { masked = masked || i32(j) > i32(i) + params.causal_offset; }
-    logit = select(logit, LOWEST, masked);
-    s[j] = logit;
+    let logit = score(qo, ko, b, h, i, j);
+    if (CACHED) { s[j] = logit; }
     mx = max(mx, logit);
   }
   var sum = 0.0;
-  for (var j = 0u; j < lk; j++) { sum += exp_neg(s[j] - mx); }
-  let po = row * lk;
   for (var j = 0u; j < lk; j++) {
-    let p = exp_neg(s[j] - mx) / sum;
-    probs[po + j] = p;
-    var pd = p;
-    if (DROPOUT) {
-      let keep = dropout_keep(state[0], state[1], params.stream, po + j, params.threshold,
-        params.keep_none);
-      pd = select(0.0, p * params.drop_scale, keep);
-    }
-    s[j] = pd;
+    var logit: f32;
+    if (CACHED) { logit = s[j]; } else { logit = score(qo, ko, b, h, i, j); }
+    sum += exp_neg(logit - mx);
   }
-  for (var e = 0u; e < d; e++) {
-    var acc = 0.0;
-    for (var j = 0u; j < lk; j++) { acc += s[j] * v[ko + j * hd + e]; }
-    ctx[qo + e] = acc;
+  let po = row * lk;
+  if (CACHED) {
+    for (var j = 0u; j < lk; j++) {
+      let p = exp_neg(s[j] - mx) / sum;
+      probs[po + j] = p;
+      s[j] = dropped(p, po + j);
+    }
+    for (var e = 0u; e < d; e++) {
+      var acc = 0.0;
+      for (var j = 0u; j < lk; j++) { acc += s[j] * v[ko + j * hd + e]; }
+      ctx[qo + e] = acc;
+    }
+  } else {
+    // The probabilities first (they are saved anyway), then the context from them.
+    for (var j = 0u; j < lk; j++) {
+      probs[po + j] = exp_neg(score(qo, ko, b, h, i, j) - mx) / sum;
+    }
+    for (var e = 0u; e < d; e++) {
+      var acc = 0.0;
+      for (var j = 0u; j < lk; j++) { acc += dropped(probs[po + j], po + j) * v[ko + j * hd + e]; }
+      ctx[qo + e] = acc;
+    }
   }
 }

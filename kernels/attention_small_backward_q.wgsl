@@ -8,10 +8,12 @@
 // Shapes: k and v (B, Lk, H·D), probs (B, H, Lq,
 //   Lk) saved by the forward, dctx (B, Lq, H·D), state (2) u32, ds (B, H, Lq, Lk), dq (B, Lq,
 //   H·D).
-// Thread mapping: one thread per query row, 64 per workgroup; sums in key order.
+// Thread mapping: one thread per query row, 64 per workgroup; sums in key order. With CACHED
+//   (Lk <= 128) dP lives in a private array; otherwise it is recomputed in a second pass.
 // Grid: ceil(B · H · Lq / 64) workgroups, folded into (x, y) when large.
 
 override DROPOUT: bool = false;
+override CACHED: bool = true;
 
 const LK_MAX: u32 = 128u;
 
@@ -30,6 +32,20 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> dq: array<f32>;
 
 //! include "dropout_hash.wgsl"
+
+// dP[j]: the gradient of probability j (after the dropout's backward).
+fn dprob(qo: u32, ko: u32, po: u32, j: u32) -> f32 {
+  let d = params.d;
+  let hd = params.h * d;
+  var g = 0.0;
+  for (var e = 0u; e < d; e++) { g += dctx[qo + e] * v[ko + j * hd + e]; }
+  if (DROPOUT) {
+    let keep = dropout_keep(state[0], state[1], params.stream, po + j, params.threshold,
+      params.keep_none);
+    g = select(0.0, g * params.drop_scale, keep);
+  }
+  return g;
+}
 
 @compute @workgroup_size(64)
 fn main(
@@ -53,24 +69,24 @@ fn main(
   var dp: array<f32, LK_MAX>;
   var dot = 0.0;
   for (var j = 0u; j < lk; j++) {
-    var g = 0.0;
-    for (var e = 0u; e < d; e++) { g += dctx[qo + e] * v[ko + j * hd + e]; }
-    if (DROPOUT) {
-      let keep = dropout_keep(state[0], state[1], params.stream, po + j, params.threshold,
-        params.keep_none);
-      g = select(0.0, g * params.drop_scale, keep);
-    }
-    dp[j] = g;
+    let g = dprob(qo, ko, po, j);
+    if (CACHED) { dp[j] = g; }
     dot += g * probs[po + j];
   }
   for (var j = 0u; j < lk; j++) {
-    let gs = params.scale * (probs[po + j] * (dp[j] - dot));
+    var g: f32;
+    if (CACHED) { g = dp[j]; } else { g = dprob(qo, ko, po, j); }
+    let gs = params.scale * (probs[po + j] * (g - dot));
     ds[po + j] = gs;
-    dp[j] = gs;
+    if (CACHED) { dp[j] = gs; }
   }
   for (var e = 0u; e < d; e++) {
     var acc = 0.0;
-    for (var j = 0u; j < lk; j++) { acc += dp[j] * k[ko + j * hd + e]; }
+    for (var j = 0u; j < lk; j++) {
+      var gs: f32;
+      if (CACHED) { gs = dp[j]; } else { gs = ds[po + j]; }
+      acc += gs * k[ko + j * hd + e];
+    }
     dq[qo + e] = acc;
   }
 }

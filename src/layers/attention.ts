@@ -11,10 +11,11 @@
  * columns in place (no transpose). T5 uses `scale` 1 (no 1/√D). Dropout on the probabilities
  * uses the counter-based masks of `dropout.ts`, regenerated in the backward pass.
  *
- * Two implementations give the same results: for key lengths up to {@link FUSED_MAX_KEYS}, one
- * fused kernel per pass (scores, bias, mask, softmax, dropout and context per query row in one
- * dispatch; two for the backward); beyond, strided matmuls around the softmax and dropout
- * kernels.
+ * Two implementations give the same results: fused kernels (scores, bias, mask, softmax,
+ * dropout and context per query row in one dispatch; two for the backward; a row of up to
+ * {@link CACHED_MAX_KEYS} keys is kept in registers, a longer one is recomputed in a second
+ * pass), the default; and strided matmuls around the softmax and dropout kernels
+ * (`fused: false`).
  *
  * Shape legend: B batch, H heads, D head size, Lq query length, Lk key length.
  *
@@ -29,8 +30,8 @@ import { dropoutBackward, dropoutForward, dropoutMaskCpu, dropoutThreshold } fro
 import { matmulStrided, type StridedOperand } from "./matmul.ts";
 import { softmax, softmaxBackward, softmaxBackwardCpu, softmaxCpu } from "./softmax.ts";
 
-/** The longest key length the fused kernels take (their rows live in private arrays). */
-export const FUSED_MAX_KEYS = 128;
+/** The longest key row the fused kernels keep in a private array (longer rows are recomputed). */
+export const CACHED_MAX_KEYS = 128;
 
 /** Dropout on the attention probabilities: the step state, the site's stream and the rate. */
 export interface AttentionDropout {
@@ -73,7 +74,7 @@ export interface AttentionOptions {
   causalOffset?: number;
   /** Dropout on the probabilities (training). */
   dropout?: AttentionDropout;
-  /** The fused kernels (true), the matmul path (false), or fused when Lk allows. @default {auto} */
+  /** The fused kernels (true) or the matmul path (false). @default {true} */
   fused?: boolean;
   /** Name in error messages. @default {"attention"} */
   label?: string;
@@ -165,16 +166,31 @@ function probsOperand(t: Tensor, d: Dims): StridedOperand {
  * Attention forward: `probs = softmax(scale·q·kᵀ + bias + mask)`, `ctx = dropout(probs)·v`.
  *
  * @example
- * ```ts ignore
- * const { ops } = attention(gpu, { q, k, v, heads: 4, probs, ctx, scratch, mask, bias });
+ * ```ts
+ * import { attention, attentionCpu, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * // B 1, L 3 positions, H 2 heads of D 2: q, k, v are (B, L, H·D), as the projections write them
+ * const o = { batch: 1, heads: 2, headDim: 2, lq: 3, lk: 3, mask: [1, 1, 0] }; // 3rd key: padding
+ * const [q, k, v] = [0, 1, 2].map((s) => Array.from({ length: 12 }, (_, i) => Math.sin(i + s)));
+ * const [tq, tk, tv] = [q, k, v].map((x) => gpu.upload("qkv", Float32Array.from(x), [1, 3, 4]));
+ * const probs = gpu.tensor("probs", [1, 2, 3, 3]); // (B, H, Lq, Lk), kept for the backward pass
+ * const ctx = gpu.tensor("ctx", [1, 3, 4]);
+ * const scratch = gpu.tensor("scratch", [18]);
+ * const mask = gpu.upload("mask", Float32Array.from(o.mask), [1, 3]);
+ * const { ops } = attention(gpu, { q: tq, k: tk, v: tv, heads: 2, probs, ctx, scratch, mask });
  * await gpu.run(ops);
+ * const want = attentionCpu(q, k, v, o);
+ * (await gpu.read(ctx)).forEach((x, i) => assert.ok(Math.abs(x - want.ctx[i]) < 1e-5));
+ * gpu.destroy();
  * ```
  */
 export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
   const label = o.label ?? "attention";
   const d = dims(label, o.q, o.k, o.v, o.heads, o.probs);
   expect(label, "ctx", o.ctx, o.q.shape);
-  if (useFused(label, o.fused, d)) {
+  if (useFused(o.fused, d)) {
     if (o.bias) expect(label, "bias", o.bias, [d.H, d.lq, d.lk]);
     if (o.mask) expect(label, "mask", o.mask, [d.B, d.lk]);
     const offset = o.causalOffset ?? 0;
@@ -211,6 +227,7 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
         HAS_MASK: !!o.mask,
         CAUSAL: !!o.causal,
         DROPOUT: !!o.dropout && o.dropout.p > 0,
+        CACHED: d.lk <= CACHED_MAX_KEYS,
       },
       workgroups: workgroupsFor(d.B * d.H * d.lq, 64),
     });
@@ -267,15 +284,9 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
   return { ops, offsetOp: sm };
 }
 
-/** Whether to use the fused kernels: as asked, else when the keys fit their private arrays. */
-function useFused(label: string, fused: boolean | undefined, d: Dims): boolean {
-  const fits = d.lk <= FUSED_MAX_KEYS && d.lk > 0 && d.lq > 0 && d.D > 0;
-  if (fused && !fits) {
-    throw new ShapeError(
-      `${label}: the fused kernels take 1..${FUSED_MAX_KEYS} keys, got Lk = ${d.lk}`,
-    );
-  }
-  return fused ?? fits;
+/** Whether to use the fused kernels (the default); they need at least one key and query. */
+function useFused(fused: boolean | undefined, d: Dims): boolean {
+  return (fused ?? true) && d.lk > 0 && d.lq > 0 && d.D > 0;
 }
 
 /** The dropout uniforms of the fused kernels (zeros without dropout). */
@@ -336,8 +347,30 @@ export interface AttentionBackwardOptions {
  * `dk = dSᵀ·q`.
  *
  * @example
- * ```ts ignore
- * await gpu.run(attentionBackward(gpu, { q, k, v, heads: 4, probs, dctx, dq, dk, dv, scratch }));
+ * ```ts
+ * import { attention, attentionBackward, attentionBackwardCpu, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const o = { batch: 1, heads: 2, headDim: 2, lq: 3, lk: 3 };
+ * const [q, k, v, dctx] = [0, 1, 2, 3].map((s) =>
+ *   Array.from({ length: 12 }, (_, i) => Math.sin(i + 5 * s))
+ * );
+ * const [tq, tk, tv, tdctx] = [q, k, v, dctx].map((x, i) =>
+ *   gpu.upload(`in${i}`, Float32Array.from(x), [1, 3, 4])
+ * );
+ * const [ctx, dq, dk, dv] = ["ctx", "dq", "dk", "dv"].map((n) => gpu.tensor(n, [1, 3, 4]));
+ * const probs = gpu.tensor("probs", [1, 2, 3, 3]);
+ * const scratch = [gpu.tensor("s0", [18]), gpu.tensor("s1", [18])] as const;
+ * const qkv = { q: tq, k: tk, v: tv, heads: 2, probs };
+ * const forward = attention(gpu, { ...qkv, ctx, scratch: gpu.tensor("s", [18]) }).ops;
+ * const backward = attentionBackward(gpu, { ...qkv, dctx: tdctx, dq, dk, dv, scratch });
+ * await gpu.run([...forward, ...backward]); // the backward reads the forward's probabilities
+ * const want = attentionBackwardCpu(q, k, v, dctx, o);
+ * (await gpu.read(dq)).forEach((x, i) => assert.ok(Math.abs(x - want.dq[i]) < 1e-5));
+ * (await gpu.read(dk)).forEach((x, i) => assert.ok(Math.abs(x - want.dk[i]) < 1e-5));
+ * (await gpu.read(dv)).forEach((x, i) => assert.ok(Math.abs(x - want.dv[i]) < 1e-5));
+ * gpu.destroy();
  * ```
  */
 export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
@@ -348,11 +381,11 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
   expect(label, "dk", o.dk, [d.B, d.lk, d.H * d.D]);
   expect(label, "dv", o.dv, [d.B, d.lk, d.H * d.D]);
   const pShape = o.probs.shape;
-  if (o.k.shape[1] === d.lk && useFused(label, o.fused, d)) {
+  if (o.k.shape[1] === d.lk && useFused(o.fused, d)) {
     const ds = scratchView(label, "scratch[0]", o.scratch[0], pShape);
     const drop = dropoutParams(o.dropout);
     const common = { h: d.H, lq: d.lq, lk: d.lk, d: d.D };
-    const constants = { DROPOUT: !!o.dropout && o.dropout.p > 0 };
+    const dropout = !!o.dropout && o.dropout.p > 0;
     const state = o.dropout?.state ?? gpu.placeholder;
     return [
       buildOp(gpu, {
@@ -360,7 +393,7 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
         label: `${label}.dq(dctx=${o.dctx.describe()} -> ${o.dq.describe()})`,
         bindings: { k: o.k, v: o.v, probs: o.probs, dctx: o.dctx, state, ds, dq: o.dq },
         params: { rows: d.B * d.H * d.lq, ...common, scale: o.scale ?? 1, ...drop },
-        constants,
+        constants: { DROPOUT: dropout, CACHED: d.lk <= CACHED_MAX_KEYS },
         workgroups: workgroupsFor(d.B * d.H * d.lq, 64),
       }),
       buildOp(gpu, {
@@ -368,7 +401,7 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
         label: `${label}.dkv(dctx=${o.dctx.describe()} -> ${o.dk.describe()}, ${o.dv.describe()})`,
         bindings: { q: o.q, probs: o.probs, ds, dctx: o.dctx, state, dk: o.dk, dv: o.dv },
         params: { rows: d.B * d.H * d.lk, ...common, ...drop },
-        constants,
+        constants: { DROPOUT: dropout },
         workgroups: workgroupsFor(d.B * d.H * d.lk, 64),
       }),
     ];
@@ -504,12 +537,14 @@ function dropFactors(o: AttentionCpuOptions, n: number): Float64Array {
  *
  * @example
  * ```ts
- * import { attentionCpu } from "./attention.ts";
+ * import { attentionCpu } from "@adept/trainer";
  * import assert from "node:assert/strict";
+ *
  * // one query, two keys with equal scores: the context is the mean of the values
  * const o = { batch: 1, heads: 1, headDim: 1, lq: 1, lk: 2 };
- * const { ctx } = attentionCpu([1], [0, 0], [2, 4], o);
- * assert.deepEqual([...ctx], [3]);
+ * const { probs, ctx } = attentionCpu([1], [0, 0], [2, 4], o);
+ * assert.deepEqual(probs, Float64Array.of(0.5, 0.5));
+ * assert.deepEqual(ctx, Float64Array.of(3));
  * ```
  */
 export function attentionCpu(
@@ -560,11 +595,12 @@ export function attentionCpu(
  *
  * @example
  * ```ts
- * import { attentionBackwardCpu } from "./attention.ts";
+ * import { attentionBackwardCpu } from "@adept/trainer";
  * import assert from "node:assert/strict";
+ *
  * const o = { batch: 1, heads: 1, headDim: 1, lq: 1, lk: 2 };
- * const { dv } = attentionBackwardCpu([1], [0, 0], [2, 4], [1], o);
- * assert.deepEqual([...dv], [0.5, 0.5]); // each value got half the attention
+ * const { dv } = attentionBackwardCpu([1], [0, 0], [2, 4], [1], o); // q, k, v, dctx
+ * assert.deepEqual(dv, Float64Array.of(0.5, 0.5)); // each value got half the attention
  * ```
  */
 export function attentionBackwardCpu(
