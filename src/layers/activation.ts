@@ -96,9 +96,15 @@ function activationBackwardOp(gpu: Gpu, kind: ActKind, o: ActivationBackwardOpti
  * `out = max(x, 0)`, elementwise.
  *
  * @example
- * ```ts ignore
- * // T5 v1.0 FFN: h (B, S, F) = relu(h)
- * await gpu.run(relu(gpu, { x: h, out: h }));
+ * ```ts
+ * import { relu, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const h = gpu.upload("h", Float32Array.of(-1, 0, 2)); // e.g. (B, S, F) flattened
+ * await gpu.run(relu(gpu, { x: h, out: h })); // in place, as T5 v1.0's feed-forward
+ * assert.deepEqual(await gpu.read(h), Float32Array.of(0, 0, 2));
+ * gpu.destroy();
  * ```
  */
 export function relu(gpu: Gpu, o: ActivationOptions): Op {
@@ -109,8 +115,16 @@ export function relu(gpu: Gpu, o: ActivationOptions): Op {
  * Backward of {@link relu}: `dx (+)= dout · [x > 0]`.
  *
  * @example
- * ```ts ignore
- * await gpu.run(reluBackward(gpu, { dout: dh, x: hPre, dx: dh }));
+ * ```ts
+ * import { reluBackward, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const x = gpu.upload("x", Float32Array.of(-1, 0, 2)); // the forward's input
+ * const dh = gpu.upload("dh", Float32Array.of(5, 5, 5));
+ * await gpu.run(reluBackward(gpu, { dout: dh, x, dx: dh })); // in place
+ * assert.deepEqual(await gpu.read(dh), Float32Array.of(0, 0, 5)); // 0 at x = 0, as in PyTorch
+ * gpu.destroy();
  * ```
  */
 export function reluBackward(gpu: Gpu, o: ActivationBackwardOptions): Op {
@@ -121,8 +135,17 @@ export function reluBackward(gpu: Gpu, o: ActivationBackwardOptions): Op {
  * GELU, tanh form ("gelu_new"): `out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { gelu, geluCpu, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const values = [-3, -0.5, 0, 1, 4];
+ * const h = gpu.upload("h", Float32Array.from(values));
  * await gpu.run(gelu(gpu, { x: h, out: h }));
+ * const want = geluCpu(values);
+ * (await gpu.read(h)).forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-5));
+ * gpu.destroy();
  * ```
  */
 export function gelu(gpu: Gpu, o: ActivationOptions): Op {
@@ -133,8 +156,18 @@ export function gelu(gpu: Gpu, o: ActivationOptions): Op {
  * Backward of {@link gelu}: `dx (+)= dout · gelu_new'(x)`.
  *
  * @example
- * ```ts ignore
- * await gpu.run(geluBackward(gpu, { dout: dh, x: hPre, dx: dh }));
+ * ```ts
+ * import { geluBackward, geluBackwardCpu, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const values = [-3, -0.5, 0, 1, 4];
+ * const x = gpu.upload("x", Float32Array.from(values));
+ * const dh = gpu.upload("dh", Float32Array.of(1, 1, 1, 1, 1));
+ * await gpu.run(geluBackward(gpu, { dout: dh, x, dx: dh }));
+ * const want = geluBackwardCpu([1, 1, 1, 1, 1], values);
+ * (await gpu.read(dh)).forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-5));
+ * gpu.destroy();
  * ```
  */
 export function geluBackward(gpu: Gpu, o: ActivationBackwardOptions): Op {
@@ -157,9 +190,19 @@ export interface GatedGeluOptions {
  * Gated GELU of T5 v1.1: `out = gelu_new(gate) ⊙ up`.
  *
  * @example
- * ```ts ignore
- * // h (B, S, F) = gelu_new(x·wi_0) ⊙ (x·wi_1)
- * await gpu.run(gatedGelu(gpu, { gate: h0, up: h1, out: h }));
+ * ```ts
+ * import { gatedGelu, gatedGeluCpu, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * // h = gelu_new(x·wi_0) ⊙ (x·wi_1), here with the two branches given
+ * const [gate, up] = [[-1, 0.5, 2], [3, -2, 0.25]];
+ * const h0 = gpu.upload("h0", Float32Array.from(gate));
+ * const h1 = gpu.upload("h1", Float32Array.from(up));
+ * await gpu.run(gatedGelu(gpu, { gate: h0, up: h1, out: h0 }));
+ * const want = gatedGeluCpu(gate, up);
+ * (await gpu.read(h0)).forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-5));
+ * gpu.destroy();
  * ```
  */
 export function gatedGelu(gpu: Gpu, o: GatedGeluOptions): Op {
@@ -198,8 +241,21 @@ export interface GatedGeluBackwardOptions {
  * `dup (+)= dout ⊙ gelu_new(gate)`.
  *
  * @example
- * ```ts ignore
- * await gpu.run(gatedGeluBackward(gpu, { dout: dh, gate: h0, up: h1, dgate: dh0, dup: dh1 }));
+ * ```ts
+ * import { gatedGeluBackward, gatedGeluBackwardCpu, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const [gate, up, dout] = [[-1, 0.5, 2], [3, -2, 0.25], [1, 1, 1]];
+ * const h0 = gpu.upload("h0", Float32Array.from(gate));
+ * const h1 = gpu.upload("h1", Float32Array.from(up));
+ * const dh = gpu.upload("dh", Float32Array.from(dout));
+ * const dh1 = gpu.tensor("dh1", [3]);
+ * await gpu.run(gatedGeluBackward(gpu, { dout: dh, gate: h0, up: h1, dgate: dh, dup: dh1 }));
+ * const want = gatedGeluBackwardCpu(dout, gate, up);
+ * (await gpu.read(dh)).forEach((v, i) => assert.ok(Math.abs(v - want.dgate[i]) < 1e-5));
+ * (await gpu.read(dh1)).forEach((v, i) => assert.ok(Math.abs(v - want.dup[i]) < 1e-5));
+ * gpu.destroy();
  * ```
  */
 export function gatedGeluBackward(gpu: Gpu, o: GatedGeluBackwardOptions): Op {
@@ -245,8 +301,10 @@ function lengths(label: string, ...as: ArrayLike<number>[]): void {
  *
  * @example
  * ```ts
- * import { reluCpu } from "./activation.ts";
- * reluCpu(new Float64Array([-1, 0, 2])); // Float64Array [0, 0, 2]
+ * import { reluCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(reluCpu([-1, 0, 2]), Float64Array.of(0, 0, 2));
  * ```
  */
 export function reluCpu(x: ArrayLike<number>): Float64Array {
@@ -258,8 +316,10 @@ export function reluCpu(x: ArrayLike<number>): Float64Array {
  *
  * @example
  * ```ts
- * import { reluBackwardCpu } from "./activation.ts";
- * reluBackwardCpu(new Float64Array([1, 1]), new Float64Array([-1, 2])); // [0, 1]
+ * import { reluBackwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(reluBackwardCpu([1, 1], [-1, 2]), Float64Array.of(0, 1));
  * ```
  */
 export function reluBackwardCpu(dout: ArrayLike<number>, x: ArrayLike<number>): Float64Array {
@@ -272,8 +332,12 @@ export function reluBackwardCpu(dout: ArrayLike<number>, x: ArrayLike<number>): 
  *
  * @example
  * ```ts
- * import { geluCpu } from "./activation.ts";
- * geluCpu(new Float64Array([0, 1])); // Float64Array [0, 0.8411919906082768]
+ * import { geluCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const [atZero, atOne] = geluCpu([0, 1]);
+ * assert.equal(atZero, 0);
+ * assert.ok(Math.abs(atOne - 0.841192) < 1e-6);
  * ```
  */
 export function geluCpu(x: ArrayLike<number>): Float64Array {
@@ -285,8 +349,10 @@ export function geluCpu(x: ArrayLike<number>): Float64Array {
  *
  * @example
  * ```ts
- * import { geluBackwardCpu } from "./activation.ts";
- * geluBackwardCpu(new Float64Array([1]), new Float64Array([0])); // Float64Array [0.5]
+ * import { geluBackwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(geluBackwardCpu([1], [0]), Float64Array.of(0.5)); // gelu_new'(0) = 1/2
  * ```
  */
 export function geluBackwardCpu(dout: ArrayLike<number>, x: ArrayLike<number>): Float64Array {
@@ -299,8 +365,10 @@ export function geluBackwardCpu(dout: ArrayLike<number>, x: ArrayLike<number>): 
  *
  * @example
  * ```ts
- * import { gatedGeluCpu } from "./activation.ts";
- * gatedGeluCpu(new Float64Array([1]), new Float64Array([2])); // [1.6823839812165535]
+ * import { gatedGeluCpu, geluCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(gatedGeluCpu([1], [2]), Float64Array.of(geluCpu([1])[0] * 2));
  * ```
  */
 export function gatedGeluCpu(gate: ArrayLike<number>, up: ArrayLike<number>): Float64Array {
@@ -313,10 +381,12 @@ export function gatedGeluCpu(gate: ArrayLike<number>, up: ArrayLike<number>): Fl
  *
  * @example
  * ```ts
- * import { gatedGeluBackwardCpu } from "./activation.ts";
- * const { dgate, dup } = gatedGeluBackwardCpu(
- *   new Float64Array([1]), new Float64Array([0]), new Float64Array([2]),
- * ); // dgate [1], dup [0]
+ * import { gatedGeluBackwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const { dgate, dup } = gatedGeluBackwardCpu([1], [0], [2]); // dout, gate, up
+ * assert.deepEqual(dgate, Float64Array.of(1)); // dout · up · gelu_new'(0) = 1 · 2 · 0.5
+ * assert.deepEqual(dup, Float64Array.of(0)); // dout · gelu_new(0)
  * ```
  */
 export function gatedGeluBackwardCpu(

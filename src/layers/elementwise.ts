@@ -48,9 +48,17 @@ export interface AddOptions {
  * `out = a + b`, elementwise. Backward: dA = dB = dOut (see {@link addBackward}).
  *
  * @example
- * ```ts ignore
- * // h (B, S, C) = x (B, S, C) + attn (B, S, C)
+ * ```ts
+ * import { add, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const x = gpu.upload("x", Float32Array.of(1, 2, 3), [1, 1, 3]); // (B, S, C)
+ * const attn = gpu.upload("attn", Float32Array.of(10, 20, 30), [1, 1, 3]);
+ * const h = gpu.tensor("h", [1, 1, 3]);
  * await gpu.run(add(gpu, { a: x, b: attn, out: h }));
+ * assert.deepEqual(await gpu.read(h), Float32Array.of(11, 22, 33));
+ * gpu.destroy();
  * ```
  */
 export function add(gpu: Gpu, o: AddOptions): Op {
@@ -86,9 +94,17 @@ export interface AddBackwardOptions {
  * copy, which a model can usually avoid by reusing `dout` itself as both gradients.
  *
  * @example
- * ```ts ignore
- * // the residual branch receives the stream's gradient, added to what it already holds
+ * ```ts
+ * import { addBackward, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const dh = gpu.upload("dh", Float32Array.of(1, -1));
+ * const dattn = gpu.upload("dattn", Float32Array.of(10, 10)); // holds another path's gradient
+ * // the branch receives the output's gradient, added to what it already holds
  * await gpu.run(addBackward(gpu, { dout: dh, db: dattn, accumulate: true }));
+ * assert.deepEqual(await gpu.read(dattn), Float32Array.of(11, 9));
+ * gpu.destroy();
  * ```
  */
 export function addBackward(gpu: Gpu, o: AddBackwardOptions): Op {
@@ -139,9 +155,17 @@ export interface ScaleOptions {
  * `out = alpha · x` (or `out += alpha · x`), elementwise. Backward: {@link scaleBackward}.
  *
  * @example
- * ```ts ignore
- * // T5 ties the LM head to the embedding and rescales: h = h * C^-0.5
+ * ```ts
+ * import { requestGpu, scale } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const C = 4;
+ * const h = gpu.upload("h", Float32Array.of(2, 4, 6, 8), [1, 1, C]);
+ * // T5 v1.0 rescales the decoder output before its tied LM head: h = h · C^-0.5
  * await gpu.run(scale(gpu, { x: h, out: h, alpha: C ** -0.5 }));
+ * assert.deepEqual(await gpu.read(h), Float32Array.of(1, 2, 3, 4));
+ * gpu.destroy();
  * ```
  */
 export function scale(gpu: Gpu, o: ScaleOptions): Op {
@@ -172,8 +196,15 @@ export interface ScaleBackwardOptions {
  * Backward of {@link scale}: `dx (+)= alpha · dout`.
  *
  * @example
- * ```ts ignore
- * await gpu.run(scaleBackward(gpu, { dout: dh, dx: dh, alpha: C ** -0.5 }));
+ * ```ts
+ * import { requestGpu, scaleBackward } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const dh = gpu.upload("dh", Float32Array.of(1, -2));
+ * await gpu.run(scaleBackward(gpu, { dout: dh, dx: dh, alpha: 0.5 })); // in place
+ * assert.deepEqual(await gpu.read(dh), Float32Array.of(0.5, -1));
+ * gpu.destroy();
  * ```
  */
 export function scaleBackward(gpu: Gpu, o: ScaleBackwardOptions): Op {
@@ -201,9 +232,16 @@ export interface ResidualAddOptions {
  * same gradient (so `residualAdd` also accumulates gradients: `residualAdd(gpu, { x: dy, y: dx })`).
  *
  * @example
- * ```ts ignore
- * // hidden (B, S, C) += ffn_out (B, S, C)
- * await gpu.run(residualAdd(gpu, { x: hidden, y: ffnOut }));
+ * ```ts
+ * import { requestGpu, residualAdd } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const hidden = gpu.upload("hidden", Float32Array.of(1, 2), [1, 1, 2]); // the residual stream
+ * const ffnOut = gpu.upload("ffn_out", Float32Array.of(0.5, 0.5), [1, 1, 2]);
+ * await gpu.run(residualAdd(gpu, { x: hidden, y: ffnOut })); // hidden += ffn_out
+ * assert.deepEqual(await gpu.read(hidden), Float32Array.of(1.5, 2.5));
+ * gpu.destroy();
  * ```
  */
 export function residualAdd(gpu: Gpu, o: ResidualAddOptions): Op {
@@ -230,8 +268,10 @@ function checkLengths(label: string, a: ArrayLike<number>, b: ArrayLike<number>)
  *
  * @example
  * ```ts
- * import { addCpu } from "./elementwise.ts";
- * addCpu(new Float64Array([1, 2]), new Float64Array([3, 4])); // Float64Array [4, 6]
+ * import { addCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(addCpu([1, 2], [3, 4]), Float64Array.of(4, 6));
  * ```
  */
 export function addCpu(a: ArrayLike<number>, b: ArrayLike<number>): Float64Array {
@@ -246,8 +286,12 @@ export function addCpu(a: ArrayLike<number>, b: ArrayLike<number>): Float64Array
  *
  * @example
  * ```ts
- * import { addBackwardCpu } from "./elementwise.ts";
- * const { da, db } = addBackwardCpu(new Float64Array([0.5, -1])); // both [0.5, -1]
+ * import { addBackwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const { da, db } = addBackwardCpu([0.5, -1]);
+ * assert.deepEqual(da, Float64Array.of(0.5, -1));
+ * assert.deepEqual(db, da);
  * ```
  */
 export function addBackwardCpu(dout: ArrayLike<number>): { da: Float64Array; db: Float64Array } {
@@ -259,8 +303,10 @@ export function addBackwardCpu(dout: ArrayLike<number>): { da: Float64Array; db:
  *
  * @example
  * ```ts
- * import { scaleCpu } from "./elementwise.ts";
- * scaleCpu(new Float64Array([1, -2]), 3); // Float64Array [3, -6]
+ * import { scaleCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(scaleCpu([1, -2], 3), Float64Array.of(3, -6));
  * ```
  */
 export function scaleCpu(x: ArrayLike<number>, alpha: number): Float64Array {
@@ -274,8 +320,10 @@ export function scaleCpu(x: ArrayLike<number>, alpha: number): Float64Array {
  *
  * @example
  * ```ts
- * import { scaleBackwardCpu } from "./elementwise.ts";
- * scaleBackwardCpu(new Float64Array([1, -2]), 0.5); // Float64Array [0.5, -1]
+ * import { scaleBackwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(scaleBackwardCpu([1, -2], 0.5), Float64Array.of(0.5, -1));
  * ```
  */
 export function scaleBackwardCpu(dout: ArrayLike<number>, alpha: number): Float64Array {
@@ -288,8 +336,12 @@ export function scaleBackwardCpu(dout: ArrayLike<number>, alpha: number): Float6
  *
  * @example
  * ```ts
- * import { residualAddCpu } from "./elementwise.ts";
- * residualAddCpu(new Float64Array([1, 2]), new Float64Array([10, 20])); // [11, 22]
+ * import { residualAddCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const x = [1, 2];
+ * assert.deepEqual(residualAddCpu(x, [10, 20]), Float64Array.of(11, 22));
+ * assert.deepEqual(x, [1, 2]); // untouched
  * ```
  */
 export function residualAddCpu(x: ArrayLike<number>, y: ArrayLike<number>): Float64Array {

@@ -54,13 +54,14 @@ export interface EmbeddingBackwardOptions {
  *
  * @example
  * ```ts
- * import { checkIds } from "./embedding.ts";
- * checkIds(new Int32Array([0, 5, 2]), 6); // fine
- * try {
- *   checkIds(new Int32Array([0, 7]), 6);
- * } catch (e) {
- *   console.log((e as Error).message); // ids[1] = 7 is outside the vocabulary [0, 6)
- * }
+ * import { checkIds } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * checkIds(Int32Array.of(0, 5, 2), 6); // fine
+ * assert.throws(
+ *   () => checkIds(Int32Array.of(0, 7), 6),
+ *   /ids\[1\] = 7 is outside the vocabulary \[0, 6\)/,
+ * );
  * ```
  */
 export function checkIds(ids: ArrayLike<number>, vocab: number, label = "ids"): void {
@@ -104,9 +105,17 @@ function checkDtypes(label: string, f32s: Tensor[], ids: Tensor): void {
  * `out[i, :] = table[ids[i], :]`; a row whose id is outside `[0, V)` is zeros.
  *
  * @example
- * ```ts ignore
- * // E (B, S, C) = wte (V, C) [input_ids (B, S)]
- * await gpu.run(embeddingForward(gpu, { table: wte, ids: inputIds, out: E }));
+ * ```ts
+ * import { embeddingForward, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const wte = gpu.upload("wte", Float32Array.of(1, 2, 3, 4, 5, 6), [3, 2]); // (V, C)
+ * const inputIds = gpu.upload("input_ids", Int32Array.of(2, 0, 9), [1, 3]); // (B, S)
+ * const embeds = gpu.tensor("embeds", [1, 3, 2]); // (B, S, C)
+ * await gpu.run(embeddingForward(gpu, { table: wte, ids: inputIds, out: embeds }));
+ * assert.deepEqual(await gpu.read(embeds), Float32Array.of(5, 6, 1, 2, 0, 0)); // 9: zeros
+ * gpu.destroy();
  * ```
  */
 export function embeddingForward(gpu: Gpu, o: EmbeddingForwardOptions): Op {
@@ -137,8 +146,17 @@ export function embeddingForward(gpu: Gpu, o: EmbeddingForwardOptions): Op {
  * batch that is mostly padding spends O(count of the pad id) per channel on it.
  *
  * @example
- * ```ts ignore
- * await gpu.run(embeddingBackward(gpu, { dtable: dwte, dout: dE, ids: inputIds }));
+ * ```ts
+ * import { embeddingBackward, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const inputIds = gpu.upload("input_ids", Int32Array.of(0, 1, 0), [1, 3]);
+ * const dEmbeds = gpu.upload("d_embeds", Float32Array.of(1, 1, 2, 2, 3, 3), [1, 3, 2]);
+ * const dwte = gpu.tensor("dwte", [2, 2]); // zeros; the backward adds into it
+ * await gpu.run(embeddingBackward(gpu, { dtable: dwte, dout: dEmbeds, ids: inputIds }));
+ * assert.deepEqual(await gpu.read(dwte), Float32Array.of(4, 4, 2, 2)); // token 0 twice
+ * gpu.destroy();
  * ```
  */
 export function embeddingBackward(gpu: Gpu, o: EmbeddingBackwardOptions): Op {
@@ -181,9 +199,11 @@ export function embeddingBackward(gpu: Gpu, o: EmbeddingBackwardOptions): Op {
  *
  * @example
  * ```ts
- * import { embeddingForwardCpu } from "./embedding.ts";
- * const table = Float64Array.from([1, 2, 3, 4, 5, 6]); // (3, 2)
- * embeddingForwardCpu(table, [3, 2], [2, 0]); // Float64Array [5, 6, 1, 2]
+ * import { embeddingForwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const table = [1, 2, 3, 4, 5, 6]; // (3, 2)
+ * assert.deepEqual(embeddingForwardCpu(table, [3, 2], [2, 0]), Float64Array.of(5, 6, 1, 2));
  * ```
  */
 export function embeddingForwardCpu(
@@ -207,9 +227,11 @@ export function embeddingForwardCpu(
  *
  * @example
  * ```ts
- * import { embeddingBackwardCpu } from "./embedding.ts";
- * const dout = Float64Array.from([1, 1, 2, 2, 3, 3]); // (3, 2)
- * embeddingBackwardCpu(dout, [0, 1, 0], [2, 2]); // Float64Array [4, 4, 2, 2]
+ * import { embeddingBackwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dout = [1, 1, 2, 2, 3, 3]; // (3, 2)
+ * assert.deepEqual(embeddingBackwardCpu(dout, [0, 1, 0], [2, 2]), Float64Array.of(4, 4, 2, 2));
  * ```
  */
 export function embeddingBackwardCpu(

@@ -22,8 +22,15 @@ export interface FillOptions {
  * `out[:] = value`, as an op that can be recorded into a step.
  *
  * @example
- * ```ts ignore
- * await gpu.run(fill(gpu, { out: grads, value: 0 }));
+ * ```ts
+ * import { fill, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const grads = gpu.upload("grads", Float32Array.of(0.5, -2, 7));
+ * await gpu.run(fill(gpu, { out: grads })); // zeroes, inside a recorded step
+ * assert.deepEqual(await gpu.read(grads), new Float32Array(3));
+ * gpu.destroy();
  * ```
  */
 export function fill(gpu: Gpu, o: FillOptions): Op {
@@ -39,7 +46,17 @@ export function fill(gpu: Gpu, o: FillOptions): Op {
   });
 }
 
-/** CPU reference of {@link fill}. */
+/**
+ * CPU reference of {@link fill}.
+ *
+ * @example
+ * ```ts
+ * import { fillCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(fillCpu(3, 1.5), Float64Array.of(1.5, 1.5, 1.5));
+ * ```
+ */
 export function fillCpu(n: number, value = 0): Float64Array {
   return new Float64Array(n).fill(value);
 }

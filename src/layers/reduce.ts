@@ -36,9 +36,17 @@ export interface SumRowsOptions {
  * pass that adds the chunks in order.
  *
  * @example
- * ```ts ignore
- * // bias gradient: db (C) += Σ over B·S rows of dy (B, S, C)
+ * ```ts
+ * import { requestGpu, sumRows } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const dy = gpu.upload("dy", Float32Array.of(1, 2, 3, 4, 5, 6), [1, 2, 3]); // (B, S, C)
+ * const db = gpu.upload("db", Float32Array.of(1, 1, 1)); // (C), holds a gradient already
+ * // bias gradient: db += Σ over the B·S rows of dy
  * await gpu.run(sumRows(gpu, { x: dy, out: db, accumulate: true }));
+ * assert.deepEqual(await gpu.read(db), Float32Array.of(6, 8, 10));
+ * gpu.destroy();
  * ```
  */
 export function sumRows(gpu: Gpu, o: SumRowsOptions): Op {
@@ -106,9 +114,17 @@ export interface GlobalL2NormOptions {
  * tensors contribute nothing; with no elements at all the norm is 0.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { globalL2Norm, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const dPrompt = gpu.upload("d_prompt", Float32Array.of(3), [1, 1]);
+ * const dA = gpu.upload("d_A", Float32Array.of(0, 4), [2, 1]);
  * const norm = gpu.tensor("grad_norm", [1]);
- * await gpu.run(globalL2Norm(gpu, { tensors: [dPrompt, dA, da, dB, db], out: norm }));
+ * await gpu.run(globalL2Norm(gpu, { tensors: [dPrompt, dA], out: norm }));
+ * assert.deepEqual(await gpu.read(norm), Float32Array.of(5));
+ * gpu.destroy();
  * ```
  */
 export function globalL2Norm(gpu: Gpu, o: GlobalL2NormOptions): Op {
@@ -151,8 +167,10 @@ export function globalL2Norm(gpu: Gpu, o: GlobalL2NormOptions): Op {
  *
  * @example
  * ```ts
- * import { sumRowsCpu } from "./reduce.ts";
- * sumRowsCpu([1, 2, 3, 4, 5, 6], 3); // Float64Array [5, 7, 9]
+ * import { sumRowsCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(sumRowsCpu([1, 2, 3, 4, 5, 6], 3), Float64Array.of(5, 7, 9));
  * ```
  */
 export function sumRowsCpu(x: ArrayLike<number>, c: number): Float64Array {
@@ -166,8 +184,10 @@ export function sumRowsCpu(x: ArrayLike<number>, c: number): Float64Array {
  *
  * @example
  * ```ts
- * import { globalL2NormCpu } from "./reduce.ts";
- * globalL2NormCpu([[3], [4, 0]]); // 5
+ * import { globalL2NormCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(globalL2NormCpu([[3], [4, 0]]), 5);
  * ```
  */
 export function globalL2NormCpu(arrays: readonly ArrayLike<number>[]): number {
