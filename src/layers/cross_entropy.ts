@@ -84,14 +84,14 @@ export interface CrossEntropyBackwardOptions {
  *
  * @example
  * ```ts
- * import { checkLabels } from "./cross_entropy.ts";
- * checkLabels(new Int32Array([3, -100, 0]), 10); // fine
- * try {
- *   checkLabels(new Int32Array([3, -1]), 10);
- * } catch (e) {
- *   console.log((e as Error).message);
- *   // labels[1] = -1 is neither in [0, 10) nor the ignore index -100
- * }
+ * import { checkLabels } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * checkLabels(Int32Array.of(3, -100, 0), 10); // fine: -100 marks padding
+ * assert.throws(
+ *   () => checkLabels(Int32Array.of(3, -1), 10),
+ *   /labels\[1\] = -1 is neither in \[0, 10\) nor the ignore index -100/,
+ * );
  * ```
  */
 export function checkLabels(labels: ArrayLike<number>, vocab: number, label = "labels"): void {
@@ -150,12 +150,20 @@ function checkDtype(label: string, t: Tensor | undefined, dtype: string): void {
  * op for the backward.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { crossEntropyForward, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * // two target tokens over a vocabulary of 3; the second one is padding (-100)
+ * const logits = gpu.upload("logits", Float32Array.of(0, 0, 0, 5, 1, 2), [2, 3]);
+ * const labels = gpu.upload("labels", Int32Array.of(1, -100));
+ * const loss = gpu.tensor("loss", [1]);
  * const ce = crossEntropyForward(gpu, { logits, labels, loss });
- * const ceBack = crossEntropyBackward(gpu, {
- *   dlogits, logits, labels, lse: ce.lse, nValid: ce.nValid,
- * });
- * await gpu.run([ce, ceBack]);
+ * await gpu.run(ce); // the loss stays on the GPU until read
+ * assert.ok(Math.abs((await gpu.read(loss))[0] - Math.log(3)) < 1e-6);
+ * assert.deepEqual(await gpu.read(ce.nValid), Uint32Array.of(1));
+ * gpu.destroy();
  * ```
  */
 export function crossEntropyForward(
@@ -200,11 +208,26 @@ export function crossEntropyForward(
  * rows (and everywhere when `nValid` is 0). One thread per logit.
  *
  * @example
- * ```ts ignore
- * const ce = crossEntropyForward(gpu, { logits, labels, loss });
- * await gpu.run([ce, crossEntropyBackward(gpu, {
- *   dlogits, logits, labels, lse: ce.lse, nValid: ce.nValid, dloss: 1,
- * })]);
+ * ```ts
+ * import {
+ *   crossEntropyBackward,
+ *   crossEntropyBackwardCpu,
+ *   crossEntropyForward,
+ *   requestGpu,
+ * } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const values = [0, 0, 0, 5, 1, 2];
+ * const logits = gpu.upload("logits", Float32Array.from(values), [2, 3]);
+ * const labels = gpu.upload("labels", Int32Array.of(1, -100));
+ * const dlogits = gpu.tensor("dlogits", [2, 3]);
+ * const ce = crossEntropyForward(gpu, { logits, labels, loss: gpu.tensor("loss", [1]) });
+ * const { lse, nValid } = ce; // saved by the forward for the backward
+ * await gpu.run([ce, crossEntropyBackward(gpu, { dlogits, logits, labels, lse, nValid })]);
+ * const want = crossEntropyBackwardCpu(values, 3, [1, -100]);
+ * (await gpu.read(dlogits)).forEach((d, i) => assert.ok(Math.abs(d - want[i]) < 1e-6));
+ * gpu.destroy();
  * ```
  */
 export function crossEntropyBackward(gpu: Gpu, o: CrossEntropyBackwardOptions): Op {
@@ -259,9 +282,12 @@ export interface CrossEntropyCpuResult {
  *
  * @example
  * ```ts
- * import { crossEntropyForwardCpu } from "./cross_entropy.ts";
- * const r = crossEntropyForwardCpu([0, 0, 5, 5], 2, [0, -100]);
- * console.log(r.loss, r.nValid); // 0.6931471805599453 1
+ * import { crossEntropyForwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const r = crossEntropyForwardCpu([0, 0, 5, 5], 2, [0, -100]); // (N 2, V 2), row 1 ignored
+ * assert.equal(r.loss, Math.log(2));
+ * assert.equal(r.nValid, 1);
  * ```
  */
 export function crossEntropyForwardCpu(
@@ -294,8 +320,11 @@ export function crossEntropyForwardCpu(
  *
  * @example
  * ```ts
- * import { crossEntropyBackwardCpu } from "./cross_entropy.ts";
- * crossEntropyBackwardCpu([0, 0], 2, [1]); // Float64Array [0.5, -0.5]
+ * import { crossEntropyBackwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * // softmax([0, 0]) − onehot(1)
+ * assert.deepEqual(crossEntropyBackwardCpu([0, 0], 2, [1]), Float64Array.of(0.5, -0.5));
  * ```
  */
 export function crossEntropyBackwardCpu(

@@ -73,9 +73,12 @@ export interface DropoutThreshold {
  *
  * @example
  * ```ts
- * import { dropoutThreshold } from "./dropout.ts";
- * dropoutThreshold(0.5); // { threshold: 2147483648, keepNone: 0, scale: 2 }
- * dropoutThreshold(1); // { threshold: 0, keepNone: 1, scale: 0 }
+ * import { dropoutThreshold } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(dropoutThreshold(0.5), { threshold: 2 ** 31, keepNone: 0, scale: 2 });
+ * assert.deepEqual(dropoutThreshold(1), { threshold: 0, keepNone: 1, scale: 0 }); // drops all
+ * assert.throws(() => dropoutThreshold(1.5), RangeError);
  * ```
  */
 export function dropoutThreshold(p: number): DropoutThreshold {
@@ -115,9 +118,13 @@ function fmix32(h: number): number {
  *
  * @example
  * ```ts
- * import { dropoutHash } from "./dropout.ts";
- * const h = dropoutHash(42, 1, 0, 7); // an integer in [0, 2^32)
- * console.log(h === dropoutHash(42, 1, 0, 7)); // true
+ * import { dropoutHash } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const h = dropoutHash(42, 1, 0, 7); // (seed, step, stream, element)
+ * assert.ok(Number.isInteger(h) && h >= 0 && h < 2 ** 32);
+ * assert.equal(dropoutHash(42, 1, 0, 7), h); // a pure function: the backward pass recomputes it
+ * assert.notEqual(dropoutHash(42, 2, 0, 7), h); // another step, another mask
  * ```
  */
 export function dropoutHash(seed: number, step: number, stream: number, i: number): number {
@@ -140,12 +147,14 @@ export interface DropoutStateValues {
  * Allocates the (2) u32 state tensor `(seed, step)` shared by every dropout op of a model.
  *
  * @example
- * ```ts ignore
- * const state = dropoutState(gpu, { seed: 42 });
- * for (let step = 1; ; step++) {
- *   setDropoutState(gpu, state, { seed: 42, step });
- *   await gpu.run(stepOps);
- * }
+ * ```ts
+ * import { dropoutState, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const state = dropoutState(gpu, { seed: 42 }); // shared by every dropout op of a model
+ * assert.deepEqual(await gpu.read(state), Uint32Array.of(42, 0)); // (seed, step)
+ * gpu.destroy();
  * ```
  */
 export function dropoutState(
@@ -161,8 +170,28 @@ export function dropoutState(
  * Writes `(seed, step)` into a state tensor (lands before the next submit).
  *
  * @example
- * ```ts ignore
- * setDropoutState(gpu, state, { seed: 42, step }); // a fresh mask for every step
+ * ```ts
+ * import {
+ *   dropoutForward,
+ *   dropoutForwardCpu,
+ *   dropoutState,
+ *   requestGpu,
+ *   setDropoutState,
+ * } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const ones = new Float32Array(16).fill(1);
+ * const [x, out] = [gpu.upload("x", ones), gpu.tensor("out", [16])];
+ * const state = dropoutState(gpu, { seed: 42 });
+ * const op = dropoutForward(gpu, { x, out, state, p: 0.5, stream: 3 }); // built once
+ * for (const step of [1, 2]) {
+ *   setDropoutState(gpu, state, { seed: 42, step }); // a fresh mask for every step
+ *   await gpu.run(op);
+ *   const want = dropoutForwardCpu(ones, { seed: 42, step, stream: 3, p: 0.5 });
+ *   assert.deepEqual(await gpu.read(out), Float32Array.from(want));
+ * }
+ * gpu.destroy();
  * ```
  */
 export function setDropoutState(gpu: Gpu, state: Tensor, o: DropoutStateValues): void {
@@ -223,9 +252,18 @@ function build(
  * `stream`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { dropoutForward, dropoutForwardCpu, dropoutState, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const values = Float32Array.from({ length: 32 }, (_, i) => i / 8);
+ * const [h, hDrop] = [gpu.upload("h", values), gpu.tensor("h_drop", [32])];
  * const state = dropoutState(gpu, { seed: 42, step: 1 });
  * await gpu.run(dropoutForward(gpu, { x: h, out: hDrop, state, p: 0.1, stream: 3 }));
+ * const want = dropoutForwardCpu(values, { seed: 42, step: 1, stream: 3, p: 0.1 });
+ * assert.deepEqual(await gpu.read(hDrop), Float32Array.from(want)); // bit for bit
+ * gpu.destroy();
  * ```
  */
 export function dropoutForward(gpu: Gpu, o: DropoutForwardOptions): Op {
@@ -237,8 +275,31 @@ export function dropoutForward(gpu: Gpu, o: DropoutForwardOptions): Op {
  * `state`, `stream` and `p` (run it before the host rewrites the state).
  *
  * @example
- * ```ts ignore
- * await gpu.run(dropoutBackward(gpu, { dx: dh, dout: dhDrop, state, p: 0.1, stream: 3 }));
+ * ```ts
+ * import {
+ *   dropoutBackward,
+ *   dropoutForward,
+ *   dropoutMaskCpu,
+ *   dropoutState,
+ *   requestGpu,
+ * } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const ones = new Float32Array(32).fill(1);
+ * const [h, hDrop] = [gpu.upload("h", ones), gpu.tensor("h_drop", [32])];
+ * const [dhDrop, dh] = [gpu.upload("dh_drop", ones), gpu.tensor("dh", [32])];
+ * const state = dropoutState(gpu, { seed: 42, step: 1 });
+ * const mask = { state, p: 0.25, stream: 3 }; // the forward's
+ * await gpu.run([
+ *   dropoutForward(gpu, { x: h, out: hDrop, ...mask }),
+ *   dropoutBackward(gpu, { dout: dhDrop, dx: dh, ...mask }), // before the state changes
+ * ]);
+ * const keep = dropoutMaskCpu(32, { seed: 42, step: 1, stream: 3, p: 0.25 });
+ * const scale = Math.fround(1 / 0.75);
+ * (await gpu.read(dh)).forEach((g, i) => assert.equal(g, keep[i] ? scale : 0));
+ * assert.deepEqual(await gpu.read(dh), await gpu.read(hDrop)); // the same mask
+ * gpu.destroy();
  * ```
  */
 export function dropoutBackward(gpu: Gpu, o: DropoutBackwardOptions): Op {
@@ -258,9 +319,12 @@ export interface DropoutCpuSpec extends DropoutMaskSpec {
  *
  * @example
  * ```ts
- * import { dropoutMaskCpu } from "./dropout.ts";
- * const mask = dropoutMaskCpu(1000, { seed: 42, step: 1, stream: 0, p: 0.1 });
- * console.log(mask.reduce((a, b) => a + b, 0)); // about 900
+ * import { dropoutMaskCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const mask = dropoutMaskCpu(1000, { seed: 42, step: 1, stream: 0, p: 0.1 }); // 1 kept, 0 dropped
+ * const kept = mask.reduce((a, b) => a + b, 0);
+ * assert.ok(kept > 850 && kept < 950, `${kept} of 1000 kept`); // about 900
  * ```
  */
 export function dropoutMaskCpu(n: number, s: DropoutCpuSpec): Uint8Array {
@@ -280,9 +344,12 @@ export function dropoutMaskCpu(n: number, s: DropoutCpuSpec): Uint8Array {
  *
  * @example
  * ```ts
- * import { dropoutForwardCpu } from "./dropout.ts";
- * const y = dropoutForwardCpu([1, 2, 3, 4], { seed: 1, step: 2, stream: 0, p: 0.5 });
- * // each y[i] is 0 or 2 · x[i]
+ * import { dropoutForwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const x = [1, 2, 3, 4];
+ * const y = dropoutForwardCpu(x, { seed: 1, step: 2, stream: 0, p: 0.5 });
+ * y.forEach((v, i) => assert.ok(v === 0 || v === 2 * x[i])); // dropped, or kept and scaled
  * ```
  */
 export function dropoutForwardCpu(x: ArrayLike<number>, s: DropoutCpuSpec): Float64Array {
@@ -299,9 +366,13 @@ export function dropoutForwardCpu(x: ArrayLike<number>, s: DropoutCpuSpec): Floa
  *
  * @example
  * ```ts
- * import { dropoutBackwardCpu } from "./dropout.ts";
- * const dx = dropoutBackwardCpu([1, 1, 1], { seed: 1, step: 2, stream: 0, p: 0.25 });
- * // each dx[i] is 0 or 4 / 3 (rounded to f32)
+ * import { dropoutBackwardCpu, dropoutForwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const spec = { seed: 1, step: 2, stream: 0, p: 0.25 };
+ * const dx = dropoutBackwardCpu([1, 1, 1], spec);
+ * dx.forEach((g) => assert.ok(g === 0 || g === Math.fround(4 / 3)));
+ * assert.deepEqual(dx, dropoutForwardCpu([1, 1, 1], spec)); // dropout is linear
  * ```
  */
 export function dropoutBackwardCpu(dout: ArrayLike<number>, s: DropoutCpuSpec): Float64Array {

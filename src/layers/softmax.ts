@@ -68,10 +68,22 @@ function expectShape(label: string, role: string, t: Tensor, want: readonly numb
 /**
  * `out = softmax(scale·x + bias + mask)` over the last axis.
  *
- * @example
- * ```ts ignore
- * // decoder self-attention probabilities with T5's position bias and causal mask
+ * @example Decoder self-attention: position bias and causal mask
+ * ```ts
+ * import { requestGpu, softmax, softmaxCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const [xs, bs] = [[0.5, 1, 2, -1], [0, 0.1, 0.2, 0.3]];
+ * const scores = gpu.upload("scores", Float32Array.from(xs), [1, 1, 2, 2]); // (B, H, Sq, Sk)
+ * const posBias = gpu.upload("pos_bias", Float32Array.from(bs), [1, 2, 2]); // (H, Sq, Sk)
+ * const probs = gpu.tensor("probs", [1, 1, 2, 2]);
  * await gpu.run(softmax(gpu, { x: scores, out: probs, bias: posBias, causal: true }));
+ * const got = await gpu.read(probs);
+ * assert.deepEqual([got[0], got[1]], [1, 0]); // query 0 sees key 0 only
+ * const want = softmaxCpu(xs, [1, 1, 2, 2], { bias: bs, causal: true });
+ * got.forEach((p, i) => assert.ok(Math.abs(p - want[i]) < 1e-6));
+ * gpu.destroy();
  * ```
  */
 export function softmax(gpu: Gpu, o: SoftmaxOptions): Op {
@@ -136,9 +148,19 @@ export interface SoftmaxBackwardOptions {
  * summed over the batch in a fixed order (deterministic). The mask has no gradient.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { requestGpu, softmaxBackward, softmaxBackwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const [ys, gs] = [[0.25, 0.75, 0.5, 0.5], [1, 0, 0.5, 2]];
+ * const probs = gpu.upload("probs", Float32Array.from(ys), [1, 1, 2, 2]); // the forward's output
+ * const dprobs = gpu.upload("dprobs", Float32Array.from(gs), [1, 1, 2, 2]);
  * // in place: the probabilities' gradient becomes the scores' gradient
  * await gpu.run(softmaxBackward(gpu, { dout: dprobs, y: probs, dx: dprobs }));
+ * const { dx } = softmaxBackwardCpu(gs, ys, [1, 1, 2, 2]);
+ * (await gpu.read(dprobs)).forEach((g, i) => assert.ok(Math.abs(g - dx[i]) < 1e-6));
+ * gpu.destroy();
  * ```
  */
 export function softmaxBackward(gpu: Gpu, o: SoftmaxBackwardOptions): Op {
@@ -206,9 +228,11 @@ function cpuShape(label: string, n: number, shape: readonly number[]): void {
  *
  * @example
  * ```ts
- * import { softmaxCpu } from "./softmax.ts";
+ * import { softmaxCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * // one row of two keys, the second masked
- * softmaxCpu(new Float64Array([1, 5]), [1, 1, 1, 2], { mask: [1, 0] }); // [1, 0]
+ * assert.deepEqual(softmaxCpu([1, 5], [1, 1, 1, 2], { mask: [1, 0] }), Float64Array.of(1, 0));
  * ```
  */
 export function softmaxCpu(
@@ -248,9 +272,12 @@ export function softmaxCpu(
  *
  * @example
  * ```ts
- * import { softmaxBackwardCpu } from "./softmax.ts";
- * const { dx } = softmaxBackwardCpu(new Float64Array([1, 0]), new Float64Array([0.5, 0.5]), [1, 1, 1, 2]);
- * // dx = [0.25, -0.25]
+ * import { softmaxBackwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const { dx, dbias } = softmaxBackwardCpu([1, 0], [0.5, 0.5], [1, 1, 1, 2]); // dout, y, shape
+ * assert.deepEqual(dx, Float64Array.of(0.25, -0.25)); // y ⊙ (dout − Σ dout ⊙ y)
+ * assert.deepEqual(dbias, dx); // one batch entry, scale 1
  * ```
  */
 export function softmaxBackwardCpu(
