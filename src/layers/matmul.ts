@@ -98,15 +98,29 @@ function extent(
  * per-head attention products read Q, K, V in place. Batches beyond the workgroup limit are
  * split into several dispatches.
  *
- * @example
- * ```ts ignore
- * // scores[b, h] = Q[b, :, h] · K[b, :, h]^T with Q, K stored (B, S, H·D)
- * matmulStrided(gpu, {
- *   m: S, n: S, k: D, batch: [B, H], transB: true,
- *   a: { tensor: q, ld: H * D, batchStrides: [S * H * D, D] },
- *   b: { tensor: k, ld: H * D, batchStrides: [S * H * D, D] },
+ * @example Per-head attention scores, reading Q and K in place
+ * ```ts
+ * import { matmulStrided, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const [B, S, H, D] = [1, 2, 2, 1];
+ * const q = gpu.upload("q", Float32Array.of(1, 2, 3, 4), [B, S, H * D]); // (B, S, H·D)
+ * const scores = gpu.tensor("scores", [B, H, S, S]);
+ * // head h of batch entry b starts at b·S·H·D + h·D, rows H·D apart
+ * const heads = { tensor: q, ld: H * D, batchStrides: [S * H * D, D] } as const;
+ * await gpu.run(matmulStrided(gpu, {
+ *   m: S,
+ *   n: S,
+ *   k: D,
+ *   batch: [B, H],
+ *   transB: true,
+ *   a: heads,
+ *   b: heads,
  *   out: { tensor: scores, ld: S, batchStrides: [H * S * S, S * S] },
- * });
+ * })); // scores[b, h] = Q[b, :, h] · Q[b, :, h]ᵀ
+ * assert.deepEqual(await gpu.read(scores), Float32Array.of(1, 3, 3, 9, 4, 8, 8, 16));
+ * gpu.destroy();
  * ```
  */
 export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
@@ -202,8 +216,19 @@ export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
  * {@link matmul} for real work.
  *
  * @example
- * ```ts ignore
- * await gpu.run(matmulNaive(gpu, { a, b, out })); // a (M, K), b (K, N), out (M, N)
+ * ```ts
+ * import { matmulCpu, matmulNaive, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const [x, y] = [[1, 2, 3, 4, 5, 6], [1, 0, 0, 1, 1, 1]];
+ * const a = gpu.upload("a", Float32Array.from(x), [2, 3]); // (M, K)
+ * const b = gpu.upload("b", Float32Array.from(y), [3, 2]); // (K, N)
+ * const out = gpu.tensor("out", [2, 2]);
+ * await gpu.run(matmulNaive(gpu, { a, b, out }));
+ * const want = matmulCpu(Float64Array.from(x), [2, 3], Float64Array.from(y), [3, 2]).out;
+ * assert.deepEqual(await gpu.read(out), Float32Array.from(want));
+ * gpu.destroy();
  * ```
  */
 export function matmulNaive(gpu: Gpu, o: { a: Tensor; b: Tensor; out: Tensor }): Op {
@@ -242,6 +267,17 @@ export interface MatmulGeometry {
  * Rules: A has rank >= 2, its leading dims are the batch. B has the same batch dims, or rank 2
  * (shared). C is (...batch, M, N). Without `transA` and with a shared B, the batch is folded
  * into M (one large product).
+ *
+ * @example
+ * ```ts
+ * import { matmulGeometry, ShapeError } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * // (B, S, C) · (C, F): B shared by the batch, so the batch folds into M
+ * const g = matmulGeometry("ffn", [8, 16, 64], [64, 256], [8, 16, 256]);
+ * assert.deepEqual(g, { m: 16, n: 256, k: 64, batch: 8, sharedB: true });
+ * assert.throws(() => matmulGeometry("ffn", [8, 16, 64], [32, 256], [8, 16, 256]), ShapeError);
+ * ```
  */
 export function matmulGeometry(
   label: string,
@@ -282,9 +318,18 @@ export function matmulGeometry(
  * `out = alpha · op(a) · op(b) (+ bias) (+ out)`.
  *
  * @example
- * ```ts ignore
- * // y (B, S, F) = x (B, S, C) · w (C, F) + bias (F)
- * await gpu.run(matmul(gpu, { a: x, b: w, bias, out: y }));
+ * ```ts
+ * import { matmul, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const x = gpu.upload("x", Float32Array.of(1, 2, 3, 4, 5, 6), [1, 2, 3]); // (B, S, C)
+ * const w = gpu.upload("w", Float32Array.of(1, 0, 0, 1, 1, 1), [3, 2]); // (C, F)
+ * const bias = gpu.upload("bias", Float32Array.of(0.5, -0.5)); // (F)
+ * const y = gpu.tensor("y", [1, 2, 2]); // (B, S, F)
+ * await gpu.run(matmul(gpu, { a: x, b: w, bias, out: y })); // y = x · w + bias
+ * assert.deepEqual(await gpu.read(y), Float32Array.of(4.5, 4.5, 10.5, 10.5));
+ * gpu.destroy();
  * ```
  */
 export function matmul(gpu: Gpu, o: MatmulOptions): Op {
@@ -338,6 +383,30 @@ export interface MatmulBackwardOptions {
  * The backward products of {@link matmul}: `dA = alpha · dC · op(B)ᵀ` and
  * `dB = alpha · op(A)ᵀ · dC`, stored in the layout of A and B (transposed operands get
  * transposed gradients). The bias gradient is a row sum of dC (see `sumRows`).
+ *
+ * @example
+ * ```ts
+ * import { matmulBackward, matmulBackwardCpu, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const [x, w, dy] = [[1, 2, 3, 4, 5, 6], [1, 0, 0, 1, 1, 1], [1, -1, 2, 0.5]];
+ * const a = gpu.upload("x", Float32Array.from(x), [1, 2, 3]); // the forward's (B, S, C)
+ * const b = gpu.upload("w", Float32Array.from(w), [3, 2]); // (C, F), shared by the batch
+ * const dout = gpu.upload("dy", Float32Array.from(dy), [1, 2, 2]);
+ * const [da, db] = [gpu.tensor("dx", [1, 2, 3]), gpu.tensor("dw", [3, 2])];
+ * await gpu.run(matmulBackward(gpu, { dout, a, b, da, db }));
+ * const want = matmulBackwardCpu(
+ *   Float64Array.from(dy),
+ *   Float64Array.from(x),
+ *   [1, 2, 3],
+ *   Float64Array.from(w),
+ *   [3, 2],
+ * );
+ * assert.deepEqual(await gpu.read(da), Float32Array.from(want.da));
+ * assert.deepEqual(await gpu.read(db), Float32Array.from(want.db));
+ * gpu.destroy();
+ * ```
  */
 export function matmulBackward(gpu: Gpu, o: MatmulBackwardOptions): Op[] {
   const label = o.label ?? "matmul_backward";
@@ -452,7 +521,20 @@ export function matmulBackward(gpu: Gpu, o: MatmulBackwardOptions): Op[] {
   return ops;
 }
 
-/** Float64 CPU reference of {@link matmul} (same shape rules, bias and accumulate). */
+/**
+ * Float64 CPU reference of {@link matmul} (same shape rules, bias and accumulate).
+ *
+ * @example
+ * ```ts
+ * import { matmulCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const a = Float64Array.of(1, 2, 3, 4); // (2, 2)
+ * const { out, shape } = matmulCpu(a, [2, 2], Float64Array.of(1, 0, 0, 1), [2, 2], { alpha: 2 });
+ * assert.deepEqual(shape, [2, 2]);
+ * assert.deepEqual(out, Float64Array.of(2, 4, 6, 8));
+ * ```
+ */
 export function matmulCpu(
   a: Float64Array,
   aShape: readonly number[],
@@ -502,6 +584,18 @@ export function matmulCpu(
 
 /**
  * Float64 CPU reference of {@link matmulBackward}: returns dA and dB in the layouts of A and B.
+ *
+ * @example
+ * ```ts
+ * import { matmulBackwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * // C = A · B with A (1, 2), B (2, 1) and dC = [1]: dA = dC · Bᵀ, dB = Aᵀ · dC
+ * const a = Float64Array.of(1, 2), b = Float64Array.of(3, 4);
+ * const { da, db } = matmulBackwardCpu(Float64Array.of(1), a, [1, 2], b, [2, 1]);
+ * assert.deepEqual(da, Float64Array.of(3, 4));
+ * assert.deepEqual(db, Float64Array.of(1, 2));
+ * ```
  */
 export function matmulBackwardCpu(
   dout: Float64Array,

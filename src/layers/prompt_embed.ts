@@ -66,9 +66,24 @@ function same(label: string, role: string, t: Tensor, shape: readonly number[]):
 /**
  * `out = [prompt; tokens + offset]` per batch row, in one dispatch.
  *
- * @example
- * ```ts ignore
- * await gpu.run(promptEmbed(gpu, { prompt, tokens, out: session.inputsEmbeds }));
+ * @example A soft prompt and DePT's per-position offset
+ * ```ts
+ * import { promptEmbed, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const prompt = gpu.upload("prompt", Float32Array.of(9, 8), [1, 2]); // (M, C)
+ * const tokens = gpu.upload("tokens", Float32Array.of(1, 2, 3, 4), [1, 2, 2]); // (B, S, C)
+ * const pos = gpu.upload("pos", Float32Array.of(10, 20, 30, 40), [2, 2]); // (S, C)
+ * const inputsEmbeds = gpu.tensor("inputs_embeds", [1, 3, 2]); // (B, M + S, C)
+ * await gpu.run(promptEmbed(gpu, {
+ *   prompt,
+ *   tokens,
+ *   out: inputsEmbeds,
+ *   offset: { kind: "position", pos },
+ * }));
+ * assert.deepEqual(await gpu.read(inputsEmbeds), Float32Array.of(9, 8, 11, 22, 33, 44));
+ * gpu.destroy();
  * ```
  */
 export function promptEmbed(gpu: Gpu, o: PromptEmbedOptions): Op {
@@ -140,8 +155,18 @@ export interface SumBatchOptions {
  * broadcast over the batch (a soft prompt: `row0` 0; a per-position offset: `row0` M).
  *
  * @example
- * ```ts ignore
- * await gpu.run(sumBatch(gpu, { x: session.inputsEmbedsGrad, row0: 0, out: promptGrad }));
+ * ```ts
+ * import { requestGpu, sumBatch } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * // the gradient of the encoder input (B 2, M + S 3, C 2); the prompt is row 0 (M 1)
+ * const dInputs = gpu.tensor("d_inputs", [2, 3, 2]);
+ * gpu.write(dInputs, Float32Array.of(1, 2, 0, 0, 0, 0, 3, 4, 0, 0, 0, 0));
+ * const dPrompt = gpu.tensor("d_prompt", [1, 2]); // (M, C)
+ * await gpu.run(sumBatch(gpu, { x: dInputs, row0: 0, out: dPrompt }));
+ * assert.deepEqual(await gpu.read(dPrompt), Float32Array.of(4, 6));
+ * gpu.destroy();
  * ```
  */
 export function sumBatch(gpu: Gpu, o: SumBatchOptions): Op {
@@ -192,8 +217,21 @@ export interface LowRankUpBackwardOptions {
  * (deterministic, no atomics).
  *
  * @example
- * ```ts ignore
- * await gpu.run(lowRankUpBackward(gpu, { hidden, dout: session.inputsEmbedsGrad, dup: dBw, dbias: db }));
+ * ```ts
+ * import { lowRankUpBackward, lowRankUpBackwardCpu, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const shape = { batch: 1, promptLength: 1, sourceLength: 2, dModel: 2 };
+ * const [h, g] = [[2, -1, 0.5, 3], [7, 7, 1, 2, 3, 4]]; // hidden (B, S, R 2), dout (B, M + S, C)
+ * const hidden = gpu.upload("hidden", Float32Array.from(h), [1, 2, 2]);
+ * const dout = gpu.upload("d_inputs", Float32Array.from(g), [1, 3, 2]);
+ * const [dup, dbias] = [gpu.tensor("d_up", [2, 2]), gpu.tensor("d_bias", [2])];
+ * await gpu.run(lowRankUpBackward(gpu, { hidden, dout, dup, dbias }));
+ * const want = lowRankUpBackwardCpu(h, g, shape, 2);
+ * assert.deepEqual(await gpu.read(dup), Float32Array.from(want.dup));
+ * assert.deepEqual(await gpu.read(dbias), Float32Array.of(4, 6)); // the source rows summed
+ * gpu.destroy();
  * ```
  */
 export function lowRankUpBackward(gpu: Gpu, o: LowRankUpBackwardOptions): Op {
@@ -257,11 +295,12 @@ export type PromptEmbedCpuOffset =
  *
  * @example
  * ```ts
- * import { promptEmbedCpu } from "./prompt_embed.ts";
+ * import { promptEmbedCpu } from "@adept/trainer";
  * import assert from "node:assert/strict";
+ *
  * const shape = { batch: 1, promptLength: 1, sourceLength: 1, dModel: 2 };
  * const out = promptEmbedCpu([9, 8], [1, 2], shape, { kind: "position", pos: [10, 20] });
- * assert.deepEqual([...out], [9, 8, 11, 22]);
+ * assert.deepEqual(out, Float64Array.of(9, 8, 11, 22));
  * ```
  */
 export function promptEmbedCpu(
@@ -300,10 +339,11 @@ export function promptEmbedCpu(
  *
  * @example
  * ```ts
- * import { sumBatchCpu } from "./prompt_embed.ts";
+ * import { sumBatchCpu } from "@adept/trainer";
  * import assert from "node:assert/strict";
- * // x (2, 2, 1): rows 0 of both batch entries summed
- * assert.deepEqual([...sumBatchCpu([1, 2, 3, 4], [2, 2, 1], 0, 1)], [4]);
+ *
+ * // x (2, 2, 1): row 0 of both batch entries summed
+ * assert.deepEqual(sumBatchCpu([1, 2, 3, 4], [2, 2, 1], 0, 1), Float64Array.of(4));
  * ```
  */
 export function sumBatchCpu(
@@ -325,11 +365,14 @@ export function sumBatchCpu(
  *
  * @example
  * ```ts
- * import { lowRankUpBackwardCpu } from "./prompt_embed.ts";
+ * import { lowRankUpBackwardCpu } from "@adept/trainer";
  * import assert from "node:assert/strict";
+ *
  * // B 1, M 1, S 1, C 1, R 1: dout = [prompt row, token row]
- * const g = lowRankUpBackwardCpu([2], [7, 3], { batch: 1, promptLength: 1, sourceLength: 1, dModel: 1 }, 1);
- * assert.deepEqual([[...g.dup], [...g.dbias]], [[6], [3]]);
+ * const shape = { batch: 1, promptLength: 1, sourceLength: 1, dModel: 1 };
+ * const { dup, dbias } = lowRankUpBackwardCpu([2], [7, 3], shape, 1);
+ * assert.deepEqual(dup, Float64Array.of(6)); // relu(2) · 3
+ * assert.deepEqual(dbias, Float64Array.of(3));
  * ```
  */
 export function lowRankUpBackwardCpu(

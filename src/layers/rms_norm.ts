@@ -83,9 +83,21 @@ function geometry(
  * `out = weight ⊙ x · rsqrt(mean(x²) + eps)` per row, saving `rstd`.
  *
  * @example
- * ```ts ignore
- * // h (B, S, C) = layer_norm(x (B, S, C)); rstd (B, S) is kept for the backward pass
- * await gpu.run(rmsNorm(gpu, { x, weight: lnWeight, out: h, rstd, eps: 1e-6 }));
+ * ```ts
+ * import { requestGpu, rmsNorm, rmsNormCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const [xs, ws] = [[3, 4, 1, -1], [1, 2]];
+ * const x = gpu.upload("x", Float32Array.from(xs), [1, 2, 2]); // (B, S, C)
+ * const weight = gpu.upload("ln_weight", Float32Array.from(ws));
+ * const h = gpu.tensor("h", [1, 2, 2]);
+ * const rstd = gpu.tensor("rstd", [1, 2]); // (B, S), kept for the backward pass
+ * await gpu.run(rmsNorm(gpu, { x, weight, out: h, rstd, eps: 1e-6 }));
+ * const want = rmsNormCpu(xs, ws, 1e-6);
+ * (await gpu.read(h)).forEach((v, i) => assert.ok(Math.abs(v - want.out[i]) < 1e-6));
+ * (await gpu.read(rstd)).forEach((v, i) => assert.ok(Math.abs(v - want.rstd[i]) < 1e-6));
+ * gpu.destroy();
  * ```
  */
 export function rmsNorm(gpu: Gpu, o: RmsNormOptions): Op {
@@ -109,8 +121,11 @@ export function rmsNorm(gpu: Gpu, o: RmsNormOptions): Op {
  *
  * @example
  * ```ts
- * import { rmsNormScratchShape } from "./rms_norm.ts";
- * rmsNormScratchShape(70_000, 512); // [1015, 512]: 1015 chunks of 69 rows
+ * import { rmsNormScratchShape } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(rmsNormScratchShape(70_000, 512), [1015, 512]); // 1015 chunks of 69 rows
+ * assert.deepEqual(rmsNormScratchShape(16, 64), [1, 64]);
  * ```
  */
 export function rmsNormScratchShape(rows: number, c: number): [number, number] {
@@ -151,9 +166,25 @@ export interface RmsNormBackwardOptions {
  * `dweight (+)= Σ_rows dout ⊙ x · rstd` (two deterministic passes through `scratch`).
  *
  * @example
- * ```ts ignore
- * // frozen norm inside a residual block: accumulate into the stream's gradient
- * await gpu.run(rmsNormBackward(gpu, { dout: dh, x, weight, rstd, dx: dres, accumulate: true }));
+ * ```ts
+ * import { requestGpu, rmsNorm, rmsNormBackward, rmsNormBackwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const [xs, ws, gs] = [[3, 4, 1, -1], [1, 2], [1, 0, 0.5, 2]];
+ * const x = gpu.upload("x", Float32Array.from(xs), [2, 2]);
+ * const weight = gpu.upload("ln_weight", Float32Array.from(ws));
+ * const dh = gpu.upload("dh", Float32Array.from(gs), [2, 2]);
+ * const [h, rstd] = [gpu.tensor("h", [2, 2]), gpu.tensor("rstd", [2])];
+ * const [dx, dweight] = [gpu.tensor("dx", [2, 2]), gpu.tensor("d_ln_weight", [2])];
+ * await gpu.run([
+ *   rmsNorm(gpu, { x, weight, out: h, rstd, eps: 1e-6 }), // saves rstd
+ *   rmsNormBackward(gpu, { dout: dh, x, weight, rstd, dx, dweight }), // a frozen norm: no dweight
+ * ]);
+ * const want = rmsNormBackwardCpu(gs, xs, ws, 1e-6);
+ * (await gpu.read(dx)).forEach((v, i) => assert.ok(Math.abs(v - want.dx[i]) < 1e-5));
+ * (await gpu.read(dweight)).forEach((v, i) => assert.ok(Math.abs(v - want.dweight[i]) < 1e-5));
+ * gpu.destroy();
  * ```
  */
 export function rmsNormBackward(gpu: Gpu, o: RmsNormBackwardOptions): Op {
@@ -232,9 +263,13 @@ function cpuRows(label: string, x: ArrayLike<number>, weight: ArrayLike<number>)
  *
  * @example
  * ```ts
- * import { rmsNormCpu } from "./rms_norm.ts";
- * const { out } = rmsNormCpu(new Float64Array([3, 4]), new Float64Array([1, 2]), 0);
- * // rms = sqrt((9 + 16) / 2); out = [3, 8] / rms
+ * import { rmsNormCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const { out, rstd } = rmsNormCpu([3, 4], [1, 2], 0); // one row of C 2
+ * const rms = Math.sqrt((9 + 16) / 2);
+ * assert.equal(rstd[0], 1 / rms);
+ * assert.deepEqual(out, Float64Array.of(3 / rms, 8 / rms));
  * ```
  */
 export function rmsNormCpu(
@@ -262,10 +297,14 @@ export function rmsNormCpu(
  *
  * @example
  * ```ts
- * import { rmsNormBackwardCpu } from "./rms_norm.ts";
- * const { dx, dweight } = rmsNormBackwardCpu(
- *   new Float64Array([1, 0]), new Float64Array([3, 4]), new Float64Array([1, 1]), 1e-6,
- * );
+ * import { rmsNormBackwardCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const x = [3, 4];
+ * const { dx, dweight } = rmsNormBackwardCpu([1, 0], x, [1, 1], 0);
+ * // the norm ignores the scale of x, so its gradient is orthogonal to x
+ * assert.ok(Math.abs(dx[0] * x[0] + dx[1] * x[1]) < 1e-12);
+ * assert.deepEqual(dweight, Float64Array.of(3 / Math.sqrt(12.5), 0)); // dout ⊙ x · rstd
  * ```
  */
 export function rmsNormBackwardCpu(
