@@ -19,9 +19,13 @@ const f = Math.fround;
  *
  * @example
  * ```ts
- * import { relativePositionBucket } from "./position_bias.ts";
- * relativePositionBucket(-3, true, 32, 128); // 3
- * relativePositionBucket(3, true, 32, 128); // 19
+ * import { relativePositionBucket } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * // encoder (bidirectional), T5's 32 buckets up to distance 128
+ * assert.equal(relativePositionBucket(-3, true, 32, 128), 3); // a key 3 positions before
+ * assert.equal(relativePositionBucket(3, true, 32, 128), 19); // after: the upper half
+ * assert.equal(relativePositionBucket(3, false, 32, 128), 0); // the decoder: future keys share 0
  * ```
  */
 export function relativePositionBucket(
@@ -52,7 +56,18 @@ export function relativePositionBucket(
   return buckets + Math.min(large, n - 1);
 }
 
-/** Buckets of every relative position in [-radius, radius] (index `rel + radius`). */
+/**
+ * Buckets of every relative position in [-radius, radius] (index `rel + radius`).
+ *
+ * @example
+ * ```ts
+ * import { bucketTable } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * // relative positions -2..2 of an encoder: index rel + radius
+ * assert.deepEqual(bucketTable(2, true, 32, 128), Int32Array.of(2, 1, 0, 17, 18));
+ * ```
+ */
 export function bucketTable(
   radius: number,
   bidirectional: boolean,
@@ -82,9 +97,19 @@ export interface PositionBiasOptions {
  * Expands the relative attention bias table into `out[h, i, j] = weight[bucket(j - i - off), h]`.
  *
  * @example
- * ```ts ignore
- * const buckets = gpu.upload("buckets", bucketTable(512, true, 32, 128));
- * await gpu.run(positionBias(gpu, { weight, buckets, out })); // out (H, S, S)
+ * ```ts
+ * import { bucketTable, positionBias, positionBiasCpu, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const table = Array.from({ length: 32 * 2 }, (_, i) => i / 10); // learned (NB 32, H 2)
+ * const weight = gpu.upload("relative_attention_bias", Float32Array.from(table), [32, 2]);
+ * const buckets = gpu.upload("buckets", bucketTable(3, true, 32, 128)); // positions up to 3 apart
+ * const bias = gpu.tensor("position_bias", [2, 3, 3]); // (H, Sq, Sk), shared by every layer
+ * await gpu.run(positionBias(gpu, { weight, buckets, out: bias }));
+ * const want = positionBiasCpu(table, 2, 3, 3, true, 32, 128);
+ * assert.deepEqual(await gpu.read(bias), Float32Array.from(want));
+ * gpu.destroy();
  * ```
  */
 export function positionBias(gpu: Gpu, o: PositionBiasOptions): Op {
@@ -118,7 +143,19 @@ export function positionBias(gpu: Gpu, o: PositionBiasOptions): Op {
   });
 }
 
-/** Float64 CPU reference of {@link positionBias}. */
+/**
+ * Float64 CPU reference of {@link positionBias}.
+ *
+ * @example
+ * ```ts
+ * import { positionBiasCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * // a table whose value is the bucket (NB 32, H 1); decoder (causal) positions, Sq = Sk = 2
+ * const table = Array.from({ length: 32 }, (_, b) => b);
+ * assert.deepEqual(positionBiasCpu(table, 1, 2, 2, false, 32, 128), Float64Array.of(0, 0, 1, 0));
+ * ```
+ */
 export function positionBiasCpu(
   weight: ArrayLike<number>,
   heads: number,

@@ -11,13 +11,26 @@
  * and `t5_generate.ts`.
  *
  * @example
- * ```ts ignore
- * const gpu = await requestGpu();
- * const model = await loadT5(gpu, "google-t5/t5-base");
- * const session = model.session({ batch: 8, sourceLength: 256, targetLength: 4 });
- * session.setBatch({ inputIds, attentionMask, labels });
+ * ```ts
+ * import { loadT5, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * // A Hub id ("google-t5/t5-base", through the HF cache) or a folder: the tests' tiny T5 v1.1
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_1");
+ * const inputIds = Int32Array.of(13, 8, 1, 0); // (B 1, S 4), EOS (1) then padding
+ * const attentionMask = [1, 1, 1, 0];
+ * const session = model.session({ batch: 1, sourceLength: 4, targetLength: 2 });
+ * session.setBatch({ inputIds, attentionMask, labels: Int32Array.of(209, 1) });
  * await session.forward();
- * console.log(await session.readLoss());
+ * assert.ok((await session.readLoss()) > 0);
+ * const generator = model.generator({ batch: 1, sourceLength: 4, maxNewTokens: 5 });
+ * const [ids] = await generator.generate({ inputIds, attentionMask });
+ * assert.ok(ids.length >= 1 && ids.length <= 5);
+ * session.destroy();
+ * generator.destroy();
+ * model.destroy();
+ * gpu.destroy();
  * ```
  *
  * @module
@@ -45,9 +58,31 @@ const MODEL_FILES = ["config.json", "*.safetensors", "model.safetensors.index.js
  * mode honoured) or local folder: parses `config.json` (T5 v1.0 and v1.1 / flan-T5) and uploads
  * the safetensors weights.
  *
- * @example
- * ```ts ignore
+ * @example A local folder
+ * ```ts
+ * import { loadT5, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
  * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_0");
+ * assert.equal(model.config.variant, "v1_0"); // ReLU, lm_head tied to the embedding
+ * assert.deepEqual(model.w("shared.weight").shape, [256, 64]); // (V, C)
+ * assert.equal(model.revision, undefined); // a folder has no Hub commit
+ * model.destroy();
+ * gpu.destroy();
+ * ```
+ *
+ * @example A Hub model id (needs the network, or the model in the Hugging Face cache)
+ * ```ts ignore
+ * import { loadT5, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "google-t5/t5-base"); // downloaded once into the HF cache
+ * assert.equal(model.config.dModel, 768);
+ * assert.match(model.revision!, /^[0-9a-f]{40}$/); // the commit the weights came from
+ * model.destroy();
+ * gpu.destroy();
  * ```
  */
 export async function loadT5(

@@ -51,9 +51,22 @@ export interface T5GenerateOptions {
  * built once, so repeated calls (an evaluation loop) allocate nothing.
  *
  * @example
- * ```ts ignore
- * const gen = model.generator({ batch: 8, sourceLength: 256 });
- * const ids = await gen.generate({ inputIds, attentionMask }); // number[][], each ending at EOS
+ * ```ts
+ * import { loadT5, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_1");
+ * const gen = model.generator({ batch: 2, sourceLength: 4, maxNewTokens: 6 }); // built once
+ * const inputIds = Int32Array.of(13, 8, 1, 0, 37, 1, 0, 0); // (B, S)
+ * const attentionMask = [1, 1, 1, 0, 1, 1, 0, 0];
+ * const rows = await gen.generate({ inputIds, attentionMask }); // the ids after the start token
+ * assert.equal(rows.length, 2);
+ * for (const row of rows) assert.ok(row.at(-1) === model.config.eosTokenId || row.length === 6);
+ * assert.deepEqual(await gen.generate({ inputIds, attentionMask }), rows); // greedy: deterministic
+ * gen.destroy();
+ * model.destroy();
+ * gpu.destroy();
  * ```
  */
 export class T5Generator {

@@ -54,6 +54,18 @@ export interface T5Batch {
 /**
  * Throws a {@link GpuLimitError} suggesting a smaller batch or length when one buffer of a spec
  * tree exceeds what one binding may cover; checked before anything is allocated.
+ *
+ * @example
+ * ```ts
+ * import { checkBindings, GpuLimitError, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * checkBindings(gpu, { logits: { shape: [8, 4, 32128] } }, "T5 session"); // fits
+ * const huge = { logits: { shape: [2 ** 20, 256, 32128] } };
+ * assert.throws(() => checkBindings(gpu, huge, "T5 session"), GpuLimitError);
+ * gpu.destroy();
+ * ```
  */
 export function checkBindings(gpu: Gpu, specs: unknown, what: string): void {
   const maxBinding = gpu.limits.maxStorageBufferBindingSize;
@@ -75,13 +87,32 @@ export function checkBindings(gpu: Gpu, specs: unknown, what: string): void {
  * masks) and the backward pass to the encoder's input embeddings.
  *
  * @example
- * ```ts ignore
- * const session = model.session({ batch: 8, sourceLength: 256, targetLength: 4 });
- * session.setBatch({ inputIds, attentionMask, labels });
- * await session.forward();
- * console.log(await session.readLoss());
- * await session.backward();
+ * ```ts
+ * import { loadT5, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_1"); // d_model 64
+ * const shape = { batch: 1, sourceLength: 4, targetLength: 2 };
+ * const session = model.session(shape, { dropoutRate: 0 });
+ * session.setBatch({
+ *   inputIds: Int32Array.of(13, 8, 1, 0),
+ *   attentionMask: [1, 1, 1, 0],
+ *   labels: Int32Array.of(209, 1), // the decoder input is them shifted right
+ * });
+ * await session.forward(); // evaluation mode
+ * const loss = await session.readLoss();
+ * await session.backward(); // training-mode forward and backward, one submit
+ * assert.ok(Math.abs((await session.readLoss()) - loss) < 1e-5); // dropout is off here
  * const grad = await session.readInputsEmbedsGrad(); // (B, S, C)
+ * assert.equal(grad.length, 4 * 64);
+ * // The same step recorded by hand, as a trainer records it between its own ops:
+ * session.nextStep(); // the dropout masks of the next step
+ * await gpu.run([session.embedOp, ...session.trainOps, ...session.backwardOps]);
+ * assert.deepEqual(await session.readInputsEmbedsGrad(), grad);
+ * session.destroy();
+ * model.destroy();
+ * gpu.destroy();
  * ```
  */
 export class T5Session {
