@@ -85,7 +85,42 @@ function moduleForPeftType(peftType: unknown, where: string) {
   );
 }
 
-/** Writes `method`'s tensors and config into `dir` (each file atomically). */
+/**
+ * Writes `method`'s tensors and config into `dir` (each file atomically).
+ *
+ * @example
+ * ```ts
+ * import {
+ *   loadT5,
+ *   methodModule,
+ *   Mt19937,
+ *   readAdapter,
+ *   requestGpu,
+ *   saveAdapter,
+ * } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_1");
+ * const adept = methodModule("adept");
+ * const config = adept.resolve({ promptLength: 4, rank: 8, promptInit: "random" });
+ * const method = await adept.create(model, config, { rng: new Mt19937(1) });
+ * const dir = await Deno.makeTempDir();
+ * await saveAdapter(dir, method, {
+ *   baseModel: "tests/fixtures/t5/tiny-t5-v1_1",
+ *   dModel: 64,
+ *   vocabSize: 256,
+ *   task: "rte",
+ * });
+ * const saved = await readAdapter(dir); // adapter_config.json + adapter_model.safetensors
+ * assert.equal(saved.peftConfig.peft_type, "PROMPT_TUNING_LORAX"); // the ADePT fork's name
+ * assert.deepEqual(saved.tensors, await method.readState());
+ * await Deno.remove(dir, { recursive: true });
+ * method.destroy();
+ * model.destroy();
+ * gpu.destroy();
+ * ```
+ */
 export async function saveAdapter(
   dir: string,
   method: PeftMethod,
@@ -100,6 +135,21 @@ export async function saveAdapter(
 /**
  * Writes adapter files for a method config and its tensors (by the method's own names), in the
  * registered method's format.
+ *
+ * @example Hugging Face PEFT's prompt tuning, from host arrays
+ * ```ts
+ * import { methodModule, writeAdapter } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const config = methodModule("pt").resolve({ promptLength: 2, promptInit: "random" });
+ * const prompt = { shape: [2, 4], data: Float32Array.from({ length: 8 }, (_, i) => i) };
+ * await writeAdapter(dir, config, { prompt }, { baseModel: "t5-small", dModel: 4, vocabSize: 32 });
+ * const peftConfig = JSON.parse(await Deno.readTextFile(`${dir}/adapter_config.json`));
+ * assert.equal(peftConfig.peft_type, "PROMPT_TUNING");
+ * assert.equal(peftConfig.num_transformer_submodules, 2); // PEFT's seq2seq layout: rows twice
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function writeAdapter(
   dir: string,
@@ -150,6 +200,18 @@ export async function writeAdapter(
 /**
  * Reads an adapter folder: ours, PEFT's prompt tuning, or the ADePT / DePT forks'. The tensors
  * come back by the method's own names (`prompt`, `A`, ...).
+ *
+ * @example An adapter Hugging Face PEFT wrote
+ * ```ts
+ * import { readAdapter } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const saved = await readAdapter("tests/fixtures/peft/tiny-t5-v1_0/peft_prompt_tuning");
+ * assert.equal(saved.methodConfig.method, "prompt_tuning");
+ * assert.equal(saved.methodConfig.promptLength, 5);
+ * assert.equal(saved.tensors.prompt.length, 5 * 64); // the M rows the encoder reads
+ * assert.equal(saved.meta.dModel, 64);
+ * ```
  */
 export async function readAdapter(dir: string): Promise<SavedAdapter> {
   const cfgPath = join(dir, ADAPTER_CONFIG);
@@ -207,6 +269,23 @@ export async function readAdapter(dir: string): Promise<SavedAdapter> {
  * Loads an adapter onto a model: the method is rebuilt from the saved settings and its tensors
  * written. Refuses an adapter made for another width, vocabulary or (with `method`) method, and
  * one holding a non-finite value, before anything is allocated.
+ *
+ * @example
+ * ```ts
+ * import { loadAdapter, loadT5, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_0");
+ * // an adapter written by Hugging Face PEFT for this model (or a run's best/ folder)
+ * const dir = "tests/fixtures/peft/tiny-t5-v1_0/peft_prompt_tuning";
+ * const { method, adapter } = await loadAdapter(dir, model);
+ * assert.equal(method.name, "prompt_tuning");
+ * assert.deepEqual((await method.readState()).prompt, adapter.tensors.prompt);
+ * method.destroy();
+ * model.destroy();
+ * gpu.destroy();
+ * ```
  */
 export async function loadAdapter(
   dir: string,

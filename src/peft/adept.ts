@@ -52,7 +52,39 @@ function shapes(c: AdeptConfig, C: number): Record<string, { shape: number[]; gr
   };
 }
 
-/** ADePT on a frozen T5. */
+/**
+ * ADePT on a frozen T5.
+ *
+ * @example Folded evaluation gives the unfolded encoder input
+ * ```ts
+ * import { ADEPT, AdeptMethod, loadT5, Mt19937, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_1");
+ * const config = ADEPT.resolve({ promptLength: 2, rank: 4, promptInit: "random" });
+ * const method = new AdeptMethod(model, config);
+ * await method.initialize({ rng: new Mt19937(1) });
+ * // Bw and b start at 0 (training starts as prompt tuning): give the offset network some values
+ * const state = await method.readState();
+ * method.writeState({ ...state, Bw: state.Bw.map((_, i) => Math.sin(i)), b: state.b.fill(0.1) });
+ * const gen = model.generator({ batch: 1, sourceLength: 2 + 3, maxNewTokens: 4 });
+ * const inputsEmbeds = async (folded: boolean) => {
+ *   const binding = method.bind(gen, { train: false, folded });
+ *   binding.setInputs(Int32Array.of(13, 8, 1), [1, 1, 1]);
+ *   // folded: refresh the folded table after the parameters changed, then gather from it
+ *   await gpu.run([...(folded ? method.foldOps() : []), ...binding.forwardOps]);
+ *   binding.destroy();
+ *   return await gpu.read(gen.inputsEmbeds);
+ * };
+ * const [folded, unfolded] = [await inputsEmbeds(true), await inputsEmbeds(false)];
+ * folded.forEach((x, i) => assert.ok(Math.abs(x - unfolded[i]) < 1e-5));
+ * gen.destroy();
+ * method.destroy();
+ * model.destroy();
+ * gpu.destroy();
+ * ```
+ */
 export class AdeptMethod extends PromptMethod<AdeptConfig> {
   #folded?: { table: Tensor; hidden: Tensor; ops: Op[] };
 

@@ -49,12 +49,51 @@ function shapes(c: DeptConfig, C: number): Record<string, { shape: number[]; gro
   };
 }
 
-/** DePT's scale of the position offset, `8 / √R`. */
+/**
+ * DePT's scale of the position offset, `8 / √R`.
+ *
+ * @example
+ * ```ts
+ * import { deptScale } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(deptScale(64), 1);
+ * assert.equal(deptScale(30), 8 / Math.sqrt(30)); // the paper's R
+ * ```
+ */
 export function deptScale(rank: number): number {
   return 8 / Math.sqrt(rank);
 }
 
-/** DePT on a frozen T5. */
+/**
+ * DePT on a frozen T5.
+ *
+ * @example
+ * ```ts
+ * import { loadT5, methodModule, Mt19937, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_1"); // d_model 64
+ * const dept = methodModule("dept");
+ * const config = dept.resolve({ promptLength: 2, rank: 4, maxSourceLength: 8 });
+ * const initTextIds = [37, 1]; // the ids of the prompt's init text (here made up), EOS last
+ * const method = await dept.create(model, config, { rng: new Mt19937(1), initTextIds });
+ * const shapes = method.tensors.map((t) => [t.name, t.param.shape]);
+ * assert.deepEqual(shapes, [["prompt", [2, 64]], ["A1", [8, 4]], ["B1", [4, 64]]]);
+ * const gen = model.generator({ batch: 1, sourceLength: 2 + 3 }); // S 3 <= maxSourceLength
+ * const binding = method.bind(gen, { train: false });
+ * binding.setInputs(Int32Array.of(13, 8, 1), [1, 1, 1]);
+ * await gpu.run(binding.forwardOps);
+ * // B1 starts at 0: the first source row is the embedding row of token 13, no offset yet
+ * const [x, wte] = [await gpu.read(gen.inputsEmbeds), await gpu.read(model.w("shared.weight"))];
+ * assert.deepEqual(x.subarray(2 * 64, 3 * 64), wte.subarray(13 * 64, 14 * 64));
+ * method.destroy();
+ * gen.destroy();
+ * model.destroy();
+ * gpu.destroy();
+ * ```
+ */
 export class DeptMethod extends PromptMethod<DeptConfig> {
   constructor(model: FrozenT5, config: DeptConfig) {
     super(model, config, shapes(config, model.config.dModel));

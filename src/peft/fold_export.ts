@@ -35,6 +35,39 @@ const COPIED = [
 /**
  * Writes the folded checkpoint and the prompt adapter of `method` into `dir` (see the module
  * doc). The model must have been loaded from a folder (its `config.json` is copied).
+ *
+ * @example
+ * ```ts
+ * import {
+ *   ADEPT,
+ *   AdeptMethod,
+ *   exportFolded,
+ *   loadT5,
+ *   Mt19937,
+ *   openSafetensors,
+ *   readAdapter,
+ *   requestGpu,
+ * } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_1");
+ * const config = ADEPT.resolve({ promptLength: 4, rank: 8, promptInit: "random" });
+ * const method = new AdeptMethod(model, config);
+ * await method.initialize({ rng: new Mt19937(1) });
+ * const dir = await Deno.makeTempDir();
+ * await exportFolded(dir, model, method, { baseModel: "tests/fixtures/t5/tiny-t5-v1_1" });
+ * {
+ *   using weights = await openSafetensors(`${dir}/model/model.safetensors`);
+ *   const folded = await weights.readFloat("encoder.embed_tokens.weight", { dtype: "f32" });
+ *   assert.deepEqual(folded, await gpu.read(method.foldedTable)); // wte'
+ * }
+ * assert.equal((await readAdapter(`${dir}/prompt`)).methodConfig.method, "prompt_tuning");
+ * await Deno.remove(dir, { recursive: true });
+ * method.destroy();
+ * model.destroy();
+ * gpu.destroy();
+ * ```
  */
 export async function exportFolded(
   dir: string,

@@ -11,6 +11,37 @@
  *
  * Shape legend: B batch, S source length (tokens), M prompt length, C d_model, V vocab.
  *
+ * @example A method from the registry: one training step's gradients
+ * ```ts
+ * import { loadT5, methodModule, Mt19937, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_1");
+ * const adept = methodModule("adept"); // or "dept", "pt"
+ * const config = adept.resolve({ promptLength: 4, rank: 8, promptInit: "random" });
+ * const method = await adept.create(model, config, { rng: new Mt19937(42) });
+ * // the session's encoder input holds the prompt rows, then the source: M + S
+ * const session = model.session({ batch: 1, sourceLength: 4 + 3, targetLength: 2 });
+ * const binding = method.bind(session, { train: true });
+ * binding.setInputs(Int32Array.of(13, 8, 1), [1, 1, 1]); // source ids (B, S) and mask
+ * session.setLabels(Int32Array.of(209, 1));
+ * session.nextStep();
+ * await gpu.run([
+ *   ...binding.forwardOps, // writes the session's input embeddings and mask
+ *   ...session.trainOps,
+ *   ...session.backwardOps,
+ *   ...binding.backwardOps, // from the input embeddings' gradient to the method's
+ * ]);
+ * const grads = await method.readState("grad");
+ * assert.deepEqual(Object.keys(grads), ["prompt", "A", "a", "Bw", "b"]);
+ * assert.ok(grads.prompt.some((g) => g !== 0));
+ * method.destroy();
+ * session.destroy();
+ * model.destroy();
+ * gpu.destroy();
+ * ```
+ *
  * @module
  */
 
@@ -234,7 +265,17 @@ export function registerMethod(module: MethodModule, aliases: readonly string[] 
   for (const a of aliases) ALIASES.set(a, module.name);
 }
 
-/** Names of the registered methods. */
+/**
+ * Names of the registered methods.
+ *
+ * @example
+ * ```ts
+ * import { methodNames } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(methodNames(), ["adept", "dept", "prompt_tuning"]);
+ * ```
+ */
 export function methodNames(): string[] {
   return [...REGISTRY.keys()];
 }
@@ -242,6 +283,17 @@ export function methodNames(): string[] {
 /**
  * The registered module of a method by name or alias; throws {@link PeftError} listing the
  * known names for an unknown one.
+ *
+ * @example
+ * ```ts
+ * import { methodModule, PeftError } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const pt = methodModule("pt"); // an alias
+ * assert.equal(pt.name, "prompt_tuning");
+ * assert.equal(pt.resolve({}).promptLength, 100); // the paper's default
+ * assert.throws(() => methodModule("lora"), PeftError); // lists the known methods
+ * ```
  */
 export function methodModule(name: string): MethodModule {
   const m = REGISTRY.get(ALIASES.get(name) ?? name);
@@ -252,7 +304,20 @@ export function methodModule(name: string): MethodModule {
   return m;
 }
 
-/** Σ of a method's tensor sizes for a model width, without allocating anything. */
+/**
+ * Σ of a method's tensor sizes for a model width, without allocating anything.
+ *
+ * @example
+ * ```ts
+ * import { methodModule, parameterCount } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * // the paper's settings on T5-base (d_model 768)
+ * assert.equal(parameterCount(methodModule("adept").resolve({}), 768), 76_051); // M 60, R 19
+ * assert.equal(parameterCount(methodModule("dept").resolve({}), 768), 76_800); // M 60, R 30
+ * assert.equal(parameterCount(methodModule("pt").resolve({}), 768), 76_800); // L 100
+ * ```
+ */
 export function parameterCount(config: MethodConfig, dModel: number): number {
   const shapes = methodModule(config.method).shapes(config as never, dModel);
   return Object.values(shapes).reduce((n, s) => n + s.shape.reduce((a, d) => a * d, 1), 0);

@@ -59,6 +59,17 @@ const MAX_SIZE = 1 << 20;
 /**
  * Validates overrides against a method's defaults: unknown keys, wrong types and out-of-range
  * sizes are refused with the method, the key, the value and the fix.
+ *
+ * @example
+ * ```ts
+ * import { ADEPT, PeftError, resolveConfig } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const c = resolveConfig(ADEPT.defaults, { rank: 8 });
+ * assert.deepEqual([c.promptLength, c.rank, c.promptInit], [60, 8, "text"]);
+ * assert.throws(() => resolveConfig(ADEPT.defaults, { maxSourceLength: 9 }), PeftError); // DePT's
+ * assert.throws(() => resolveConfig(ADEPT.defaults, { rank: 0 }), /rank must be an integer/);
+ * ```
  */
 export function resolveConfig<C extends MethodConfig>(
   defaults: Readonly<C>,
@@ -111,6 +122,17 @@ export function resolveConfig<C extends MethodConfig>(
 /**
  * Checks a method's tensor values against their shapes: every tensor present with its exact
  * size, no unknown name, every value finite. Throws a {@link PeftError} naming the tensor.
+ *
+ * @example
+ * ```ts
+ * import { checkState, PeftError } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const shapes = { prompt: { shape: [2, 3] } };
+ * checkState("prompt_tuning", shapes, { prompt: new Float32Array(6) }, "the adapter");
+ * const wrong = { prompt: new Float32Array(5) }; // "prompt" holds 5 values; ... needs (2, 3) = 6
+ * assert.throws(() => checkState("prompt_tuning", shapes, wrong, "the adapter"), PeftError);
+ * ```
  */
 export function checkState(
   method: string,
@@ -150,6 +172,19 @@ export function checkState(
  * The prompt settings an `adapter_config.json` holds (`num_virtual_tokens`,
  * `prompt_tuning_init`, `prompt_tuning_init_text`), plus the integer fields `extra` maps
  * (`{ r: "rank" }`), checked.
+ *
+ * @example
+ * ```ts
+ * import { promptSettingsFrom } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const peftConfig = { num_virtual_tokens: 60, prompt_tuning_init: "RANDOM", r: 19 };
+ * assert.deepEqual(promptSettingsFrom(peftConfig, "adapter_config.json", { r: "rank" }), {
+ *   promptLength: 60,
+ *   promptInit: "random",
+ *   rank: 19,
+ * });
+ * ```
  */
 export function promptSettingsFrom(
   j: Record<string, unknown>,
@@ -174,7 +209,20 @@ export function promptSettingsFrom(
   return out;
 }
 
-/** The fields the ADePT and DePT forks write besides the prompt's. */
+/**
+ * The fields the ADePT and DePT forks write besides the prompt's.
+ *
+ * @example
+ * ```ts
+ * import { loraForkFields } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const fields = loraForkFields(19, 256, 768); // R, the source length, d_model
+ * assert.equal(fields.r, 19);
+ * assert.equal(fields.max_length, 256);
+ * assert.equal(fields.hidden_size, 768);
+ * ```
+ */
 export function loraForkFields(
   rank: number,
   maxLength: number,
@@ -198,14 +246,40 @@ function uniform01(rng: RandomSource): number {
   return (rng.nextUint32() + 0.5) / 2 ** 32;
 }
 
-/** `n` values uniform in [lo, hi). */
+/**
+ * `n` values uniform in [lo, hi).
+ *
+ * @example
+ * ```ts
+ * import { Mt19937, uniformValues } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const bound = 1 / Math.sqrt(19); // ADePT's A ~ U(−1/√R, 1/√R)
+ * const a = uniformValues(new Mt19937(42), 1000, -bound, bound);
+ * assert.ok(a.every((x) => x >= -bound && x < bound));
+ * assert.deepEqual(uniformValues(new Mt19937(42), 1000, -bound, bound), a); // seeded
+ * ```
+ */
 export function uniformValues(rng: RandomSource, n: number, lo: number, hi: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * uniform01(rng);
   return out;
 }
 
-/** `n` standard normal values (Box-Muller). */
+/**
+ * `n` standard normal values (Box-Muller).
+ *
+ * @example
+ * ```ts
+ * import { Mt19937, normalValues } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const x = normalValues(new Mt19937(42), 10_000); // a random prompt init
+ * const mean = x.reduce((a, b) => a + b, 0) / x.length;
+ * const variance = x.reduce((a, b) => a + (b - mean) ** 2, 0) / x.length;
+ * assert.ok(Math.abs(mean) < 0.05 && Math.abs(variance - 1) < 0.05);
+ * ```
+ */
 export function normalValues(rng: RandomSource, n: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {
@@ -217,7 +291,18 @@ export function normalValues(rng: RandomSource, n: number): Float32Array {
   return out;
 }
 
-/** The init text's ids tiled to M rows (`[t0, t1, ..., tk, t0, ...]`), checked against V. */
+/**
+ * The init text's ids tiled to M rows (`[t0, t1, ..., tk, t0, ...]`), checked against V.
+ *
+ * @example
+ * ```ts
+ * import { tiledIds } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(tiledIds([7, 8, 1], 5, 100), Int32Array.of(7, 8, 1, 7, 8));
+ * assert.throws(() => tiledIds([7, 300], 2, 100), RangeError); // outside the vocabulary
+ * ```
+ */
 export function tiledIds(ids: readonly number[], m: number, vocab: number): Int32Array {
   if (ids.length === 0) {
     throw new PeftError("the prompt init text tokenized to no ids; give a non-empty text");

@@ -27,7 +27,33 @@ function shapes(
   return { prompt: { shape: [c.promptLength, C], group: "prompt" } };
 }
 
-/** Prompt tuning on a frozen T5. */
+/**
+ * Prompt tuning on a frozen T5.
+ *
+ * @example The prompt starts as the embedding rows of a text
+ * ```ts
+ * import { loadT5, loadTokenizer, methodModule, Mt19937, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tasks/default/model"); // the demo's tiny T5, d_model 48
+ * const tokenizer = await loadTokenizer("tasks/default/model");
+ * const pt = methodModule("pt");
+ * const config = pt.resolve({ promptLength: 6, promptInitText: "translate the words" });
+ * const initTextIds = tokenizer.encode(config.promptInitText); // with EOS
+ * const method = await pt.create(model, config, { rng: new Mt19937(1), initTextIds });
+ * assert.equal(method.parameterCount, 6 * 48);
+ * const { prompt } = await method.readState(); // (L, C)
+ * const wte = await gpu.read(model.w("shared.weight"));
+ * for (let r = 0; r < 6; r++) { // the text's rows, tiled to L
+ *   const id = initTextIds[r % initTextIds.length];
+ *   assert.deepEqual(prompt.subarray(r * 48, r * 48 + 48), wte.subarray(id * 48, id * 48 + 48));
+ * }
+ * method.destroy();
+ * model.destroy();
+ * gpu.destroy();
+ * ```
+ */
 export class PromptTuningMethod extends PromptMethod<PromptTuningConfig> {
   constructor(model: FrozenT5, config: PromptTuningConfig) {
     super(model, config, shapes(config, model.config.dModel));
