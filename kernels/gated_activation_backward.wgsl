@@ -3,26 +3,32 @@
 //
 // ACT as in activation.wgsl (0 = ReLU, 1 = GELU tanh form, evaluated through a stable sigmoid
 //   with the gate clamped to +-100 inside the cubic, so no overflow or NaN for large |gate|).
-// Shapes: dout (N), gate (N), up (N) (the forward inputs), dgate (N), dup (N).
+// With DROPOUT, dout first goes through the backward of the dropout fused into the forward
+//   activation (element i under `stream`).
+// Shapes: dout (N), gate (N), up (N) (the forward inputs), state (2) u32 (unused without
+//   DROPOUT), dgate (N), dup (N).
 // Thread mapping: one thread per element; a workgroup of 256 threads covers 256 consecutive
 //   elements. Grid: ceil(N / 256) workgroups, folded into (x, y) by the runtime beyond 65535;
 //   workgroup w = wid.x + wid.y * nwg.x, and threads past N return.
 
 override ACT: u32 = 1u;
 override ACCUMULATE: bool = false;
+override DROPOUT: bool = false;
 
 struct Params {
-  n: u32,
+  n: u32, stream: u32, threshold: u32, keep_none: u32, drop_scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<storage, read> gate: array<f32>;
 @group(0) @binding(3) var<storage, read> up: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dgate: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dup: array<f32>;
+@group(0) @binding(4) var<storage, read> state: array<u32>;
+@group(0) @binding(5) var<storage, read_write> dgate: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dup: array<f32>;
 
 //! include "gelu_tanh.wgsl"
+//! include "dropout_hash.wgsl"
 
 // (act(v), act'(v)).
 fn act_and_grad(v: f32) -> vec2<f32> {
@@ -42,7 +48,12 @@ fn main(
 ) {
   let i = (wid.x + wid.y * nwg.x) * 256u + lid.x;
   if (i >= params.n) { return; }
-  let d = dout[i];
+  var d = dout[i];
+  if (DROPOUT) {
+    let keep = dropout_keep(state[0], state[1], params.stream, i, params.threshold,
+      params.keep_none);
+    d = select(0.0, d * params.drop_scale, keep);
+  }
   let a = act_and_grad(gate[i]);
   var dg = d * up[i] * a.y;
   var du = d * a.x;

@@ -1,26 +1,65 @@
-// rms_norm: T5's LayerNorm (scale only: no mean subtraction, no bias), per row of C:
-//   rstd = 1 / sqrt(mean(x^2) + eps),  out = weight * (x * rstd),  saved rstd for the backward.
+// rms_norm: T5's LayerNorm (scale only: no mean subtraction, no bias), per row of C, optionally
+// fused with the residual add and the dropouts around it (where a T5 sublayer ends and the next
+// one's norm begins):
+//   s = x (+ dropout(y) when HAS_Y)        the residual stream (written to `sum` when WRITE_SUM)
+//   rstd = 1 / sqrt(mean(s^2) + eps),  out = weight * (s * rstd)  (then dropout when DROP_OUT)
+// The dropouts use the counter-based masks of kernels/dropout.wgsl (the mask bit of element
+// row · C + c under `stream_y` or `stream_out`), so the results equal the unfused ops'.
 //
-// Shapes: x (N, C), weight (C), out (N, C), rstd (N). N rows = B * S (or B * T). out may alias x.
+// Shapes: x (N, C) (unread without HAS_X: s = dropout(y)), y (N, C), weight (C), sum (N, C),
+//   out (N, C), rstd (N), state (2) u32 = (seed, step). N rows = B * S (or B * T). Unused
+//   inputs are bound to a placeholder.
 // Thread mapping: one workgroup of 64 threads per row; thread t handles columns t, t + 64, ...
 //   (any C) and sums their squares in f32; workgroup_sum64 (kernels/include/reduce64.wgsl:
 //   deterministic, two barriers) gives the row sum.
 // Grid: N workgroups, folded into (x, y) by the runtime beyond 65535; row = wid.x + wid.y *
 //   nwg.x, and workgroups past N return (uniformly, before any barrier).
 
+override HAS_X: bool = true;
+override HAS_Y: bool = false;
+override DROP_Y: bool = false;
+override DROP_OUT: bool = false;
+override WRITE_SUM: bool = false;
+
 struct Params {
   rows: u32,
   c: u32,
   eps: f32,
+  stream_y: u32,
+  stream_out: u32,
+  threshold: u32,
+  keep_none: u32,
+  drop_scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+@group(0) @binding(4) var<storage, read> state: array<u32>;
+@group(0) @binding(5) var<storage, read_write> sum: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> rstd: array<f32>;
 
 //! include "reduce64.wgsl"
+//! include "dropout_hash.wgsl"
+
+fn drop(v: f32, i: u32, stream: u32) -> f32 {
+  let keep = dropout_keep(state[0], state[1], stream, i, params.threshold, params.keep_none);
+  return select(0.0, v * params.drop_scale, keep);
+}
+
+// The residual stream's element i.
+fn stream_at(i: u32) -> f32 {
+  var v = 0.0;
+  if (HAS_X) { v = x[i]; }
+  if (HAS_Y) {
+    var w = y[i];
+    if (DROP_Y) { w = drop(w, i, params.stream_y); }
+    v += w;
+  }
+  return v;
+}
 
 @compute @workgroup_size(64)
 fn main(
@@ -34,13 +73,19 @@ fn main(
   let base = row * params.c;
   var ss = 0.0;
   for (var k = t; k < params.c; k += 64u) {
-    let v = x[base + k];
+    let v = stream_at(base + k);
+    if (WRITE_SUM) { sum[base + k] = v; }
     ss += v * v;
   }
   let total = workgroup_sum64(t, ss);
   let r = inverseSqrt(total / f32(params.c) + params.eps);
   for (var k = t; k < params.c; k += 64u) {
-    out[base + k] = weight[k] * (x[base + k] * r);
+    let i = base + k;
+    var v: f32;
+    if (WRITE_SUM) { v = sum[i]; } else { v = stream_at(i); }
+    var n = weight[k] * (v * r);
+    if (DROP_OUT) { n = drop(n, i, params.stream_out); }
+    out[i] = n;
   }
   if (t == 0u) { rstd[row] = r; }
 }

@@ -1,19 +1,33 @@
 // rms_norm_backward: gradient of out = weight * x * rstd with respect to x, per row of C:
-//   dx = rstd * (weight * dout - x * rstd^2 * dot / C),  dot = sum_c dout * weight * x,
-// or dx += ... when ACCUMULATE. rstd is the one saved by rms_norm.
+//   dx = rstd * (weight * g - x * rstd^2 * dot / C),  dot = sum_c g * weight * x,
+// or dx += ... when ACCUMULATE, where g = dout, or dropout'(dout) when DROP_DOUT (the backward of
+// a dropout after the norm: a stack's final dropout). With BRANCH it also writes
+//   dbranch = dropout'(dx)   (the final dx, accumulation included)
+// the gradient of the dropped residual branch that fed x: the backward of rms_norm's fused
+// residual (HAS_Y, DROP_Y), which saves the dropout dispatch at the start of the sublayer's
+// backward. Masks as in kernels/dropout.wgsl (element row · C + c, streams `stream_dout` and
+// `stream_branch`). rstd is the one saved by rms_norm.
 //
-// Shapes: dout (N, C), x (N, C), weight (C), rstd (N), dx (N, C). Without ACCUMULATE, dx may
-//   alias dout (every read of a row happens before the barriers that precede its writes).
+// Shapes: dout (N, C), x (N, C), weight (C), rstd (N), state (2) u32, dx (N, C), dbranch (N, C)
+//   (a placeholder without BRANCH). Without ACCUMULATE, dx may alias dout (every read of a row
+//   happens before the barriers that precede its writes).
 // Thread mapping: one workgroup of 64 threads per row; thread t handles columns t, t + 64, ...;
 //   workgroup_sum64 (kernels/include/reduce64.wgsl: deterministic, two barriers) gives dot.
 // Grid: N workgroups, folded into (x, y) by the runtime beyond 65535; row = wid.x + wid.y *
 //   nwg.x, and workgroups past N return (uniformly, before any barrier).
 
 override ACCUMULATE: bool = false;
+override DROP_DOUT: bool = false;
+override BRANCH: bool = false;
 
 struct Params {
   rows: u32,
   c: u32,
+  stream_dout: u32,
+  stream_branch: u32,
+  threshold: u32,
+  keep_none: u32,
+  drop_scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -21,9 +35,22 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read> rstd: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(5) var<storage, read> state: array<u32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dbranch: array<f32>;
 
 //! include "reduce64.wgsl"
+//! include "dropout_hash.wgsl"
+
+fn drop(v: f32, i: u32, stream: u32) -> f32 {
+  let keep = dropout_keep(state[0], state[1], stream, i, params.threshold, params.keep_none);
+  return select(0.0, v * params.drop_scale, keep);
+}
+
+fn grad_at(i: u32) -> f32 {
+  if (DROP_DOUT) { return drop(dout[i], i, params.stream_dout); }
+  return dout[i];
+}
 
 @compute @workgroup_size(64)
 fn main(
@@ -37,15 +64,16 @@ fn main(
   let base = row * params.c;
   var p = 0.0;
   for (var k = t; k < params.c; k += 64u) {
-    p += dout[base + k] * weight[k] * x[base + k];
+    p += grad_at(base + k) * weight[k] * x[base + k];
   }
   let dot = workgroup_sum64(t, p);
   let r = rstd[row];
   let coef = r * r * dot / f32(params.c);
   for (var k = t; k < params.c; k += 64u) {
     let i = base + k;
-    var g = r * (weight[k] * dout[i] - x[i] * coef);
+    var g = r * (weight[k] * grad_at(i) - x[i] * coef);
     if (ACCUMULATE) { g += dx[i]; }
     dx[i] = g;
+    if (BRANCH) { dbranch[i] = drop(g, i, params.stream_branch); }
   }
 }

@@ -243,6 +243,7 @@ export class Gpu {
   #allocated = 0;
   #staging = new Map<number, GPUBuffer[]>();
   #placeholder?: Tensor;
+  #sink?: Tensor;
 
   /**
    * Refuse to build a dispatch whose bindings give overlapping ranges of one buffer to a
@@ -276,6 +277,15 @@ export class Gpu {
   get placeholder(): Tensor {
     this.#placeholder ??= this.tensor("placeholder", [4]);
     return this.#placeholder;
+  }
+
+  /**
+   * A small tensor of its own buffer, bound where a kernel's optional OUTPUT is not wanted
+   * (apart from {@link Gpu.placeholder}, so that an unused output never aliases unused inputs).
+   */
+  get sink(): Tensor {
+    this.#sink ??= this.tensor("sink", [4]);
+    return this.#sink;
   }
 
   /** Whether the `shader-f16` feature is enabled. */

@@ -295,7 +295,10 @@ function buildDispatch(gpu: Gpu, spec: OpSpec): [Dispatch[], UniformBlock[]] {
     `binding ${spec.label}`,
     () => gpu.device.createBindGroup({ label: spec.label, layout: kernel.layout, entries }),
   );
-  return [[{ kernel: spec.kernel, pipeline: kernel.pipeline, bindGroup, workgroups: wg }], uniforms];
+  return [
+    [{ kernel: spec.kernel, pipeline: kernel.pipeline, bindGroup, workgroups: wg }],
+    uniforms,
+  ];
 }
 
 /** Bytes of a uniform block of `fields` 4-byte scalars: padded to 16, at least 16. */

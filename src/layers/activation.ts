@@ -21,6 +21,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { ShapeError } from "../gpu/errors.ts";
 import { buildOp, type Op, workgroupsFor } from "../gpu/op.ts";
 import { checkF32, type Tensor } from "../gpu/tensor.ts";
+import { type DropoutSite, dropoutUniforms } from "./dropout.ts";
 
 /** Threads per workgroup of the activation kernels. */
 const WG = 256;
@@ -48,6 +49,8 @@ export interface ActivationOptions {
   x: Tensor;
   /** Result, x's shape. May be `x` itself. */
   out: Tensor;
+  /** A dropout applied to the result (the feed-forward's), fused into the kernel. */
+  dropout?: DropoutSite;
   /** Name in error messages. @default {"relu"} or {"gelu"} */
   label?: string;
 }
@@ -62,8 +65,14 @@ export interface ActivationBackwardOptions {
   dx: Tensor;
   /** Add into `dx` instead of overwriting it. @default {false} */
   accumulate?: boolean;
+  /** The forward's fused dropout: `dout` goes through its backward first. */
+  dropout?: DropoutSite;
   /** Name in error messages. @default {"relu_backward"} or {"gelu_backward"} */
   label?: string;
+}
+
+function hasDropout(d?: DropoutSite): boolean {
+  return !!d && d.p > 0;
 }
 
 function activationOp(gpu: Gpu, kind: ActKind, o: ActivationOptions): Op {
@@ -72,9 +81,14 @@ function activationOp(gpu: Gpu, kind: ActKind, o: ActivationOptions): Op {
   return buildOp(gpu, {
     kernel: "activation",
     label: `${label}(${o.x.describe()} -> ${o.out.describe()})`,
-    bindings: { x: o.x, up: gpu.placeholder, out: o.out },
-    params: { n: o.x.size },
-    constants: { ACT: ACT[kind], GATED: false },
+    bindings: {
+      x: o.x,
+      up: gpu.placeholder,
+      state: o.dropout?.state ?? gpu.placeholder,
+      out: o.out,
+    },
+    params: { n: o.x.size, ...dropoutUniforms(o.dropout) },
+    constants: { ACT: ACT[kind], GATED: false, DROPOUT: hasDropout(o.dropout) },
     workgroups: workgroupsFor(o.x.size, WG),
   });
 }
@@ -85,9 +99,9 @@ function activationBackwardOp(gpu: Gpu, kind: ActKind, o: ActivationBackwardOpti
   return buildOp(gpu, {
     kernel: "activation_backward",
     label: `${label}(dout=${o.dout.describe()}, x=${o.x.describe()} -> dx=${o.dx.describe()})`,
-    bindings: { dout: o.dout, x: o.x, dx: o.dx },
-    params: { n: o.x.size },
-    constants: { ACT: ACT[kind], ACCUMULATE: !!o.accumulate },
+    bindings: { dout: o.dout, x: o.x, state: o.dropout?.state ?? gpu.placeholder, dx: o.dx },
+    params: { n: o.x.size, ...dropoutUniforms(o.dropout) },
+    constants: { ACT: ACT[kind], ACCUMULATE: !!o.accumulate, DROPOUT: hasDropout(o.dropout) },
     workgroups: workgroupsFor(o.x.size, WG),
   });
 }
@@ -182,6 +196,8 @@ export interface GatedGeluOptions {
   up: Tensor;
   /** Result, gate's shape. May be `gate` or `up` itself. */
   out: Tensor;
+  /** A dropout applied to the result (the feed-forward's), fused into the kernel. */
+  dropout?: DropoutSite;
   /** Name in error messages. @default {"gated_gelu"} */
   label?: string;
 }
@@ -211,9 +227,9 @@ export function gatedGelu(gpu: Gpu, o: GatedGeluOptions): Op {
   return buildOp(gpu, {
     kernel: "activation",
     label: `${label}(gate=${o.gate.describe()}, up=${o.up.describe()} -> ${o.out.describe()})`,
-    bindings: { x: o.gate, up: o.up, out: o.out },
-    params: { n: o.gate.size },
-    constants: { ACT: ACT.gelu, GATED: true },
+    bindings: { x: o.gate, up: o.up, state: o.dropout?.state ?? gpu.placeholder, out: o.out },
+    params: { n: o.gate.size, ...dropoutUniforms(o.dropout) },
+    constants: { ACT: ACT.gelu, GATED: true, DROPOUT: hasDropout(o.dropout) },
     workgroups: workgroupsFor(o.gate.size, WG),
   });
 }
@@ -232,6 +248,8 @@ export interface GatedGeluBackwardOptions {
   dup: Tensor;
   /** Add into `dgate` and `dup` instead of overwriting them. @default {false} */
   accumulate?: boolean;
+  /** The forward's fused dropout: `dout` goes through its backward first. */
+  dropout?: DropoutSite;
   /** Name in error messages. @default {"gated_gelu_backward"} */
   label?: string;
 }
@@ -264,9 +282,16 @@ export function gatedGeluBackward(gpu: Gpu, o: GatedGeluBackwardOptions): Op {
   return buildOp(gpu, {
     kernel: "gated_activation_backward",
     label: `${label}(dout=${o.dout.describe()}, gate=${o.gate.describe()}, up=${o.up.describe()})`,
-    bindings: { dout: o.dout, gate: o.gate, up: o.up, dgate: o.dgate, dup: o.dup },
-    params: { n: o.gate.size },
-    constants: { ACT: ACT.gelu, ACCUMULATE: !!o.accumulate },
+    bindings: {
+      dout: o.dout,
+      gate: o.gate,
+      up: o.up,
+      state: o.dropout?.state ?? gpu.placeholder,
+      dgate: o.dgate,
+      dup: o.dup,
+    },
+    params: { n: o.gate.size, ...dropoutUniforms(o.dropout) },
+    constants: { ACT: ACT.gelu, ACCUMULATE: !!o.accumulate, DROPOUT: hasDropout(o.dropout) },
     workgroups: workgroupsFor(o.gate.size, WG),
   });
 }

@@ -26,7 +26,14 @@ import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOp, type Op, workgroupsFor } from "../gpu/op.ts";
 import { checkF32, type Tensor, viewOf } from "../gpu/tensor.ts";
-import { dropoutBackward, dropoutForward, dropoutMaskCpu, dropoutThreshold } from "./dropout.ts";
+import {
+  dropoutBackward,
+  dropoutForward,
+  dropoutMaskCpu,
+  type DropoutSite,
+  dropoutThreshold,
+  dropoutUniforms,
+} from "./dropout.ts";
 import { matmulStrided, type StridedOperand } from "./matmul.ts";
 import { softmax, softmaxBackward, softmaxBackwardCpu, softmaxCpu } from "./softmax.ts";
 
@@ -34,14 +41,7 @@ import { softmax, softmaxBackward, softmaxBackwardCpu, softmaxCpu } from "./soft
 export const CACHED_MAX_KEYS = 128;
 
 /** Dropout on the attention probabilities: the step state, the site's stream and the rate. */
-export interface AttentionDropout {
-  /** The (2) u32 `(seed, step)` state of `dropout.ts`. */
-  state: Tensor;
-  /** Drop probability in [0, 1); 0 is no dropout. */
-  p: number;
-  /** The call site's stream id (one per layer and attention). */
-  stream: number;
-}
+export type AttentionDropout = DropoutSite;
 
 /** Options of {@link attention}. */
 export interface AttentionOptions {
@@ -58,10 +58,10 @@ export interface AttentionOptions {
   /** Context (B, Lq, H·D), written. */
   ctx: Tensor;
   /**
-   * Scratch of at least B·H·Lq·Lk elements, in another buffer range than every other binding:
-   * holds the scores, then the dropped probabilities.
+   * The matmul path's scratch (`fused: false`): at least B·H·Lq·Lk elements, apart from every
+   * other binding; it holds the scores, then the dropped probabilities.
    */
-  scratch: Tensor;
+  scratch?: Tensor;
   /** Factor on q·kᵀ. @default {1} */
   scale?: number;
   /** Additive bias (H, Lq, Lk), broadcast over B (T5's relative position bias). */
@@ -220,7 +220,7 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
         lkv: o.k.shape[1],
         scale: o.scale ?? 1,
         causal_offset: offset,
-        ...dropoutParams(o.dropout),
+        ...dropoutUniforms(o.dropout),
       },
       constants: {
         HAS_BIAS: !!o.bias,
@@ -234,6 +234,7 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
     return { ops: [op], offsetOp: op };
   }
   const pShape = o.probs.shape;
+  if (!o.scratch) throw new ShapeError(`${label}: the matmul path (fused: false) needs scratch`);
   const scores = scratchView(label, "scratch", o.scratch, pShape);
   const batch: [number, number] = [d.B, d.H];
   const ops: Op[] = [];
@@ -289,18 +290,6 @@ function useFused(fused: boolean | undefined, d: Dims): boolean {
   return (fused ?? true) && d.lk > 0 && d.lq > 0 && d.D > 0;
 }
 
-/** The dropout uniforms of the fused kernels (zeros without dropout). */
-function dropoutParams(drop?: AttentionDropout) {
-  if (!drop || drop.p === 0) return { stream: 0, threshold: 0, keep_none: 0, drop_scale: 1 };
-  const t = dropoutThreshold(drop.p);
-  return {
-    stream: drop.stream,
-    threshold: t.threshold,
-    keep_none: t.keepNone,
-    drop_scale: t.scale,
-  };
-}
-
 /** Options of {@link attentionBackward}. */
 export interface AttentionBackwardOptions {
   /** The forward's queries (B, Lq, H·D). */
@@ -322,10 +311,11 @@ export interface AttentionBackwardOptions {
   /** Gradient of v (B, Lk, H·D), written. */
   dv: Tensor;
   /**
-   * Two scratch tensors of at least B·H·Lq·Lk elements each (the probabilities' and the
-   * scores' gradients), apart from each other and from every other binding.
+   * Scratch of at least B·H·Lq·Lk elements each, apart from each other and from every other
+   * binding: one (the scores' gradient) for the fused kernels, two (the probabilities' too)
+   * for the matmul path.
    */
-  scratch: readonly [Tensor, Tensor];
+  scratch: readonly [Tensor, Tensor?];
   /**
    * With dropout: a third scratch of B·H·Lq·Lk elements for the recomputed dropped
    * probabilities (may be the forward's `scratch`).
@@ -383,7 +373,7 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
   const pShape = o.probs.shape;
   if (o.k.shape[1] === d.lk && useFused(o.fused, d)) {
     const ds = scratchView(label, "scratch[0]", o.scratch[0], pShape);
-    const drop = dropoutParams(o.dropout);
+    const drop = dropoutUniforms(o.dropout);
     const common = { h: d.H, lq: d.lq, lk: d.lk, d: d.D };
     const dropout = !!o.dropout && o.dropout.p > 0;
     const state = o.dropout?.state ?? gpu.placeholder;
@@ -405,6 +395,9 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
         workgroups: workgroupsFor(d.B * d.H * d.lk, 64),
       }),
     ];
+  }
+  if (!o.scratch[1]) {
+    throw new ShapeError(`${label}: the matmul path (fused: false) needs two scratch tensors`);
   }
   const dPd = scratchView(label, "scratch[0]", o.scratch[0], pShape);
   const dP = scratchView(label, "scratch[1]", o.scratch[1], pShape);

@@ -57,6 +57,36 @@ export interface DropoutBackwardOptions extends DropoutMaskSpec {
   label?: string;
 }
 
+/**
+ * A dropout fused into another kernel: the step state, the rate and the call site's mask stream
+ * (the mask bit of element i is the one the dropout kernel would draw for that element).
+ */
+export interface DropoutSite {
+  /** The (2) u32 `(seed, step)` state. */
+  state: Tensor;
+  /** Drop probability in [0, 1); 0 is no dropout. */
+  p: number;
+  /** The site's stream. */
+  stream: number;
+}
+
+/**
+ * The uniforms fused kernels read for a dropout site (`stream`, `threshold`, `keep_none`,
+ * `drop_scale`); without a site (or with p = 0) the identity.
+ */
+export function dropoutUniforms(
+  site?: DropoutSite,
+): { stream: number; threshold: number; keep_none: number; drop_scale: number } {
+  if (!site || site.p === 0) return { stream: 0, threshold: 0, keep_none: 0, drop_scale: 1 };
+  const t = dropoutThreshold(site.p);
+  return {
+    stream: site.stream,
+    threshold: t.threshold,
+    keep_none: t.keepNone,
+    drop_scale: t.scale,
+  };
+}
+
 /** Integer parameters of the kernel that encode `p` exactly. */
 export interface DropoutThreshold {
   /** Keep iff hash >= threshold: `ceil(p · 2^32)` (0 for p = 0). */

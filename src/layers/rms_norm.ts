@@ -15,6 +15,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOp, buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/op.ts";
 import { checkF32, type Tensor } from "../gpu/tensor.ts";
+import { type DropoutSite, dropoutUniforms } from "./dropout.ts";
 
 /** Columns per workgroup of the weight-gradient kernels (rows use one workgroup of 64 each). */
 const DW_COLUMNS = 256;
@@ -101,16 +102,105 @@ function geometry(
  * ```
  */
 export function rmsNorm(gpu: Gpu, o: RmsNormOptions): Op {
-  const label = o.label ?? "rms_norm";
-  const g = geometry(label, o.x, o.weight, { out: o.out }, o.rstd);
+  return residualRmsNorm(gpu, { ...o, label: o.label ?? "rms_norm" });
+}
+
+/** A dropout inside a fused norm (see `DropoutSite`). */
+export type NormDropout = DropoutSite;
+
+/** Options of {@link residualRmsNorm}. */
+export interface ResidualRmsNormOptions {
+  /** The residual stream coming in (..., C); absent: the stream is `dropout(y)` alone. */
+  x?: Tensor;
+  /** The branch added to it (x's shape), after `dropoutY` when given. */
+  y?: Tensor;
+  /** Scale (C). */
+  weight: Tensor;
+  /** Where the new stream `x + dropout(y)` is written (needed downstream), if wanted. */
+  sum?: Tensor;
+  /** The normed stream (x's shape), after `dropoutOut` when given. */
+  out: Tensor;
+  /** Saved 1 / sqrt(mean(s²) + eps) per row. */
+  rstd: Tensor;
+  /** Added to the mean square (T5: 1e-6). */
+  eps: number;
+  /** Dropout of the branch before the add. */
+  dropoutY?: NormDropout;
+  /** Dropout of the normed output (a T5 stack's final dropout). */
+  dropoutOut?: NormDropout;
+  /** Name in error messages. @default {"residual_rms_norm"} */
+  label?: string;
+}
+
+/** The dropout uniforms of the fused norm kernels: one rate for both sites, two streams. */
+function dropParams(...ds: (NormDropout | undefined)[]) {
+  const d = ds.find((x) => x && x.p > 0);
+  if (ds.some((x) => x && d && x.p !== d.p)) {
+    throw new ShapeError("the dropouts of one fused norm must share one rate");
+  }
+  const u = dropoutUniforms(d);
+  return {
+    state: d?.state,
+    threshold: u.threshold,
+    keep_none: u.keep_none,
+    drop_scale: u.drop_scale,
+  };
+}
+
+/**
+ * `s = x + dropout(y)`, `out = dropout(weight ⊙ s · rsqrt(mean(s²) + eps))` per row in one
+ * dispatch, saving `rstd` (and `s` into `sum`): where a T5 sublayer's residual meets the next
+ * norm. Without `y` it is {@link rmsNorm}; without `x`, the stream is `dropout(y)`.
+ *
+ * @example
+ * ```ts ignore
+ * // the end of a sublayer: h' = h + dropout(branch), then the next sublayer's norm of h'
+ * residualRmsNorm(gpu, { x: h, y: branch, sum: h2, weight, out: n, rstd, eps: 1e-6, dropoutY });
+ * ```
+ */
+export function residualRmsNorm(gpu: Gpu, o: ResidualRmsNormOptions): Op {
+  const label = o.label ?? "residual_rms_norm";
+  const ref = o.x ?? o.y;
+  if (!ref) throw new ShapeError(`${label}: give x, y or both`);
+  const g = geometry(label, ref, o.weight, { x: o.x, y: o.y, sum: o.sum, out: o.out }, o.rstd);
   if (!Number.isFinite(o.eps) || o.eps < 0) {
     throw new ShapeError(`${label}: eps must be a finite number >= 0, got ${o.eps}`);
   }
+  const dropY = !!o.dropoutY && o.dropoutY.p > 0 && !!o.y;
+  const dropOut = !!o.dropoutOut && o.dropoutOut.p > 0;
+  const d = dropParams(dropY ? o.dropoutY : undefined, dropOut ? o.dropoutOut : undefined);
+  const ph = gpu.placeholder;
+  const parts = [o.x && "x", o.y && `${dropY ? "dropout(y)" : "y"}`].filter(Boolean).join(" + ");
   return buildOp(gpu, {
     kernel: "rms_norm",
-    label: `${label}(x=${o.x.describe()}, weight=${o.weight.describe()} -> ${o.out.describe()})`,
-    bindings: { x: o.x, weight: o.weight, out: o.out, rstd: o.rstd },
-    params: { rows: g.rows, c: g.c, eps: o.eps },
+    label:
+      `${label}(${parts}: ${ref.describe()}, weight=${o.weight.describe()} -> ${o.out.describe()})`,
+    bindings: {
+      x: o.x ?? ph,
+      y: o.y ?? ph,
+      weight: o.weight,
+      state: d.state ?? ph,
+      sum: o.sum ?? gpu.sink,
+      out: o.out,
+      rstd: o.rstd,
+    },
+    params: {
+      rows: g.rows,
+      c: g.c,
+      eps: o.eps,
+      stream_y: dropY ? o.dropoutY!.stream : 0,
+      stream_out: dropOut ? o.dropoutOut!.stream : 0,
+      threshold: d.threshold,
+      keep_none: d.keep_none,
+      drop_scale: d.drop_scale,
+    },
+    constants: {
+      HAS_X: !!o.x,
+      HAS_Y: !!o.y,
+      DROP_Y: dropY,
+      DROP_OUT: dropOut,
+      WRITE_SUM: !!o.sum,
+    },
     workgroups: g.c === 0 ? 0 : g.rows,
   });
 }
@@ -151,6 +241,13 @@ export interface RmsNormBackwardOptions {
   accumulate?: boolean;
   /** Add into `dweight` instead of overwriting it. @default {false} */
   accumulateWeight?: boolean;
+  /** The backward of a dropout after the norm: `dout` goes through it first. */
+  doutDropout?: NormDropout;
+  /**
+   * Also write `dropout'(dx)` (the final dx) into `out`: the gradient of the dropped residual
+   * branch that fed x ({@link ResidualRmsNormOptions.dropoutY}).
+   */
+  branch?: NormDropout & { out: Tensor };
   /**
    * Scratch for the weight gradient, at least {@link rmsNormScratchShape} elements; allocated
    * once by the launcher when not given.
@@ -208,14 +305,40 @@ export function rmsNormBackward(gpu: Gpu, o: RmsNormBackwardOptions): Op {
       );
     }
   }
+  if (o.doutDropout && o.dweight) {
+    throw new ShapeError(`${label}: doutDropout applies to dx only; compute dweight apart`);
+  }
+  if (o.branch) {
+    if (!o.dx) throw new ShapeError(`${label}: a branch output needs dx`);
+    geometry(label, o.x, o.weight, { branch: o.branch.out }, o.rstd);
+  }
+  const dropDout = !!o.doutDropout && o.doutDropout.p > 0;
+  const branch = !!o.branch && o.branch.p > 0;
+  const d = dropParams(dropDout ? o.doutDropout : undefined, branch ? o.branch : undefined);
   const specs: OpSpec[] = [];
   if (o.dx && g.rows > 0 && g.c > 0) {
     specs.push({
       kernel: "rms_norm_backward",
       label: `${label}.dx(dout=${o.dout.describe()}, x=${o.x.describe()} -> ${o.dx.describe()})`,
-      bindings: { dout: o.dout, x: o.x, weight: o.weight, rstd: o.rstd, dx: o.dx },
-      params: { rows: g.rows, c: g.c },
-      constants: { ACCUMULATE: !!o.accumulate },
+      bindings: {
+        dout: o.dout,
+        x: o.x,
+        weight: o.weight,
+        rstd: o.rstd,
+        state: d.state ?? gpu.placeholder,
+        dx: o.dx,
+        dbranch: branch ? o.branch!.out : gpu.sink,
+      },
+      params: {
+        rows: g.rows,
+        c: g.c,
+        stream_dout: dropDout ? o.doutDropout!.stream : 0,
+        stream_branch: branch ? o.branch!.stream : 0,
+        threshold: d.threshold,
+        keep_none: d.keep_none,
+        drop_scale: d.drop_scale,
+      },
+      constants: { ACCUMULATE: !!o.accumulate, DROP_DOUT: dropDout, BRANCH: branch },
       workgroups: g.rows,
     });
   }

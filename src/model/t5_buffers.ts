@@ -85,8 +85,6 @@ export interface EncoderStack {
   last: Tensor;
   /** (B, S) rstd of the final layer norm. */
   finalRstd: Tensor;
-  /** (B, S, C) final layer norm output before dropout (training only). */
-  preDropout: Tensor;
   /** (B, S, C) the encoder's output (after the final norm and dropout). */
   output: Tensor;
 }
@@ -99,14 +97,8 @@ export interface ForwardScratch {
   context: Tensor;
   /** (B·L·C) the sublayer core's output, before the residual. */
   branch: Tensor;
-  /** (B·L·C) the core's output after dropout (training). */
-  branchDropped: Tensor;
-  /** (B·L·F) the feed-forward activation. */
+  /** (B·L·F) the feed-forward activation (its dropout included). */
   ffnAct: Tensor;
-  /** (B·L·F) the activation after dropout (training). */
-  ffnDropped: Tensor;
-  /** (P) attention scores, then the dropped probabilities. */
-  scores: Tensor;
 }
 
 /** One decoder block. */
@@ -149,8 +141,6 @@ export interface DecoderStack {
   last: Tensor;
   /** (B, T) rstd of the final layer norm. */
   finalRstd: Tensor;
-  /** (B, T, C) final norm output before dropout (training). */
-  preDropout: Tensor;
   /** (B, T, C) the decoder's output. */
   output: Tensor;
   /** (B, T, V) logits. */
@@ -187,12 +177,8 @@ export interface T5Grads {
   k: Tensor;
   /** (B·L·HD) of the values. */
   v: Tensor;
-  /** (P) of the (dropped) probabilities. */
-  probs: Tensor;
-  /** (P) of the scores. */
+  /** (P) of the attention scores. */
   scores: Tensor;
-  /** (B·L·F) of the activation after dropout. */
-  ffnDropped: Tensor;
   /** (B·L·F) of the activation. */
   ffnAct: Tensor;
   /** (B·L·F) of `FfnSaved.pre`. */
@@ -285,7 +271,6 @@ function encoderSpecs(cfg: T5Config, s: T5Shape): SpecTree<EncoderBuffers> {
   const { batch: B, sourceLength: S, targetLength: T } = s;
   const { dModel: C, numHeads: H, dKv: D, dFf: F } = cfg;
   const HD = H * D, L = Math.max(S, T);
-  const P = B * H * Math.max(S * S, T * T, T * S);
   return {
     inputs: {
       inputIds: i32(B, S),
@@ -306,17 +291,13 @@ function encoderSpecs(cfg: T5Config, s: T5Shape): SpecTree<EncoderBuffers> {
       })),
       last: f32(B, S, C),
       finalRstd: f32(B, S),
-      preDropout: f32(B, S, C),
       output: f32(B, S, C),
     },
     scratch: {
       normed: f32(B * L * C),
       context: f32(B * L * HD),
       branch: f32(B * L * C),
-      branchDropped: f32(B * L * C),
       ffnAct: f32(B * L * F),
-      ffnDropped: f32(B * L * F),
-      scores: f32(P),
     },
   };
 }
@@ -349,7 +330,6 @@ export function sessionSpecs(cfg: T5Config, shape: T5Shape): SpecTree<T5SessionB
       })),
       last: f32(B, T, C),
       finalRstd: f32(B, T),
-      preDropout: f32(B, T, C),
       output: f32(B, T, C),
       logits: f32(B, T, V),
       loss: f32(1),
@@ -368,9 +348,7 @@ export function sessionSpecs(cfg: T5Config, shape: T5Shape): SpecTree<T5SessionB
       q: f32(B * L * HD),
       k: f32(B * L * HD),
       v: f32(B * L * HD),
-      probs: f32(P),
       scores: f32(P),
-      ffnDropped: f32(B * L * F),
       ffnAct: f32(B * L * F),
       ffnPre: f32(B * L * F),
       ffnUp: cfg.isGatedAct ? f32(B * L * F) : undefined,

@@ -27,11 +27,10 @@ import {
 } from "../layers/activation.ts";
 import { attention, attentionBackward, type AttentionOps } from "../layers/attention.ts";
 import { crossEntropyBackward, crossEntropyForward } from "../layers/cross_entropy.ts";
-import { dropoutBackward, dropoutForward } from "../layers/dropout.ts";
-import { add } from "../layers/elementwise.ts";
+import type { DropoutSite } from "../layers/dropout.ts";
 import { embeddingForward } from "../layers/embedding.ts";
 import { matmul } from "../layers/matmul.ts";
-import { rmsNorm, rmsNormBackward } from "../layers/rms_norm.ts";
+import { residualRmsNorm, rmsNormBackward } from "../layers/rms_norm.ts";
 import { positionBias } from "./position_bias.ts";
 import type {
   AttentionSaved,
@@ -156,19 +155,9 @@ export class T5Graph {
     return matmul(this.#gpu, { a: dy, b: w, out: dx, accumulate, label });
   }
 
-  #drop(x: Tensor, out: Tensor, s: number, label: string): Op {
-    const state = this.bufs.inputs.dropoutState;
-    return dropoutForward(this.#gpu, { x, out, state, p: this.dropoutRate, stream: s, label });
-  }
-
-  #dropBack(dout: Tensor, dx: Tensor, s: number, label: string): Op {
-    const state = this.bufs.inputs.dropoutState;
-    return dropoutBackward(this.#gpu, { dout, dx, state, p: this.dropoutRate, stream: s, label });
-  }
-
-  /** The attention layer's dropout for a site, or none. */
-  #attnDropout(train: boolean, s: number) {
-    return train && this.dropoutRate > 0
+  /** The dropout of a site in training with a rate > 0, else none. */
+  #site(drop: boolean, s: number): DropoutSite | undefined {
+    return drop && this.dropoutRate > 0
       ? { state: this.bufs.inputs.dropoutState, p: this.dropoutRate, stream: s }
       : undefined;
   }
@@ -181,17 +170,6 @@ export class T5Graph {
   /** transformers rescales the decoder output by d_model^-0.5 before a tied output projection. */
   logitScale(): number {
     return this.cfg.scaleDecoderOutputs ? this.C ** -0.5 : 1;
-  }
-
-  /** out = x + dropout(y) (through scratch: no binding aliases another). */
-  #residual(ops: Op[], drop: boolean, x: Tensor, y: Tensor, out: Tensor, s: number, label: string) {
-    if (drop) {
-      const yd = this.view(this.bufs.scratch.branchDropped, y.shape);
-      ops.push(this.#drop(y, yd, s, `${label}.dropout`));
-      ops.push(add(this.#gpu, { a: x, b: yd, out, label }));
-    } else {
-      ops.push(add(this.#gpu, { a: x, b: y, out, label }));
-    }
   }
 
   /**
@@ -218,11 +196,10 @@ export class T5Graph {
       heads: this.H,
       probs: o.saved.probs,
       ctx: o.ctx,
-      scratch: this.bufs.scratch.scores,
       bias: o.bias,
       mask: o.mask,
       causal: o.causal,
-      dropout: this.#attnDropout(train, o.stream),
+      dropout: this.#site(train, o.stream),
       label: o.label,
     });
   }
@@ -232,26 +209,23 @@ export class T5Graph {
     const gpu = this.#gpu;
     const rows = n.shape.slice(0, -1);
     const f = this.view(this.bufs.scratch.ffnAct, [...rows, this.F]);
+    const dropout = this.#site(train, s);
     const ops: Op[] = [];
     if (this.cfg.isGatedAct) {
       const up = saved.up!;
       ops.push(this.linear(n, this.w(`${prefix}.wi_0.weight`), saved.pre, `${prefix}.wi_0`));
       ops.push(this.linear(n, this.w(`${prefix}.wi_1.weight`), up, `${prefix}.wi_1`));
-      ops.push(gatedGelu(gpu, { gate: saved.pre, up, out: f, label: `${prefix}.gated_gelu` }));
+      ops.push(
+        gatedGelu(gpu, { gate: saved.pre, up, out: f, dropout, label: `${prefix}.gated_gelu` }),
+      );
     } else {
       ops.push(this.linear(n, this.w(`${prefix}.wi.weight`), saved.pre, `${prefix}.wi`));
+      const act = this.cfg.denseActFn === "relu" ? relu : gelu;
       ops.push(
-        this.cfg.denseActFn === "relu"
-          ? relu(gpu, { x: saved.pre, out: f, label: `${prefix}.relu` })
-          : gelu(gpu, { x: saved.pre, out: f, label: `${prefix}.gelu` }),
+        act(gpu, { x: saved.pre, out: f, dropout, label: `${prefix}.${this.cfg.denseActFn}` }),
       );
     }
-    let fd = f;
-    if (train && this.dropoutRate > 0) {
-      fd = this.view(this.bufs.scratch.ffnDropped, f.shape);
-      ops.push(this.#drop(f, fd, s, `${prefix}.dropout`));
-    }
-    ops.push(this.linear(fd, this.w(`${prefix}.wo.weight`), out, `${prefix}.wo`));
+    ops.push(this.linear(f, this.w(`${prefix}.wo.weight`), out, `${prefix}.wo`));
     return ops;
   }
 
@@ -267,13 +241,9 @@ export class T5Graph {
   ) {
     const gpu = this.#gpu;
     const shape = [...dout.shape.slice(0, -1), this.F];
-    const dfd = this.view(g.ffnDropped, shape);
-    ops.push(this.linearBack(dout, this.w(`${prefix}.wo.weight`), dfd, `${prefix}.wo.backward`));
-    let df = dfd;
-    if (this.dropoutRate > 0) {
-      df = this.view(g.ffnAct, shape);
-      ops.push(this.#dropBack(dfd, df, s, `${prefix}.dropout_backward`));
-    }
+    const df = this.view(g.ffnAct, shape);
+    ops.push(this.linearBack(dout, this.w(`${prefix}.wo.weight`), df, `${prefix}.wo.backward`));
+    const dropout = this.#site(true, s);
     const dpre = this.view(g.ffnPre, shape);
     if (this.cfg.isGatedAct) {
       const dup = this.view(g.ffnUp!, shape);
@@ -283,6 +253,7 @@ export class T5Graph {
         up: saved.up!,
         dgate: dpre,
         dup,
+        dropout,
         label: `${prefix}.gated_gelu_backward`,
       }));
       ops.push(
@@ -293,11 +264,8 @@ export class T5Graph {
       );
     } else {
       const x = saved.pre;
-      ops.push(
-        this.cfg.denseActFn === "relu"
-          ? reluBackward(gpu, { dout: df, x, dx: dpre, label: `${prefix}.relu_backward` })
-          : geluBackward(gpu, { dout: df, x, dx: dpre, label: `${prefix}.gelu_backward` }),
-      );
+      const back = this.cfg.denseActFn === "relu" ? reluBackward : geluBackward;
+      ops.push(back(gpu, { dout: df, x, dx: dpre, dropout, label: `${prefix}.act_backward` }));
       ops.push(this.linearBack(dpre, this.w(`${prefix}.wi.weight`), dn, `${prefix}.wi.backward`));
     }
   }
@@ -388,26 +356,23 @@ export class T5Graph {
     return out;
   }
 
-  /** Forward of one sublayer. */
-  #sublayerForward(ops: Op[], train: boolean, s: Sublayer, dec?: DecoderStack): void {
-    const gpu = this.#gpu;
+  /** The residual dropout's stream of a sublayer. */
+  #residualSite(s: Sublayer): number {
+    const site = s.kind === "ffn" ? SITE.ffnOut : s.kind === "self" ? SITE.selfOut : SITE.crossOut;
+    return stream(s.stack, s.layer, site);
+  }
+
+  /** The weight of a sublayer's layer norm. */
+  #norm(s: Sublayer): Tensor {
+    return this.w(`${s.weights}.layer_norm.weight`);
+  }
+
+  /** The core of one sublayer, from its normed input `n` to its branch output `a`. */
+  #core(ops: Op[], train: boolean, s: Sublayer, n: Tensor, a: Tensor, dec?: DecoderStack): void {
     const { inputs, encoder, scratch } = this.bufs;
-    const drop = train && this.dropoutRate > 0;
-    const n = this.view(scratch.normed, [this.B, s.len, this.C]);
-    const a = this.view(scratch.branch, [this.B, s.len, this.C]);
-    ops.push(rmsNorm(gpu, {
-      x: s.x,
-      weight: this.w(`${s.weights}.layer_norm.weight`),
-      out: n,
-      rstd: s.rstd,
-      eps: this.eps,
-      label: `${s.label}.layer_norm`,
-    }));
     if (s.kind === "ffn") {
       const prefix = `${s.weights}.DenseReluDense`;
       ops.push(...this.ffn(train, prefix, s.ffn!, n, a, stream(s.stack, s.layer, SITE.ffnAct)));
-      const site = stream(s.stack, s.layer, SITE.ffnOut);
-      this.#residual(ops, drop, s.x, a, s.out, site, `${s.label}.residual`);
       return;
     }
     const self = s.kind === "self";
@@ -431,88 +396,171 @@ export class T5Graph {
       }).ops,
     );
     ops.push(this.linear(ctx, this.w(`${mod}.o.weight`), a, `${s.label}.o`));
-    const site = stream(s.stack, s.layer, self ? SITE.selfOut : SITE.crossOut);
-    this.#residual(ops, drop, s.x, a, s.out, site, `${s.label}.residual`);
   }
 
   /**
-   * Backward of one sublayer: on entry `gh` holds the gradient of `s.out`; on exit it holds the
-   * gradient of `s.x` (the residual path plus, unless `skipNorm`, the branch through the norm).
-   * Cross-attention adds its keys' and values' gradient into `g.encoderOutput` (overwriting it
-   * when `firstCross`).
+   * A stack's sublayers forward. Where one sublayer's residual meets the next one's norm, one
+   * fused kernel computes `h' = h + dropout(branch)` and `norm(h')`; the last one's feeds the
+   * final norm and the final dropout into the stack's output.
    */
-  #sublayerBackward(
+  #stack(
+    ops: Op[],
+    train: boolean,
+    subs: Sublayer[],
+    entry: { x?: Tensor; y?: Tensor; sum?: Tensor; dropoutY?: DropoutSite },
+    out: { output: Tensor; finalRstd: Tensor },
+    dec?: DecoderStack,
+  ): void {
+    const gpu = this.#gpu;
+    const stack = subs[0].stack;
+    const n = this.view(this.bufs.scratch.normed, [this.B, subs[0].len, this.C]);
+    const a = this.view(this.bufs.scratch.branch, [this.B, subs[0].len, this.C]);
+    ops.push(residualRmsNorm(gpu, {
+      ...entry,
+      weight: this.#norm(subs[0]),
+      out: n,
+      rstd: subs[0].rstd,
+      eps: this.eps,
+      label: `${subs[0].label}.layer_norm`,
+    }));
+    subs.forEach((s, i) => {
+      this.#core(ops, train, s, n, a, dec);
+      const next = subs[i + 1];
+      const common = {
+        x: s.x,
+        y: a,
+        sum: s.out,
+        eps: this.eps,
+        dropoutY: this.#site(train, this.#residualSite(s)),
+      };
+      ops.push(
+        next
+          ? residualRmsNorm(gpu, {
+            ...common,
+            weight: this.#norm(next),
+            out: n,
+            rstd: next.rstd,
+            label: `${s.label}.residual+${next.label}.layer_norm`,
+          })
+          : residualRmsNorm(gpu, {
+            ...common,
+            weight: this.w(`${stack}.final_layer_norm.weight`),
+            out: out.output,
+            rstd: out.finalRstd,
+            dropoutOut: this.#site(train, stream(stack, -1, SITE.final)),
+            label: `${s.label}.residual+${stack}.final_layer_norm`,
+          }),
+      );
+    });
+  }
+
+  /**
+   * A stack's sublayers backward, from `gOut` (the gradient of the stack's output) to `gh` (the
+   * gradient of its input stream). The residual dropouts' backward rides on the norms' backward
+   * (`branch`); `entryBranch` receives the stack input dropout's backward (the encoder's input
+   * embeddings). The decoder's first norm has no backward (its input is not trained).
+   */
+  #stackBackward(
+    ops: Op[],
+    subs: Sublayer[],
+    g: T5Grads,
+    gOut: Tensor,
+    gh: Tensor,
+    st: { finalRstd: Tensor },
+    o: { entryBranch?: Tensor; skipFirstNorm?: boolean },
+  ): void {
+    const gpu = this.#gpu;
+    const stack = subs[0].stack;
+    const drop = this.dropoutRate > 0;
+    const gy = this.view(g.branch, [this.B, subs[0].len, this.C]);
+    const gn = this.view(g.normed, [this.B, subs[0].len, this.C]);
+    const branch = (s: Sublayer | undefined, out: Tensor | undefined) =>
+      drop && out
+        ? { out, ...this.#site(true, s ? this.#residualSite(s) : stream(stack, -1, SITE.input))! }
+        : undefined;
+    const last = subs[subs.length - 1];
+    ops.push(rmsNormBackward(gpu, {
+      dout: gOut,
+      x: last.out,
+      weight: this.w(`${stack}.final_layer_norm.weight`),
+      rstd: st.finalRstd,
+      dx: gh,
+      doutDropout: this.#site(true, stream(stack, -1, SITE.final)),
+      branch: branch(last, gy),
+      label: `${stack}.final_layer_norm.backward`,
+    }));
+    let firstCross = true;
+    for (let i = subs.length - 1; i >= 0; i--) {
+      const s = subs[i];
+      this.#coreBackward(ops, s, g, drop ? gy : gh, gn, firstCross);
+      if (s.kind === "cross") firstCross = false;
+      if (i === 0 && o.skipFirstNorm) continue;
+      const prev = subs[i - 1];
+      ops.push(rmsNormBackward(gpu, {
+        dout: gn,
+        x: s.x,
+        weight: this.#norm(s),
+        rstd: s.rstd,
+        dx: gh,
+        accumulate: true,
+        branch: prev ? branch(prev, gy) : branch(undefined, o.entryBranch),
+        label: `${s.label}.layer_norm.backward`,
+      }));
+    }
+  }
+
+  /**
+   * Backward of a sublayer's core: from `gy` (the gradient of its branch output) to `gn` (the
+   * gradient of its normed input). Cross-attention adds its keys' and values' gradient into
+   * `g.encoderOutput` (overwriting it when `firstCross`).
+   */
+  #coreBackward(
     ops: Op[],
     s: Sublayer,
     g: T5Grads,
-    gh: Tensor,
-    o: { firstCross?: boolean; skipNorm?: boolean } = {},
+    gy: Tensor,
+    gn: Tensor,
+    firstCross: boolean,
   ): void {
     const gpu = this.#gpu;
-    const { B, HD, C } = this;
-    const gn = this.view(g.normed, [B, s.len, C]);
-    let gy = gh;
-    if (this.dropoutRate > 0) {
-      gy = this.view(g.branch, [B, s.len, C]);
-      const site = s.kind === "ffn"
-        ? SITE.ffnOut
-        : s.kind === "self"
-        ? SITE.selfOut
-        : SITE.crossOut;
-      const label = `${s.label}.residual.dropout.backward`;
-      ops.push(this.#dropBack(gh, gy, stream(s.stack, s.layer, site), label));
-    }
+    const { B, HD } = this;
     if (s.kind === "ffn") {
       const prefix = `${s.weights}.DenseReluDense`;
       const site = stream(s.stack, s.layer, SITE.ffnAct);
       this.#ffnBackward(ops, g, prefix, s.ffn!, gy, gn, site);
-    } else {
-      const self = s.kind === "self";
-      const at = s.attn!;
-      const mod = `${s.weights}.${self ? "SelfAttention" : "EncDecAttention"}`;
-      const lk = self ? s.len : this.S;
-      const gctx = this.view(g.context, [B, s.len, HD]);
-      ops.push(this.linearBack(gy, this.w(`${mod}.o.weight`), gctx, `${s.label}.o.backward`));
-      const gq = this.view(g.q, [B, s.len, HD]);
-      const gk = this.view(g.k, [B, lk, HD]);
-      const gv = this.view(g.v, [B, lk, HD]);
-      ops.push(...attentionBackward(gpu, {
-        ...at,
-        heads: this.H,
-        dctx: gctx,
-        dq: gq,
-        dk: gk,
-        dv: gv,
-        scratch: [g.probs, g.scores],
-        droppedScratch: this.bufs.scratch.scores,
-        dropout: this.#attnDropout(
-          true,
-          stream(s.stack, s.layer, self ? SITE.selfProbs : SITE.crossProbs),
-        ),
-        label: `${s.label}.backward`,
-      }));
-      ops.push(this.linearBack(gq, this.w(`${mod}.q.weight`), gn, `${s.label}.q.backward`));
-      // Self-attention: k and v came from the same normed input. Cross-attention: from the
-      // encoder output, whose gradient collects every decoder layer's share.
-      const kvOut = self ? gn : g.encoderOutput;
-      const kvAcc = self || !o.firstCross;
-      ops.push(
-        this.linearBack(gk, this.w(`${mod}.k.weight`), kvOut, `${s.label}.k.backward`, kvAcc),
-      );
-      ops.push(
-        this.linearBack(gv, this.w(`${mod}.v.weight`), kvOut, `${s.label}.v.backward`, true),
-      );
+      return;
     }
-    if (o.skipNorm) return;
-    ops.push(rmsNormBackward(gpu, {
-      dout: gn,
-      x: s.x,
-      weight: this.w(`${s.weights}.layer_norm.weight`),
-      rstd: s.rstd,
-      dx: gh,
-      accumulate: true,
-      label: `${s.label}.layer_norm.backward`,
+    const self = s.kind === "self";
+    const at = s.attn!;
+    const mod = `${s.weights}.${self ? "SelfAttention" : "EncDecAttention"}`;
+    const lk = self ? s.len : this.S;
+    const gctx = this.view(g.context, [B, s.len, HD]);
+    ops.push(this.linearBack(gy, this.w(`${mod}.o.weight`), gctx, `${s.label}.o.backward`));
+    const gq = this.view(g.q, [B, s.len, HD]);
+    const gk = this.view(g.k, [B, lk, HD]);
+    const gv = this.view(g.v, [B, lk, HD]);
+    ops.push(...attentionBackward(gpu, {
+      ...at,
+      heads: this.H,
+      dctx: gctx,
+      dq: gq,
+      dk: gk,
+      dv: gv,
+      scratch: [g.scores],
+      dropout: this.#site(true, stream(s.stack, s.layer, self ? SITE.selfProbs : SITE.crossProbs)),
+      label: `${s.label}.backward`,
     }));
+    ops.push(this.linearBack(gq, this.w(`${mod}.q.weight`), gn, `${s.label}.q.backward`));
+    // Self-attention: k and v came from the same normed input. Cross-attention: from the
+    // encoder output, whose gradient collects every decoder layer's share.
+    const kvOut = self ? gn : g.encoderOutput;
+    const kvAcc = self || !firstCross;
+    ops.push(
+      this.linearBack(gk, this.w(`${mod}.k.weight`), kvOut, `${s.label}.k.backward`, kvAcc),
+    );
+    ops.push(
+      this.linearBack(gv, this.w(`${mod}.v.weight`), kvOut, `${s.label}.v.backward`, true),
+    );
   }
 
   /** The embedding of `input_ids` into the encoder's input embeddings. */
@@ -535,36 +583,17 @@ export class T5Graph {
       buckets: inputs.buckets,
       out: inputs.positionBias,
     }));
-    const at = this.#encoderStream(drop);
-    if (drop) {
-      const s = stream("encoder", -1, SITE.input);
-      ops.push(this.#drop(inputs.inputsEmbeds, at(0), s, "encoder.dropout"));
-    }
-    for (const s of this.#sublayers("encoder", drop)) this.#sublayerForward(ops, train, s);
-    this.#finalNorm(ops, drop, "encoder", at(this.cfg.numLayers), encoder);
+    const subs = this.#sublayers("encoder", drop);
+    // Without input dropout, block 0 reads the input embeddings themselves (no copy).
+    const entry = drop
+      ? {
+        y: inputs.inputsEmbeds,
+        sum: subs[0].x,
+        dropoutY: this.#site(true, stream("encoder", -1, SITE.input)),
+      }
+      : { x: inputs.inputsEmbeds };
+    this.#stack(ops, train, subs, entry, encoder);
     return ops;
-  }
-
-  /** out = dropout(final_layer_norm(x)) (a stack's output). */
-  #finalNorm(
-    ops: Op[],
-    drop: boolean,
-    stack: Stack,
-    x: Tensor,
-    st: { preDropout: Tensor; output: Tensor; finalRstd: Tensor },
-  ): void {
-    ops.push(rmsNorm(this.#gpu, {
-      x,
-      weight: this.w(`${stack}.final_layer_norm.weight`),
-      out: drop ? st.preDropout : st.output,
-      rstd: st.finalRstd,
-      eps: this.eps,
-      label: `${stack}.final_layer_norm`,
-    }));
-    if (drop) {
-      const s = stream(stack, -1, SITE.final);
-      ops.push(this.#drop(st.preDropout, st.output, s, `${stack}.final_dropout`));
-    }
   }
 
   /** The decoder's forward ops (teacher forcing), the LM head and the loss. */
@@ -577,22 +606,21 @@ export class T5Graph {
       buckets: dec.buckets,
       out: dec.positionBias,
     }));
-    const at = this.#decoderStream(dec);
+    const stream0 = this.#decoderStream(dec)(0);
     ops.push(embeddingForward(gpu, {
       table: this.w("shared.weight"),
       ids: dec.decoderInputIds,
-      out: drop ? dec.embedded : at(0),
+      out: drop ? dec.embedded : stream0,
       label: "decoder.embed",
     }));
-    if (drop) {
-      ops.push(
-        this.#drop(dec.embedded, at(0), stream("decoder", -1, SITE.input), "decoder.dropout"),
-      );
-    }
-    for (const s of this.#sublayers("decoder", drop, dec)) {
-      this.#sublayerForward(ops, train, s, dec);
-    }
-    this.#finalNorm(ops, drop, "decoder", at(this.cfg.numDecoderLayers), dec);
+    const entry = drop
+      ? {
+        y: dec.embedded,
+        sum: stream0,
+        dropoutY: this.#site(true, stream("decoder", -1, SITE.input)),
+      }
+      : { x: stream0 };
+    this.#stack(ops, train, this.#sublayers("decoder", drop, dec), entry, dec, dec);
     ops.push(matmul(gpu, {
       a: dec.output,
       b: this.lmHead(),
@@ -637,65 +665,25 @@ export class T5Graph {
     }));
     // Decoder: its input embeddings are frozen and not a prompt, so the first sublayer's norm
     // gradient (towards them) is skipped.
-    const last = this.#decoderStream(dec)(this.cfg.numDecoderLayers);
-    this.#finalNormBackward(ops, drop, "decoder", last, g.decoderOutput, g.decoderStream, dec, g);
-    const decSubs = this.#sublayers("decoder", drop, dec).reverse();
-    let firstCross = true;
-    decSubs.forEach((s, i) => {
-      this.#sublayerBackward(ops, s, g, g.decoderStream, {
-        firstCross,
-        skipNorm: i === decSubs.length - 1,
-      });
-      if (s.kind === "cross") firstCross = false;
-    });
-    // Encoder. Without input dropout the stream's gradient is the input embeddings'.
-    const gh = drop ? g.encoderStream : g.inputsEmbeds;
-    const at = this.#encoderStream(drop);
-    const enc = this.bufs.encoder;
-    this.#finalNormBackward(
+    this.#stackBackward(
       ops,
-      drop,
-      "encoder",
-      at(this.cfg.numLayers),
-      g.encoderOutput,
-      gh,
-      enc,
+      this.#sublayers("decoder", drop, dec),
       g,
+      g.decoderOutput,
+      g.decoderStream,
+      dec,
+      { skipFirstNorm: true },
     );
-    for (const s of this.#sublayers("encoder", drop).reverse()) {
-      this.#sublayerBackward(ops, s, g, gh);
-    }
-    if (drop) {
-      const s = stream("encoder", -1, SITE.input);
-      ops.push(this.#dropBack(gh, g.inputsEmbeds, s, "encoder.dropout.backward"));
-    }
+    // Encoder. Without input dropout the stream's gradient is the input embeddings'.
+    this.#stackBackward(
+      ops,
+      this.#sublayers("encoder", drop),
+      g,
+      g.encoderOutput,
+      drop ? g.encoderStream : g.inputsEmbeds,
+      this.bufs.encoder,
+      { entryBranch: g.inputsEmbeds },
+    );
     return ops;
-  }
-
-  /** Backward of the final norm: `dx` = the gradient of the stack's last stream. */
-  #finalNormBackward(
-    ops: Op[],
-    drop: boolean,
-    stack: Stack,
-    x: Tensor,
-    dout: Tensor,
-    dx: Tensor,
-    st: { finalRstd: Tensor },
-    g: T5Grads,
-  ): void {
-    let gy = dout;
-    if (drop) {
-      gy = this.view(g.branch, dout.shape);
-      const s = stream(stack, -1, SITE.final);
-      ops.push(this.#dropBack(dout, gy, s, `${stack}.final_dropout.backward`));
-    }
-    ops.push(rmsNormBackward(this.#gpu, {
-      dout: gy,
-      x,
-      weight: this.w(`${stack}.final_layer_norm.weight`),
-      rstd: st.finalRstd,
-      dx,
-      label: `${stack}.final_layer_norm.backward`,
-    }));
   }
 }
