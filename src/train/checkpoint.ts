@@ -52,7 +52,35 @@ export interface Checkpoint {
   tensors: Record<string, Float32Array>;
 }
 
-/** Writes a checkpoint into `dir` atomically. */
+/**
+ * Writes a checkpoint into `dir` atomically.
+ *
+ * @example
+ * ```ts
+ * import { hasCheckpoint, PAPER_DEFAULTS, readCheckpoint, writeCheckpoint } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir(); // a run folder
+ * const state = {
+ *   step: 100,
+ *   skipped: 0,
+ *   skippedInARow: 0,
+ *   elapsedSeconds: 12.5,
+ *   tokens: 64_000,
+ *   dropoutStep: 100,
+ *   dataPosition: 100,
+ *   schedulerPosition: 100,
+ * };
+ * const prompt = Float32Array.of(0.1, 0.2);
+ * const tensors = { "param.prompt": prompt, "m.prompt": prompt.map((x) => x / 10) };
+ * await writeCheckpoint(dir, { config: { ...PAPER_DEFAULTS, out: dir }, state, tensors });
+ * assert.ok(await hasCheckpoint(dir));
+ * const back = await readCheckpoint(dir);
+ * assert.equal(back.state.step, 100);
+ * assert.deepEqual(back.tensors["param.prompt"], prompt);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export async function writeCheckpoint(dir: string, ckpt: Checkpoint): Promise<void> {
   const tensors: Record<string, TensorToWrite> = {};
   for (const [k, v] of Object.entries(ckpt.tensors)) tensors[k] = { shape: [v.length], data: v };
@@ -73,7 +101,22 @@ export async function hasCheckpoint(dir: string): Promise<boolean> {
   return (await Deno.stat(join(dir, CHECKPOINT_FILE)).catch(() => null))?.isFile ?? false;
 }
 
-/** Reads the checkpoint of `dir`; a missing or malformed one is an error naming the file. */
+/**
+ * Reads the checkpoint of `dir`; a missing or malformed one is an error naming the file.
+ *
+ * @example
+ * ```ts
+ * import { readCheckpoint, writeSafetensors } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * // any other safetensors file is refused, naming it
+ * const x = { shape: [1], data: Float32Array.of(1) };
+ * await writeSafetensors(`${dir}/checkpoint.safetensors`, { x });
+ * await assert.rejects(readCheckpoint(dir), /not a checkpoint of this trainer/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   const path = join(dir, CHECKPOINT_FILE);
   using r = await openSafetensors(path);

@@ -27,14 +27,38 @@ export type TrainCommand =
   | { kind: "demo"; overrides: Record<string, unknown> }
   | { kind: "train"; config: TrainConfig };
 
-/** A run folder name for a task and method at the current time: `runs/rte-adept-20261202-013000`. */
+/**
+ * A run folder name for a task and method at the current time: `runs/rte-adept-20261202-013000`.
+ *
+ * @example
+ * ```ts
+ * import { defaultRunDir } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const now = new Date("2026-12-02T01:30:00Z");
+ * assert.equal(defaultRunDir("rte", "adept", now), "runs/rte-adept-20261202-013000");
+ * assert.equal(defaultRunDir("data/my_task.json", "pt", now), "runs/my_task-pt-20261202-013000");
+ * ```
+ */
 export function defaultRunDir(task: string, method: string, now: Date = new Date()): string {
   const base = task.replace(/\.json$/i, "").split(/[\\/]/).pop()!.replace(/[^A-Za-z0-9_.-]/g, "_");
   const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
   return `runs/${base}-${method}-${stamp}`;
 }
 
-/** The `--help` text: every flag with its default. */
+/**
+ * The `--help` text: every flag with its default.
+ *
+ * @example
+ * ```ts
+ * import { trainHelp } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const help = trainHelp();
+ * assert.match(help, /--lr <number> +peak learning rate of the prompt \(default: 0.3\)/);
+ * assert.match(help, /--config <file>/);
+ * ```
+ */
 export function trainHelp(): string {
   const rows = TRAIN_OPTIONS.map((o) => {
     const d = (PAPER_DEFAULTS as Record<string, unknown>)[o.key];
@@ -82,11 +106,17 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
  *
  * @example
  * ```ts
- * import { parseTrainArgs } from "./cli.ts";
+ * import { parseTrainArgs, TrainConfigError } from "@adept/trainer";
  * import assert from "node:assert/strict";
+ *
  * const cmd = await parseTrainArgs(["--task", "rte", "--steps", "100", "--out", "runs/x"]);
  * assert.equal(cmd.kind, "train");
- * if (cmd.kind === "train") assert.equal(cmd.config.model, "google-t5/t5-base");
+ * if (cmd.kind === "train") {
+ *   assert.equal(cmd.config.model, "google-t5/t5-base"); // the paper's recipe fills the rest
+ *   assert.equal(cmd.config.steps, 100);
+ * }
+ * assert.equal((await parseTrainArgs([])).kind, "demo"); // no flags: the demo
+ * await assert.rejects(parseTrainArgs(["--stesp", "100"]), TrainConfigError); // names the flag
  * ```
  */
 export async function parseTrainArgs(args: readonly string[]): Promise<TrainCommand> {

@@ -33,7 +33,20 @@ const USER_ERRORS = [
   GpuDeviceLostError,
 ];
 
-/** Whether an error is one of the named errors a user acts on. */
+/**
+ * Whether an error is one of the named errors a user acts on.
+ *
+ * @example
+ * ```ts
+ * import { PeftError, TrainConfigError } from "@adept/trainer";
+ * import { isUserError } from "./cli_errors.ts"; // not exported by the package
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isUserError(new TrainConfigError("--steps: expected an integer, got \"1.5\"")));
+ * assert.ok(isUserError(new PeftError("unknown method \"lora\"")));
+ * assert.ok(!isUserError(new TypeError("a bug: print its stack"))); // exit status 1, not 2
+ * ```
+ */
 export function isUserError(e: unknown): boolean {
   return USER_ERRORS.some((C) => e instanceof C);
 }

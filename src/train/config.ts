@@ -211,7 +211,19 @@ export class TrainConfigError extends Error {
 const BY_KEY = new Map(TRAIN_OPTIONS.map((o) => [o.key as string, o]));
 const BY_FLAG = new Map(TRAIN_OPTIONS.map((o) => [o.flag, o]));
 
-/** The option a config-file key names (camelCase or the flag's kebab-case), or undefined. */
+/**
+ * The option a config-file key names (camelCase or the flag's kebab-case), or undefined.
+ *
+ * @example
+ * ```ts
+ * import { optionFor } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(optionFor("prompt-length")?.key, "promptLength"); // a flag
+ * assert.equal(optionFor("promptLength")?.flag, "prompt-length"); // a config file's key
+ * assert.equal(optionFor("promt-length"), undefined);
+ * ```
+ */
 export function optionFor(key: string): TrainOption | undefined {
   return BY_KEY.get(key) ?? BY_FLAG.get(key);
 }
@@ -219,6 +231,16 @@ export function optionFor(key: string): TrainOption | undefined {
 /**
  * Parses and checks one value of a setting from a flag or a config file (strings from the
  * command line are converted).
+ *
+ * @example
+ * ```ts
+ * import { optionFor, parseValue } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const steps = optionFor("steps")!;
+ * assert.equal(parseValue(steps, "500", "flags"), 500); // command-line strings are converted
+ * assert.throws(() => parseValue(steps, "1.5", "flags"), /flags --steps: expected an integer/);
+ * ```
  */
 export function parseValue(o: TrainOption, value: unknown, where: string): unknown {
   const bad = (what: string) =>
@@ -253,14 +275,17 @@ export function parseValue(o: TrainOption, value: unknown, where: string): unkno
  *
  * @example
  * ```ts
- * import { PAPER_DEFAULTS, resolveTrainConfig } from "./config.ts";
+ * import { PAPER_DEFAULTS, resolveTrainConfig } from "@adept/trainer";
  * import assert from "node:assert/strict";
+ *
  * const c = resolveTrainConfig([
  *   { name: "defaults", values: { ...PAPER_DEFAULTS } },
- *   { name: "flags", values: { "batch-size": "8", task: "cb" } },
+ *   { name: "run.json", values: { task: "cb", "batch-size": 16 } },
+ *   { name: "flags", values: { "batch-size": "8", steps: "200" } }, // the last layer wins
  * ]);
- * assert.equal(c.batchSize, 8);
  * assert.equal(c.task, "cb");
+ * assert.equal(c.batchSize, 8);
+ * assert.equal(c.warmup, 20); // the default 500 exceeds 200 steps: a tenth of them
  * ```
  */
 export function resolveTrainConfig(

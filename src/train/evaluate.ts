@@ -48,7 +48,39 @@ export interface EvaluatorOptions {
   folded?: boolean;
 }
 
-/** A generator (and the method bound to it) reused across evaluations of one shape. */
+/**
+ * A generator (and the method bound to it) reused across evaluations of one shape.
+ *
+ * @example The frozen model on the demo's task (no method: the no-prompt baseline)
+ * ```ts
+ * import {
+ *   Evaluator,
+ *   loadT5,
+ *   loadTokenizer,
+ *   prepareTask,
+ *   requestGpu,
+ *   resolveTask,
+ * } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tasks/default/model");
+ * const tokenizer = await loadTokenizer("tasks/default/model");
+ * const task = await resolveTask("tasks/default/task.json");
+ * const data = await prepareTask(task, tokenizer); // tokenized once, then read from the cache
+ * const ev = new Evaluator(model, undefined, tokenizer, {
+ *   batchSize: 8,
+ *   sourceLength: data.sourceLength,
+ * });
+ * const r = await ev.evaluate(data.validation, task, 8); // the first 8 examples
+ * assert.equal(r.examples, 8);
+ * assert.equal(r.predictions.length, 8);
+ * assert.equal(r.score, r.metrics.accuracy); // the task's first metric selects checkpoints
+ * ev.destroy();
+ * model.destroy();
+ * gpu.destroy();
+ * ```
+ */
 export class Evaluator {
   readonly generator: T5Generator;
   readonly #binding?: MethodBinding;

@@ -68,9 +68,21 @@ async function setup(o: AdapterRunOptions) {
  * Scores a saved adapter on a split of its task (or another), as training scores it.
  *
  * @example
- * ```ts ignore
- * const r = await evaluateAdapter({ adapter: "runs/rte-adept/best", split: "test" });
- * console.log(r.metrics); // { accuracy: ... }
+ * ```ts
+ * import { evaluateAdapter } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const r = await evaluateAdapter({
+ *   // a run's best/ folder names its model and task; this adapter, written by Hugging Face
+ *   // PEFT for the tests' tiny T5, names neither, so both are given
+ *   adapter: "tests/fixtures/peft/tiny-t5-v1_0/peft_prompt_tuning",
+ *   model: "tests/fixtures/t5/tiny-t5-v1_0",
+ *   task: "tasks/default/task.json",
+ *   split: "validation",
+ *   limit: 8,
+ * });
+ * assert.equal(r.examples, 8);
+ * assert.ok(r.metrics.accuracy >= 0 && r.metrics.accuracy <= 100);
  * ```
  */
 export async function evaluateAdapter(
@@ -112,8 +124,17 @@ export async function evaluateAdapter(
  * sentence2: ..."`) and truncated to the adapter's source length.
  *
  * @example
- * ```ts ignore
- * const [label] = await predict({ adapter: "runs/demo/adept/best", texts: ["cat dog sun"] });
+ * ```ts
+ * import { predict } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const labels = await predict({
+ *   adapter: "tests/fixtures/peft/tiny-t5-v1_0/peft_prompt_tuning", // e.g. runs/<run>/best
+ *   model: "tests/fixtures/t5/tiny-t5-v1_0", // not needed for a run's adapter: it names its model
+ *   texts: ["sentence1: A cat sat. sentence2: An animal sat.", "sentence1: Hi. sentence2: Bye."],
+ * });
+ * assert.equal(labels.length, 2);
+ * assert.ok(labels.every((l) => typeof l === "string"));
  * ```
  */
 export async function predict(

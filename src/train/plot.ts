@@ -27,7 +27,18 @@ export interface LineChart {
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];
 
-/** Tick values at a "nice" spacing (1, 2 or 5 × 10^k) covering [lo, hi]. */
+/**
+ * Tick values at a "nice" spacing (1, 2 or 5 × 10^k) covering [lo, hi].
+ *
+ * @example
+ * ```ts
+ * import { niceTicks } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(niceTicks(0, 1), [0, 0.2, 0.4, 0.6, 0.8, 1]);
+ * assert.deepEqual(niceTicks(3, 97), [20, 40, 60, 80]);
+ * ```
+ */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / count;
@@ -55,10 +66,11 @@ function fmt(v: number): string {
  *
  * @example
  * ```ts
- * import { lineChartSvg } from "./plot.ts";
+ * import { lineChartSvg } from "@adept/trainer";
  * import assert from "node:assert/strict";
+ *
  * const svg = lineChartSvg({
- *   title: "loss",
+ *   title: "training loss",
  *   xLabel: "step",
  *   yLabel: "loss",
  *   series: [{ name: "train", points: [[1, 3], [2, 2], [3, 1.5]] }],

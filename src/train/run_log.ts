@@ -53,13 +53,40 @@ export interface EvalRecord {
 /** A line of `log.jsonl`. */
 export type LogRecord = TrainRecord | EvalRecord;
 
-/** Reads the records of a `log.jsonl` (none when it does not exist). */
+/**
+ * Reads the records of a `log.jsonl` (none when it does not exist).
+ *
+ * @example
+ * ```ts
+ * import { readLog } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * assert.deepEqual(await readLog(`${dir}/log.jsonl`), []); // no run yet
+ * const line = { type: "train", step: 50, loss: 1.25, lastLoss: 1.2, gradNorm: 0.8 };
+ * await Deno.writeTextFile(`${dir}/log.jsonl`, JSON.stringify(line) + "\n");
+ * assert.equal((await readLog(`${dir}/log.jsonl`))[0].step, 50);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export async function readLog(path: string): Promise<LogRecord[]> {
   const text = await Deno.readTextFile(path).catch(() => "");
   return text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as LogRecord);
 }
 
-/** Formats seconds as `1h02m`, `3m05s` or `12s`. */
+/**
+ * Formats seconds as `1h02m`, `3m05s` or `12s`.
+ *
+ * @example
+ * ```ts
+ * import { formatDuration } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(formatDuration(3725), "1h02m");
+ * assert.equal(formatDuration(185), "3m05s");
+ * assert.equal(formatDuration(12.4), "12s");
+ * ```
+ */
 export function formatDuration(s: number): string {
   if (!Number.isFinite(s) || s < 0) return "?";
   s = Math.round(s);
@@ -82,7 +109,39 @@ export interface RunLogOptions {
   print?: (line: string) => void;
 }
 
-/** The log file, the plots and the progress display of a run folder. */
+/**
+ * The log file, the plots and the progress display of a run folder.
+ *
+ * @example
+ * ```ts
+ * import { readLog, RunLog } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir(); // a run folder
+ * const lines: string[] = [];
+ * const print = (l: string) => lines.push(l);
+ * const log = await RunLog.open(dir, { steps: 100, metric: "accuracy", bar: false, print });
+ * log.start(0);
+ * await log.write({
+ *   type: "train",
+ *   step: 50,
+ *   loss: 1.25,
+ *   lastLoss: 1.2,
+ *   gradNorm: 0.8,
+ *   lrPrompt: 0.3,
+ *   lrOffset: 1e-4,
+ *   tokensPerSecond: 900,
+ *   skipped: 0,
+ *   skippedInInterval: 0,
+ *   elapsed: 10,
+ * });
+ * log.close();
+ * assert.match(lines[0], /^step 50\/100  loss 1\.2500/); // plain lines, as in CI logs
+ * assert.equal((await readLog(`${dir}/log.jsonl`)).length, 1);
+ * assert.ok((await Deno.stat(`${dir}/loss.svg`)).isFile); // rewritten at every record
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
 export class RunLog {
   readonly path: string;
   readonly #records: LogRecord[];

@@ -64,7 +64,45 @@ export interface StepBatch {
   labels: Int32Array;
 }
 
-/** A method's training step on a session, with its optimizer. */
+/**
+ * A method's training step on a session, with its optimizer.
+ *
+ * @example A few steps of prompt tuning on one example
+ * ```ts
+ * import { loadT5, methodModule, Mt19937, requestGpu, TrainStep } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_1");
+ * const pt = methodModule("pt");
+ * const config = pt.resolve({ promptLength: 4, promptInit: "random" });
+ * const method = await pt.create(model, config, { rng: new Mt19937(1) });
+ * const step = new TrainStep(model, method, {
+ *   batch: 1,
+ *   sourceLength: 3,
+ *   targetLength: 2,
+ *   lrs: { prompt: 0.3, offset: 1e-4 },
+ *   warmup: 0,
+ *   steps: 3,
+ *   seed: 42,
+ *   dropoutRate: 0,
+ *   historySlots: 3,
+ * });
+ * const batch = {
+ *   inputIds: Int32Array.of(13, 8, 1),
+ *   attentionMask: [1, 1, 1],
+ *   labels: Int32Array.of(209, 1),
+ * };
+ * for (let t = 1; t <= 3; t++) await step.run(batch, t); // one submit each, no readback
+ * const { history, skipped } = await step.stats(3, 3); // read every few steps
+ * assert.ok(history[2].loss < history[0].loss);
+ * assert.equal(skipped, 0);
+ * step.destroy();
+ * method.destroy();
+ * model.destroy();
+ * gpu.destroy();
+ * ```
+ */
 export class TrainStep {
   /** The T5 session (encoder input M + S rows). */
   readonly session: T5Session;

@@ -118,6 +118,18 @@ function methodOverrides(c: TrainConfig): Record<string, unknown> {
 /**
  * Checks what can be checked without loading anything: the method and its settings, the task.
  * Returns the method config and the task.
+ *
+ * @example
+ * ```ts
+ * import { PAPER_DEFAULTS, planRun, TrainConfigError } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const { methodConfig, task } = await planRun({ ...PAPER_DEFAULTS, task: "cb", method: "dept" });
+ * assert.equal(methodConfig.promptLength, 60);
+ * assert.equal(task.name, "cb");
+ * // refused before anything is loaded: prompt tuning has no rank
+ * await assert.rejects(planRun({ ...PAPER_DEFAULTS, method: "pt", rank: 8 }), TrainConfigError);
+ * ```
  */
 export async function planRun(c: TrainConfig): Promise<{ methodConfig: MethodConfig; task: Task }> {
   let methodConfig: MethodConfig;
@@ -140,7 +152,19 @@ export async function planRun(c: TrainConfig): Promise<{ methodConfig: MethodCon
   return { methodConfig, task };
 }
 
-/** Refuses a resume whose settings differ from the checkpoint's, naming every difference. */
+/**
+ * Refuses a resume whose settings differ from the checkpoint's, naming every difference.
+ *
+ * @example
+ * ```ts
+ * import { checkResume, PAPER_DEFAULTS } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const saved = { ...PAPER_DEFAULTS, out: "runs/rte" }; // the checkpoint's settings
+ * checkResume(saved, { ...saved, evalEvery: 500 }, "runs/rte"); // evaluation may change
+ * assert.throws(() => checkResume(saved, { ...saved, lr: 0.1 }, "runs/rte"), /lr: checkpoint 0.3/);
+ * ```
+ */
 export function checkResume(saved: TrainConfig, now: TrainConfig, dir: string): void {
   const diffs = IDENTITY.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k])).map(
     (k) => `${k}: checkpoint ${JSON.stringify(saved[k])}, now ${JSON.stringify(now[k])}`,
@@ -198,10 +222,30 @@ async function load(
 /**
  * Trains a method on a task (see the module doc) and returns the run's result.
  *
- * @example
+ * @example A few steps on the demo's tiny T5
+ * ```ts
+ * import { DEMO_PRESET, train } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const out = await Deno.makeTempDir();
+ * const result = await train(
+ *   { ...DEMO_PRESET, out, steps: 4, warmup: 1, batchSize: 8, evalEvery: 4, evalLimit: 8 },
+ *   { print: () => {}, bar: false },
+ * );
+ * assert.equal(result.status, "completed");
+ * assert.equal(result.best?.step, 4); // validated at step 4, saved in best/
+ * assert.ok(result.test && "accuracy" in result.test); // the best step on the test split
+ * assert.ok((await Deno.stat(`${out}/best/adapter_config.json`)).isFile);
+ * await Deno.remove(out, { recursive: true });
+ * ```
+ *
+ * @example The paper's recipe (needs the network: downloads T5-base, its tokenizer and GLUE)
  * ```ts ignore
- * import { PAPER_DEFAULTS, train } from "jsr:@adept/trainer";
+ * import { PAPER_DEFAULTS, train } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * const result = await train({ ...PAPER_DEFAULTS, task: "rte", out: "runs/rte-adept" });
+ * assert.equal(result.status, "completed");
  * console.log(result.test); // { accuracy: ... } of the best validation step
  * ```
  */
@@ -497,7 +541,31 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   }
 }
 
-/** The end-of-run table. */
+/**
+ * The end-of-run table.
+ *
+ * @example
+ * ```ts
+ * import { summaryTable } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const table = summaryTable({
+ *   runDir: "runs/demo/adept",
+ *   status: "completed",
+ *   steps: 400,
+ *   best: { step: 400, score: 98.5, metrics: { accuracy: 98.5 } },
+ *   test: { accuracy: 98.4 },
+ *   metric: "accuracy",
+ *   seconds: 96,
+ *   tokensPerSecond: 5000,
+ *   peakGpuBytes: 12 * 2 ** 20,
+ *   skippedSteps: 0,
+ *   parameters: 3536,
+ * });
+ * assert.match(table, /test \(best step\) +accuracy 98\.40/);
+ * assert.match(table, /peak GPU memory +12\.0 MiB/);
+ * ```
+ */
 export function summaryTable(r: TrainResult): string {
   const fmt = (m?: Record<string, number>) =>
     m ? Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") : "-";
