@@ -8,15 +8,18 @@
  *
  * @example
  * ```ts
- * import { requestGpu } from "./device.ts";
- * import { allocTree } from "./arena_tree.ts";
+ * import { allocTree, requestGpu, type Tensor } from "@adept/trainer";
  * import assert from "node:assert/strict";
+ *
+ * interface Acts {
+ *   x: Tensor; // (B, C)
+ *   layers: { h: Tensor }[];
+ * }
  * const gpu = await requestGpu({ log: false });
- * import type { Tensor } from "./tensor.ts";
- * interface Acts { x: Tensor; layers: { h: Tensor }[] }
- * const specs = { x: { shape: [2, 3] }, layers: [{ h: { shape: [4] } }] };
- * const { tensors } = allocTree<Acts>(gpu, "acts", specs);
- * assert.equal(tensors.layers[0].h.describe(), "acts.layers.0.h(4) f32");
+ * const specs = { x: { shape: [2, 3] }, layers: [{ h: { shape: [4] } }, { h: { shape: [4] } }] };
+ * const { arena, tensors } = allocTree<Acts>(gpu, "acts", specs); // one allocation
+ * assert.equal(tensors.layers[1].h.describe(), "acts.layers.1.h(4) f32");
+ * gpu.freeArena(arena);
  * gpu.destroy();
  * ```
  *
@@ -39,7 +42,18 @@ function isSpec(x: unknown): x is TensorSpec {
   return typeof x === "object" && x !== null && Array.isArray((x as TensorSpec).shape);
 }
 
-/** Every leaf of a spec tree, by path, in declaration order. */
+/**
+ * Every leaf of a spec tree, by path, in declaration order.
+ *
+ * @example
+ * ```ts
+ * import { flattenSpecs } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const specs = { x: { shape: [2, 3] }, layers: [{ h: { shape: [4] } }] };
+ * assert.deepEqual(flattenSpecs(specs), { x: { shape: [2, 3] }, "layers.0.h": { shape: [4] } });
+ * ```
+ */
 export function flattenSpecs(tree: unknown, prefix = ""): Record<string, TensorSpec> {
   const out: Record<string, TensorSpec> = {};
   const walk = (node: unknown, path: string) => {
@@ -57,7 +71,18 @@ export function flattenSpecs(tree: unknown, prefix = ""): Record<string, TensorS
   return out;
 }
 
-/** Bytes an arena of the tree's leaves takes (see `arenaBytes`), without allocating. */
+/**
+ * Bytes an arena of the tree's leaves takes (see `arenaBytes`), without allocating.
+ *
+ * @example
+ * ```ts
+ * import { treeBytes, VIEW_ALIGNMENT } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const specs = { x: { shape: [2, 3] }, layers: [{ h: { shape: [4] } }] };
+ * assert.equal(treeBytes(specs), 2 * VIEW_ALIGNMENT); // each view rounded up to 256 bytes
+ * ```
+ */
 export function treeBytes(tree: unknown): number {
   return arenaBytes(flattenSpecs(tree));
 }

@@ -13,8 +13,10 @@
  *
  * @example
  * ```ts
- * import { linearWarmupDecay } from "./schedule.ts";
+ * import { linearWarmupDecay } from "@adept/trainer";
  * import assert from "node:assert/strict";
+ *
+ * // the paper's 500 warm-up steps of 30,000: a factor on each group's peak learning rate
  * assert.equal(linearWarmupDecay(1, 500, 30000), 0);
  * assert.equal(linearWarmupDecay(251, 500, 30000), 0.5);
  * assert.equal(linearWarmupDecay(501, 500, 30000), 1);

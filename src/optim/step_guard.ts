@@ -26,7 +26,31 @@ export interface StepStats {
   steps: number;
 }
 
-/** A guard tensor, its history ring and the op that updates them. */
+/**
+ * A guard tensor, its history ring and the op that updates them.
+ *
+ * @example A non-finite loss is recorded and skipped
+ * ```ts
+ * import { requestGpu, StepGuard } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const [loss, norm] = [gpu.tensor("loss", [1]), gpu.tensor("grad_norm", [1])];
+ * const guard = new StepGuard(gpu, loss, norm, 4); // keeps 4 steps between readbacks
+ * for (const [t, l] of [[1, 2.5], [2, NaN]]) {
+ *   gpu.write(loss, Float32Array.of(l)); // here by hand; in training, the step's ops write them
+ *   gpu.write(norm, Float32Array.of(0.5));
+ *   guard.setStep(t);
+ *   await gpu.run(guard.op); // after the gradient norm, before the guarded AdamW ops
+ * }
+ * const stats = await guard.read(2, 2);
+ * assert.deepEqual(stats.history.map((h) => h.loss), [2.5, NaN]);
+ * assert.equal(stats.skipped, 1);
+ * assert.equal((await gpu.read(guard.guard))[0], 0); // AdamW leaves step 2's parameters alone
+ * guard.destroy();
+ * gpu.destroy();
+ * ```
+ */
 export class StepGuard {
   /** (4) u32: applied flag, skipped, skipped in a row, steps (read by guarded AdamW ops). */
   readonly guard: Tensor;
