@@ -21,7 +21,20 @@ export const GENERATED = new URL("../src/gpu/wgsl.generated.ts", import.meta.url
 /** The folder of the snippets that kernels include. */
 export const INCLUDE_DIR = new URL("include/", KERNELS_DIR);
 
-/** Renders the generated module from (name, source) pairs. */
+/**
+ * Renders the generated module from (name, source) pairs.
+ *
+ * @example
+ * ```ts
+ * import { renderWgslModule } from "./gen_kernels.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const source = "@compute @workgroup_size(64) fn main() {}";
+ * const text = renderWgslModule([{ name: "fill", source }]);
+ * assert.match(text, /export type KernelName =\n  \| "fill";/);
+ * assert.match(text, /"fill": "@compute @workgroup_size\(64\) fn main\(\) \{\}",/);
+ * ```
+ */
 export function renderWgslModule(kernels: { name: string; source: string }[]): string {
   const sorted = [...kernels].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   const lines = [
@@ -117,7 +130,19 @@ export async function readSnippets(): Promise<Record<string, string>> {
   return out;
 }
 
-/** Reads every `kernels/*.wgsl` file, with its includes expanded. */
+/**
+ * Reads every `kernels/*.wgsl` file, with its includes expanded.
+ *
+ * @example
+ * ```ts
+ * import { readKernels } from "./gen_kernels.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const kernels = await readKernels();
+ * assert.ok(kernels.some((k) => k.name === "matmul"));
+ * assert.ok(kernels.every((k) => !k.source.includes("//! include"))); // includes expanded
+ * ```
+ */
 export async function readKernels(): Promise<{ name: string; source: string }[]> {
   const snippets = await readSnippets();
   const out: { name: string; source: string }[] = [];

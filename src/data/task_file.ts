@@ -45,11 +45,13 @@ const FIELDS: Record<string, "string" | "string[]" | "integer"> = {
  *
  * @example
  * ```ts
- * import { parseTaskFile } from "./task_file.ts";
+ * import { parseTaskFile, TaskError } from "@adept/trainer";
  * import assert from "node:assert/strict";
+ *
  * const t = parseTaskFile({ train: "t.jsonl", source: "{q}", target: "a" }, "/data/task.json");
- * assert.equal(t.files?.train, "/data/t.jsonl");
+ * assert.equal(t.files?.train, "/data/t.jsonl"); // relative to the task file
  * assert.deepEqual(t.format({ q: "2+2", a: "4" }), { source: "2+2", target: "4" });
+ * assert.throws(() => parseTaskFile({ train: "t.jsonl", source: "{q}" }, "task.json"), TaskError);
  * ```
  */
 export function parseTaskFile(raw: unknown, file: string): Task {
@@ -108,7 +110,19 @@ export function parseTaskFile(raw: unknown, file: string): Task {
   }
 }
 
-/** Reads and parses a task file (see the module doc). */
+/**
+ * Reads and parses a task file (see the module doc).
+ *
+ * @example
+ * ```ts
+ * import { loadTaskFile } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const task = await loadTaskFile("tasks/default/task.json"); // the demo's task
+ * assert.equal(task.name, "dictionary");
+ * assert.deepEqual(task.metrics, ["accuracy"]);
+ * ```
+ */
 export async function loadTaskFile(file: string): Promise<Task> {
   let text: string;
   try {
@@ -132,9 +146,11 @@ export async function loadTaskFile(file: string): Promise<Task> {
  *
  * @example
  * ```ts
- * import { resolveTask } from "./task_file.ts";
+ * import { resolveTask } from "@adept/trainer";
  * import assert from "node:assert/strict";
- * assert.equal((await resolveTask("rte")).name, "rte");
+ *
+ * assert.equal((await resolveTask("rte")).name, "rte"); // built in
+ * assert.equal((await resolveTask("tasks/default/task.json")).name, "dictionary"); // a task file
  * ```
  */
 export async function resolveTask(nameOrFile: string): Promise<Task> {

@@ -20,11 +20,13 @@ export interface WriteAtomicOptions {
  *
  * @example
  * ```ts
- * import { writeFileAtomic } from "./files.ts";
+ * import { writeFileAtomic } from "@adept/trainer";
  * import assert from "node:assert/strict";
+ *
  * const dir = await Deno.makeTempDir();
- * await writeFileAtomic(`${dir}/a.json`, '{"ok": true}');
- * assert.equal(await Deno.readTextFile(`${dir}/a.json`), '{"ok": true}');
+ * await writeFileAtomic(`${dir}/run/summary.json`, '{"ok": true}'); // creates run/
+ * assert.equal(await Deno.readTextFile(`${dir}/run/summary.json`), '{"ok": true}');
+ * assert.deepEqual([...Deno.readDirSync(`${dir}/run`)].map((e) => e.name), ["summary.json"]);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
