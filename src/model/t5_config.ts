@@ -25,13 +25,23 @@
  *
  * @example
  * ```ts
- * import { parseT5Config } from "./t5_config.ts";
+ * import { parseT5Config } from "@adept/trainer";
+ * import assert from "node:assert/strict";
  *
+ * // t5-base's config.json leaves the rest to transformers' defaults
  * const config = parseT5Config({
- *   model_type: "t5", d_model: 768, num_heads: 12, d_kv: 64, d_ff: 3072, num_layers: 12,
- *   vocab_size: 32128, relative_attention_num_buckets: 32,
+ *   model_type: "t5",
+ *   d_model: 768,
+ *   num_heads: 12,
+ *   d_kv: 64,
+ *   d_ff: 3072,
+ *   num_layers: 12,
+ *   vocab_size: 32128,
+ *   relative_attention_num_buckets: 32,
  * });
- * console.log(config.variant, config.numDecoderLayers, config.tieWordEmbeddings); // "v1_0" 12 true
+ * assert.equal(config.variant, "v1_0"); // feed_forward_proj "relu" by default
+ * assert.equal(config.numDecoderLayers, 12); // num_layers
+ * assert.equal(config.tieWordEmbeddings, true);
  * ```
  *
  * @module
@@ -40,28 +50,12 @@
 /**
  * The supported T5 architectures: `"v1_0"` (ReLU, tied, rescaled) and `"v1_1"` (gated-GELU,
  * untied `lm_head`, as in flan-T5).
- *
- * @example
- * ```ts
- * import type { T5Variant } from "./t5_config.ts";
- * const variant: T5Variant = "v1_1";
- * ```
  */
 export type T5Variant = "v1_0" | "v1_1";
 
 /**
  * A parsed T5 configuration, every field resolved (no optional values). Shapes use the project
  * legend: C = `dModel`, H = `numHeads`, F = `dFf`, V = `vocabSize`.
- *
- * @example
- * ```ts
- * import { parseT5Config, type T5Config } from "./t5_config.ts";
- * const config: T5Config = parseT5Config({
- *   model_type: "t5", d_model: 64, num_heads: 4, d_kv: 16, d_ff: 128, num_layers: 2,
- *   vocab_size: 256, relative_attention_num_buckets: 32,
- * });
- * console.log(config.innerDim); // 64 (H * d_kv)
- * ```
  */
 export interface T5Config {
   /** Always `"t5"`: the only `model_type` accepted. */
@@ -123,12 +117,13 @@ export interface T5Config {
  *
  * @example
  * ```ts
- * import { parseT5Config, T5ConfigError } from "./t5_config.ts";
- * try {
- *   parseT5Config({ model_type: "mt5" }, { source: "mt5/config.json" });
- * } catch (e) {
- *   if (e instanceof T5ConfigError) console.log(e.file, e.field); // "mt5/config.json" "model_type"
- * }
+ * import { parseT5Config, T5ConfigError } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(
+ *   () => parseT5Config({ model_type: "mt5" }, { source: "mt5/config.json" }),
+ *   (e) => e instanceof T5ConfigError && e.file === "mt5/config.json" && e.field === "model_type",
+ * );
  * ```
  */
 export class T5ConfigError extends Error {
@@ -146,15 +141,7 @@ export class T5ConfigError extends Error {
   }
 }
 
-/**
- * Options of {@link parseT5Config}.
- *
- * @example
- * ```ts
- * import type { ParseT5ConfigOptions } from "./t5_config.ts";
- * const options: ParseT5ConfigOptions = { source: "models/t5-base/config.json" };
- * ```
- */
+/** Options of {@link parseT5Config}. */
 export interface ParseT5ConfigOptions {
   /**
    * Where the config came from, quoted in error messages.
@@ -263,13 +250,24 @@ class Reader {
  *
  * @example Parse the published flan-t5-base config
  * ```ts
- * import { parseT5Config } from "./t5_config.ts";
+ * import { parseT5Config } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
  * const flan = parseT5Config({
- *   model_type: "t5", d_model: 768, num_heads: 12, d_kv: 64, d_ff: 2048, num_layers: 12,
- *   vocab_size: 32128, relative_attention_num_buckets: 32, feed_forward_proj: "gated-gelu",
+ *   model_type: "t5",
+ *   d_model: 768,
+ *   num_heads: 12,
+ *   d_kv: 64,
+ *   d_ff: 2048,
+ *   num_layers: 12,
+ *   vocab_size: 32128,
+ *   relative_attention_num_buckets: 32,
+ *   feed_forward_proj: "gated-gelu",
  *   tie_word_embeddings: false,
  * });
- * console.log(flan.variant, flan.denseActFn, flan.scaleDecoderOutputs); // "v1_1" "gelu_new" false
+ * assert.equal(flan.variant, "v1_1");
+ * assert.equal(flan.denseActFn, "gelu_new");
+ * assert.equal(flan.scaleDecoderOutputs, false);
  * ```
  */
 export function parseT5Config(raw: unknown, options: ParseT5ConfigOptions = {}): T5Config {
@@ -428,10 +426,14 @@ export function parseT5Config(raw: unknown, options: ParseT5ConfigOptions = {}):
  * not describe a supported T5.
  *
  * @example
- * ```ts ignore
- * import { loadT5Config } from "./t5_config.ts";
- * const config = await loadT5Config("tests/fixtures/t5/tiny-t5-v1_0");
- * console.log(config.variant); // "v1_0"
+ * ```ts
+ * import { loadT5Config, T5ConfigError } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const config = await loadT5Config("tests/fixtures/t5/tiny-t5-v1_0"); // a folder or the file
+ * assert.equal(config.variant, "v1_0");
+ * assert.equal(config.dModel, 64);
+ * await assert.rejects(loadT5Config("tests/fixtures/t5/no-such-model"), T5ConfigError);
  * ```
  */
 export async function loadT5Config(path: string): Promise<T5Config> {

@@ -25,7 +25,20 @@ export const EMBEDDING_NAMES = [
   "decoder.embed_tokens.weight",
 ] as const;
 
-/** The frozen tensors a T5 model reads, with their shapes, by transformers' names. */
+/**
+ * The frozen tensors a T5 model reads, with their shapes, by transformers' names.
+ *
+ * @example
+ * ```ts
+ * import { loadT5Config, t5WeightSpecs } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const specs = t5WeightSpecs(await loadT5Config("tests/fixtures/t5/tiny-t5-v1_1"));
+ * assert.deepEqual(specs["shared.weight"].shape, [256, 64]); // (V, C)
+ * assert.deepEqual(specs["encoder.block.0.layer.1.DenseReluDense.wi_0.weight"].shape, [128, 64]);
+ * assert.ok("lm_head.weight" in specs); // v1.1: untied
+ * ```
+ */
 export function t5WeightSpecs(cfg: T5Config): Record<string, TensorSpec> {
   const { dModel: c, dKv, numHeads: h, dFf: f, vocabSize: v } = cfg;
   const hd = h * dKv;
@@ -93,6 +106,19 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
  * The model uses `lm_head.weight` exactly when the returned arena holds it.
  *
  * @throws {T5WeightsError} naming the file and the tensor when one is missing or misshapen.
+ *
+ * @example
+ * ```ts
+ * import { loadT5Config, loadT5Weights, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const dir = "tests/fixtures/t5/tiny-t5-v1_1";
+ * const weights = await loadT5Weights(gpu, dir, await loadT5Config(dir)); // one arena
+ * assert.deepEqual(weights.tensors["lm_head.weight"].shape, [256, 64]);
+ * gpu.freeArena(weights);
+ * gpu.destroy();
+ * ```
  */
 export async function loadT5Weights(
   gpu: Gpu,
@@ -156,9 +182,26 @@ export async function loadT5Weights(
  * and tests of sizes no checkpoint on disk has.
  *
  * @example
- * ```ts ignore
- * const weights = randomT5Weights(gpu, config, { seed: 1 });
- * const model = new T5Model(gpu, config, weights);
+ * ```ts
+ * import { loadT5Config, randomT5Weights, requestGpu, T5Model } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const config = await loadT5Config("tests/fixtures/t5/tiny-t5-v1_1"); // or any parsed config
+ * const model = new T5Model(gpu, config, randomT5Weights(gpu, config, { seed: 1 }));
+ * const norm = await gpu.read(model.w("encoder.final_layer_norm.weight"));
+ * assert.ok(norm.every((x) => x === 1));
+ * const session = model.session({ batch: 1, sourceLength: 4, targetLength: 2 });
+ * session.setBatch({
+ *   inputIds: Int32Array.of(13, 8, 1, 0),
+ *   attentionMask: [1, 1, 1, 0],
+ *   labels: Int32Array.of(209, 1),
+ * });
+ * await session.forward();
+ * assert.ok(Number.isFinite(await session.readLoss()));
+ * session.destroy();
+ * model.destroy();
+ * gpu.destroy();
  * ```
  */
 export function randomT5Weights(
