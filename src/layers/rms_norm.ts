@@ -152,10 +152,26 @@ function dropParams(...ds: (NormDropout | undefined)[]) {
  * dispatch, saving `rstd` (and `s` into `sum`): where a T5 sublayer's residual meets the next
  * norm. Without `y` it is {@link rmsNorm}; without `x`, the stream is `dropout(y)`.
  *
- * @example
- * ```ts ignore
- * // the end of a sublayer: h' = h + dropout(branch), then the next sublayer's norm of h'
- * residualRmsNorm(gpu, { x: h, y: branch, sum: h2, weight, out: n, rstd, eps: 1e-6, dropoutY });
+ * @example The end of a sublayer: the residual add, then the next norm
+ * ```ts
+ * import { requestGpu, residualRmsNorm, rmsNormCpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const [hs, bs, ws] = [[1, 2, 3, 4], [0.5, -1, 2, 0], [1, 2]];
+ * const h = gpu.upload("h", Float32Array.from(hs), [2, 2]); // the residual stream (rows, C)
+ * const branch = gpu.upload("branch", Float32Array.from(bs), [2, 2]); // the sublayer's output
+ * const weight = gpu.upload("ln_weight", Float32Array.from(ws));
+ * const [h2, n] = [gpu.tensor("h2", [2, 2]), gpu.tensor("normed", [2, 2])];
+ * const rstd = gpu.tensor("rstd", [2]);
+ * // training adds `dropoutY: { state, p, stream }`: h2 = h + dropout(branch)
+ * const op = residualRmsNorm(gpu, { x: h, y: branch, sum: h2, weight, out: n, rstd, eps: 1e-6 });
+ * await gpu.run(op);
+ * const sum = hs.map((v, i) => v + bs[i]);
+ * assert.deepEqual(await gpu.read(h2), Float32Array.from(sum));
+ * const want = rmsNormCpu(sum, ws, 1e-6).out;
+ * (await gpu.read(n)).forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-6));
+ * gpu.destroy();
  * ```
  */
 export function residualRmsNorm(gpu: Gpu, o: ResidualRmsNormOptions): Op {
