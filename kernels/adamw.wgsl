@@ -13,16 +13,20 @@
 // With GUARDED, the step is skipped (parameter and moments untouched) when guard[0] is 0: the
 // training loop's step_guard kernel clears it when the loss or the gradient norm is not finite.
 //
+// With CLIPPED, g is the gradient times min(1, max_norm / (norm[0] + 1e-6)): the scaling of
+// gradient-norm clipping (scale_by_norm's) applied on the fly, leaving grad itself unscaled.
+//
 // Shapes: hyper (G, 8) f32, row params.group = (decay, w1, β2, w2, step_size, bc2_sqrt, eps, lr);
-//   guard (4) u32 (read: guard[0]); grad, param, m, v (N) f32.
+//   guard (4) u32 (read: guard[0]); norm (1) f32; grad, param, m, v (N) f32.
 // Thread mapping: one thread per element, 256 threads per workgroup.
 // Grid: ceil(N / 256) workgroups, folded into (x, y) when large: i = (wid.x + wid.y * nwg.x) *
 //   256 + lid.x, and threads with i >= N do nothing.
 
 override GUARDED: bool = false;
+override CLIPPED: bool = false;
 
 struct Params {
-  n: u32, group: u32,
+  n: u32, group: u32, max_norm: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -32,6 +36,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
 @group(0) @binding(6) var<storage, read> guard: array<u32>;
+@group(0) @binding(7) var<storage, read> norm: array<f32>;
 
 @compute @workgroup_size(256)
 fn main(
@@ -50,7 +55,8 @@ fn main(
   let step_size = hyper[h + 4u];
   let bc2_sqrt = hyper[h + 5u];
   let eps = hyper[h + 6u];
-  let g = grad[i];
+  var g = grad[i];
+  if (CLIPPED) { g = g * min(1.0, params.max_norm / (norm[0] + 1e-6)); }
   let p = param[i] * decay;
   let m0 = m[i];
   let m1 = fma(w1, g - m0, m0);

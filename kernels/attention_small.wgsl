@@ -7,9 +7,14 @@
 // the dropout kernel (the mask bit of probability element e = ((b·H + h)·Lq + i)·Lk + j under
 // the stream `stream`), so its results match the unfused path's.
 //
-// Shapes: q (B, Lq, H·D), k and v (B, Lkv, H·D) with Lk <= Lkv (a cache: rows past Lk are not
-//   read), bias (H, Lq, Lk), mask (B, Lk), state (2) u32 = (seed, step), probs (B, H, Lq, Lk),
-//   ctx (B, Lq, H·D). Unused inputs are bound to a placeholder.
+// Shapes: q (B, Lq, Wq), k (B, Lkv, Wk) and v (B, Lkv, Wv) hold the H·D head columns starting
+//   at column q_off, k_off and v_off of rows of width Wq, Wk, Wv (fused projections keep q, k
+//   and v side by side); Lk <= Lkv (a cache: rows past Lk are not read); bias (H, Lq, Lk), mask
+//   (B, Lk), state (2) u32 = (seed, step), probs (B, H, Lq, Lk), ctx (B, Lq, H·D). Unused inputs
+//   are bound to a placeholder. With K_IN_Q the keys are read from q's binding, with V_IN_K the
+//   values from k's (from q's when both are set): one tensor holding q, k and v side by side is
+//   bound once, as WebGPU forbids overlapping bindings when one is writable (an input in an
+//   output's buffer is).
 // Thread mapping: one thread per query row (b, h, i), 64 threads per workgroup, adding in key
 //   order (deterministic). With CACHED (Lk <= 128) a thread keeps its row's scores in a private
 //   array; otherwise it recomputes them in a second pass over the keys (any Lk).
@@ -20,12 +25,15 @@ override HAS_MASK: bool = false;
 override CAUSAL: bool = false;
 override DROPOUT: bool = false;
 override CACHED: bool = true;
+override K_IN_Q: bool = false;
+override V_IN_K: bool = false;
 
 const LK_MAX: u32 = 128u;
 const LOWEST: f32 = -0x1.fffffep+127f;
 
 struct Params {
   rows: u32, h: u32, lq: u32, lk: u32, d: u32, lkv: u32,
+  q_w: u32, q_off: u32, k_w: u32, k_off: u32, v_w: u32, v_off: u32,
   scale: f32, causal_offset: i32,
   stream: u32, threshold: u32, keep_none: u32, drop_scale: f32,
 }
@@ -42,18 +50,28 @@ struct Params {
 
 //! include "dropout_hash.wgsl"
 
+// Element i of the keys and of the values (see K_IN_Q and V_IN_K).
+fn key(i: u32) -> f32 {
+  if (K_IN_Q) { return q[i]; }
+  return k[i];
+}
+fn value(i: u32) -> f32 {
+  if (V_IN_K) { return key(i); }
+  return v[i];
+}
+
 // exp(d) for d <= 0, exactly 0 below -104 (also for d = -inf).
 fn exp_neg(d: f32) -> f32 {
   if (d < -104.0) { return 0.0; }
   return exp(d);
 }
 
-// The logit of key j for query i of head h (masked: f32 lowest).
+// The logit of key j for query i of head h (masked: f32 lowest); qo and ko index the head's
+// first column in q's row i and in k's row 0.
 fn score(qo: u32, ko: u32, b: u32, h: u32, i: u32, j: u32) -> f32 {
   let d = params.d;
-  let hd = params.h * d;
   var dot = 0.0;
-  for (var e = 0u; e < d; e++) { dot += q[qo + e] * k[ko + j * hd + e]; }
+  for (var e = 0u; e < d; e++) { dot += q[qo + e] * key(ko + j * params.k_w + e); }
   var logit = params.scale * dot;
   if (HAS_BIAS) { logit += bias[(h * params.lq + i) * params.lk + j]; }
   var masked = false;
@@ -85,8 +103,10 @@ fn main(
   let bh = row / lq;
   let h = bh % params.h;
   let b = bh / params.h;
-  let qo = (b * lq + i) * hd + h * d;
-  let ko = b * params.lkv * hd + h * d;
+  let qo = (b * lq + i) * params.q_w + params.q_off + h * d;
+  let ko = b * params.lkv * params.k_w + params.k_off + h * d;
+  let vo = b * params.lkv * params.v_w + params.v_off + h * d;
+  let co = (b * lq + i) * hd + h * d;
   var s: array<f32, LK_MAX>;
   var mx = LOWEST;
   for (var j = 0u; j < lk; j++) {
@@ -109,8 +129,8 @@ fn main(
     }
     for (var e = 0u; e < d; e++) {
       var acc = 0.0;
-      for (var j = 0u; j < lk; j++) { acc += s[j] * v[ko + j * hd + e]; }
-      ctx[qo + e] = acc;
+      for (var j = 0u; j < lk; j++) { acc += s[j] * value(vo + j * params.v_w + e); }
+      ctx[co + e] = acc;
     }
   } else {
     // The probabilities first (they are saved anyway), then the context from them.
@@ -119,8 +139,10 @@ fn main(
     }
     for (var e = 0u; e < d; e++) {
       var acc = 0.0;
-      for (var j = 0u; j < lk; j++) { acc += dropped(probs[po + j], po + j) * v[ko + j * hd + e]; }
-      ctx[qo + e] = acc;
+      for (var j = 0u; j < lk; j++) {
+        acc += dropped(probs[po + j], po + j) * value(vo + j * params.v_w + e);
+      }
+      ctx[co + e] = acc;
     }
   }
 }

@@ -3,15 +3,20 @@
 //   dk[b, j, h] = Σ_i ds[b, h, i, j] · q[b, i, h]
 //   dv[b, j, h] = Σ_i dropout(P)[b, h, i, j] · dctx[b, i, h]   (the forward's mask, regenerated)
 //
-// Shapes: q (B, Lq, H·D), probs and ds (B, H, Lq, Lk), dctx (B, Lq, H·D), state (2) u32,
-//   dk and dv (B, Lk, H·D).
+// Shapes: q (B, Lq, Wq) with the head columns at q_off (as in attention_small), probs and ds
+//   (B, H, Lq, Lk), dctx (B, Lq, H·D), state (2) u32, dk (B, Lk, Wdk) and dv (B, Lk, Wdv)
+//   written at columns dk_off.. and dv_off.. (the other columns are not touched). With DV_IN_DK
+//   dv is written through dk's binding (both gradients side by side in one tensor, bound once:
+//   WebGPU forbids two writable bindings that overlap).
 // Thread mapping: one thread per key row, 64 per workgroup.
 // Grid: ceil(B · H · Lk / 64) workgroups, folded into (x, y) when large.
 
 override DROPOUT: bool = false;
+override DV_IN_DK: bool = false;
 
 struct Params {
   rows: u32, h: u32, lq: u32, lk: u32, d: u32,
+  q_w: u32, q_off: u32, dk_w: u32, dk_off: u32, dv_w: u32, dv_off: u32,
   stream: u32, threshold: u32, keep_none: u32, drop_scale: f32,
 }
 
@@ -42,13 +47,15 @@ fn main(
   let bh = row / lk;
   let h = bh % params.h;
   let b = bh / params.h;
-  let ko = (b * lk + j) * hd + h * d;
+  let ko = (b * lk + j) * params.dk_w + params.dk_off + h * d;
+  let vo = (b * lk + j) * params.dv_w + params.dv_off + h * d;
   for (var e = 0u; e < d; e++) {
     var gk = 0.0;
     var gv = 0.0;
     for (var i = 0u; i < lq; i++) {
       let pi = (bh * lq + i) * lk + j;
-      let qi = (b * lq + i) * hd + h * d + e;
+      let qi = (b * lq + i) * params.q_w + params.q_off + h * d + e;
+      let ci = (b * lq + i) * hd + h * d + e;
       gk += ds[pi] * q[qi];
       var p = probs[pi];
       if (DROPOUT) {
@@ -56,9 +63,9 @@ fn main(
           params.keep_none);
         p = select(0.0, p * params.drop_scale, keep);
       }
-      gv += p * dctx[qi];
+      gv += p * dctx[ci];
     }
     dk[ko + e] = gk;
-    dv[ko + e] = gv;
+    if (DV_IN_DK) { dk[vo + e] = gv; } else { dv[vo + e] = gv; }
   }
 }

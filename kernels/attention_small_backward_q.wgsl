@@ -5,20 +5,24 @@
 //   dq[b, i, h] = Σ_j dS[j] · k[b, j, h]
 // attention_small_backward_kv then reads ds for dk and dv.
 //
-// Shapes: k and v (B, Lk, H·D), probs (B, H, Lq,
-//   Lk) saved by the forward, dctx (B, Lq, H·D), state (2) u32, ds (B, H, Lq, Lk), dq (B, Lq,
-//   H·D).
+// Shapes: k (B, Lk, Wk) and v (B, Lk, Wv) with the head columns at k_off and v_off (as in
+//   attention_small), probs (B, H, Lq, Lk) saved by the forward, dctx (B, Lq, H·D), state (2)
+//   u32, ds (B, H, Lq, Lk), dq (B, Lq, Wdq) written at columns dq_off.. (the other columns are
+//   not touched). With V_IN_K the values are read from k's binding (keys and values side by
+//   side in one tensor, bound once).
 // Thread mapping: one thread per query row, 64 per workgroup; sums in key order. With CACHED
 //   (Lk <= 128) dP lives in a private array; otherwise it is recomputed in a second pass.
 // Grid: ceil(B · H · Lq / 64) workgroups, folded into (x, y) when large.
 
 override DROPOUT: bool = false;
 override CACHED: bool = true;
+override V_IN_K: bool = false;
 
 const LK_MAX: u32 = 128u;
 
 struct Params {
   rows: u32, h: u32, lq: u32, lk: u32, d: u32,
+  k_w: u32, k_off: u32, v_w: u32, v_off: u32, dq_w: u32, dq_off: u32,
   scale: f32, stream: u32, threshold: u32, keep_none: u32, drop_scale: f32,
 }
 
@@ -33,12 +37,17 @@ struct Params {
 
 //! include "dropout_hash.wgsl"
 
+// Element i of the values (see V_IN_K).
+fn value(i: u32) -> f32 {
+  if (V_IN_K) { return k[i]; }
+  return v[i];
+}
+
 // dP[j]: the gradient of probability j (after the dropout's backward).
-fn dprob(qo: u32, ko: u32, po: u32, j: u32) -> f32 {
+fn dprob(co: u32, vo: u32, po: u32, j: u32) -> f32 {
   let d = params.d;
-  let hd = params.h * d;
   var g = 0.0;
-  for (var e = 0u; e < d; e++) { g += dctx[qo + e] * v[ko + j * hd + e]; }
+  for (var e = 0u; e < d; e++) { g += dctx[co + e] * value(vo + j * params.v_w + e); }
   if (DROPOUT) {
     let keep = dropout_keep(state[0], state[1], params.stream, po + j, params.threshold,
       params.keep_none);
@@ -63,19 +72,21 @@ fn main(
   let bh = row / lq;
   let h = bh % params.h;
   let b = bh / params.h;
-  let qo = (b * lq + i) * hd + h * d;
-  let ko = b * lk * hd + h * d;
+  let co = (b * lq + i) * hd + h * d;
+  let ko = b * lk * params.k_w + params.k_off + h * d;
+  let vo = b * lk * params.v_w + params.v_off + h * d;
+  let qo = (b * lq + i) * params.dq_w + params.dq_off + h * d;
   let po = row * lk;
   var dp: array<f32, LK_MAX>;
   var dot = 0.0;
   for (var j = 0u; j < lk; j++) {
-    let g = dprob(qo, ko, po, j);
+    let g = dprob(co, vo, po, j);
     if (CACHED) { dp[j] = g; }
     dot += g * probs[po + j];
   }
   for (var j = 0u; j < lk; j++) {
     var g: f32;
-    if (CACHED) { g = dp[j]; } else { g = dprob(qo, ko, po, j); }
+    if (CACHED) { g = dp[j]; } else { g = dprob(co, vo, po, j); }
     let gs = params.scale * (probs[po + j] * (g - dot));
     ds[po + j] = gs;
     if (CACHED) { dp[j] = gs; }
@@ -85,7 +96,7 @@ fn main(
     for (var j = 0u; j < lk; j++) {
       var gs: f32;
       if (CACHED) { gs = dp[j]; } else { gs = ds[po + j]; }
-      acc += gs * k[ko + j * hd + e];
+      acc += gs * k[ko + j * params.k_w + e];
     }
     dq[qo + e] = acc;
   }

@@ -25,7 +25,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOp, type Op, workgroupsFor } from "../gpu/op.ts";
-import { checkF32, type Tensor, viewOf } from "../gpu/tensor.ts";
+import { checkF32, Tensor, viewOf } from "../gpu/tensor.ts";
 import {
   dropoutBackward,
   dropoutForward,
@@ -43,14 +43,53 @@ export const CACHED_MAX_KEYS = 128;
 /** Dropout on the attention probabilities: the step state, the site's stream and the rate. */
 export type AttentionDropout = DropoutSite;
 
+/**
+ * q, k or v (or a gradient of one): a (B, L, H·D) tensor, or the H·D head columns starting at
+ * column `offset` of a wider (B, L, W) tensor (fused projections keep q, k and v side by side).
+ */
+export type HeadsOperand = Tensor | { tensor: Tensor; offset: number };
+
+/** An operand resolved: its tensor, the head block's first column, the row width and rows. */
+interface Cols {
+  t: Tensor;
+  off: number;
+  w: number;
+  rows: number;
+}
+
+function cols(label: string, role: string, x: HeadsOperand, B: number, HD: number): Cols {
+  const t = x instanceof Tensor ? x : x.tensor;
+  const off = x instanceof Tensor ? 0 : x.offset;
+  checkF32(label, { [role]: t });
+  if (
+    t.shape.length !== 3 || t.shape[0] !== B || !Number.isInteger(off) || off < 0 ||
+    off + HD > t.shape[2]
+  ) {
+    throw new ShapeError(
+      `${label}: ${role} = ${t.describe()}${off ? ` from column ${off}` : ""} must hold (B, L, ` +
+        `H·D) = (${B}, L, ${HD}) head columns`,
+    );
+  }
+  return { t, off, w: t.shape[2], rows: t.shape[1] };
+}
+
+/**
+ * Whether two operands are one tensor (one binding range), so a kernel reads or writes both
+ * through one binding: WebGPU forbids overlapping bindings when one of them is writable.
+ */
+function oneBinding(a: Cols, b: Cols): boolean {
+  return a.t.buffer === b.t.buffer && a.t.offset === b.t.offset &&
+    a.t.bindingSize === b.t.bindingSize;
+}
+
 /** Options of {@link attention}. */
 export interface AttentionOptions {
   /** Queries (B, Lq, H·D). */
-  q: Tensor;
-  /** Keys (B, Lk, H·D); with `lk` set, rows past `lk` are ignored (a cache). */
-  k: Tensor;
-  /** Values (B, Lk, H·D), as `k`. */
-  v: Tensor;
+  q: HeadsOperand;
+  /** Keys (B, L, H·D) with L >= Lk: rows past Lk (the probabilities' last dim) are not read. */
+  k: HeadsOperand;
+  /** Values, as `k`. */
+  v: HeadsOperand;
   /** Number of heads H (H·D is the last dim of q). */
   heads: number;
   /** Probabilities (B, H, Lq, Lk), written and kept for {@link attentionBackward}. */
@@ -95,26 +134,41 @@ interface Dims {
   D: number;
   lq: number;
   lk: number;
+  q: Cols;
+  k: Cols;
+  v: Cols;
 }
 
+/**
+ * Checks q, k, v and the probabilities against `plain`, the (B, Lq, H·D) context (or its
+ * gradient), which gives B, Lq and H·D.
+ */
 function dims(
   label: string,
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  heads: number,
-  probs: Tensor,
+  o: { q: HeadsOperand; k: HeadsOperand; v: HeadsOperand; heads: number; probs: Tensor },
+  plain: Tensor,
+  role: string,
 ): Dims {
-  checkF32(label, { q, k, v, probs });
-  if (q.shape.length !== 3) {
-    throw new ShapeError(`${label}: q = ${q.describe()} must be (B, Lq, H·D)`);
+  checkF32(label, { probs: o.probs, [role]: plain });
+  if (plain.shape.length !== 3) {
+    throw new ShapeError(`${label}: ${role} = ${plain.describe()} must be (B, Lq, H·D)`);
   }
-  const [B, lq, HD] = q.shape;
+  const [B, lq, HD] = plain.shape;
+  const heads = o.heads;
   if (!Number.isInteger(heads) || heads < 1 || HD % heads !== 0) {
     throw new ShapeError(
-      `${label}: heads must be a positive divisor of H·D = ${HD} (q = ${q.describe()}), got ${heads}`,
+      `${label}: heads must be a positive divisor of H·D = ${HD} (${role} = ${plain.describe()}), ` +
+        `got ${heads}`,
     );
   }
+  const q = cols(label, "q", o.q, B, HD);
+  if (q.rows !== lq) {
+    throw new ShapeError(
+      `${label}: ${role} = ${plain.describe()} must be (B, Lq, H·D) with Lq = ${q.rows}, the ` +
+        `rows of q = ${q.t.describe()}`,
+    );
+  }
+  const probs = o.probs;
   if (
     probs.shape.length !== 4 || probs.shape[0] !== B || probs.shape[1] !== heads ||
     probs.shape[2] !== lq
@@ -124,15 +178,21 @@ function dims(
     );
   }
   const lk = probs.shape[3];
-  for (const [role, t] of [["k", k], ["v", v]] as const) {
-    if (t.shape.length !== 3 || t.shape[0] !== B || t.shape[2] !== HD || t.shape[1] < lk) {
+  const k = cols(label, "k", o.k, B, HD), v = cols(label, "v", o.v, B, HD);
+  for (const [r, c] of [["k", k], ["v", v]] as const) {
+    if (c.rows < lk) {
       throw new ShapeError(
-        `${label}: ${role} = ${t.describe()} must be (B, L, H·D) = (${B}, L >= ${lk}, ${HD}) ` +
+        `${label}: ${r} = ${c.t.describe()} must be (B, L, H·D) = (${B}, L >= ${lk}, ${HD}) ` +
           `for probs ${fmtShape(probs.shape)}`,
       );
     }
   }
-  return { B, H: heads, D: HD / heads, lq, lk };
+  if (k.rows !== v.rows) {
+    throw new ShapeError(
+      `${label}: k = ${k.t.describe()} and v = ${v.t.describe()} differ in rows`,
+    );
+  }
+  return { B, H: heads, D: HD / heads, lq, lk, q, k, v };
 }
 
 function expect(label: string, role: string, t: Tensor, shape: readonly number[]): void {
@@ -152,9 +212,9 @@ function scratchView(label: string, role: string, t: Tensor, shape: readonly num
 }
 
 /** Per-head operand of a (B, L, H·D) tensor: head h of row b starts at b·L·HD + h·D. */
-function heads(t: Tensor, d: Dims): StridedOperand {
-  const HD = d.H * d.D;
-  return { tensor: t, ld: HD, batchStrides: [t.shape[1] * HD, d.D] };
+function heads(x: Cols | Tensor, d: Dims): StridedOperand {
+  const c = x instanceof Tensor ? { t: x, off: 0, w: x.shape[2], rows: x.shape[1] } : x;
+  return { tensor: c.t, offset: c.off, ld: c.w, batchStrides: [c.rows * c.w, d.D] };
 }
 
 /** Per-head operand of (B, H, Lq, Lk) probabilities. */
@@ -188,23 +248,24 @@ function probsOperand(t: Tensor, d: Dims): StridedOperand {
  */
 export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
   const label = o.label ?? "attention";
-  const d = dims(label, o.q, o.k, o.v, o.heads, o.probs);
-  expect(label, "ctx", o.ctx, o.q.shape);
+  const d = dims(label, o, o.ctx, "ctx");
   if (useFused(o.fused, d)) {
     if (o.bias) expect(label, "bias", o.bias, [d.H, d.lq, d.lk]);
     if (o.mask) expect(label, "mask", o.mask, [d.B, d.lk]);
     const offset = o.causalOffset ?? 0;
     const flags = [o.bias && "bias", o.mask && "mask", o.causal && "causal", o.dropout && "dropout"]
       .filter(Boolean);
+    const kInQ = oneBinding(d.q, d.k);
+    const vInK = oneBinding(d.k, d.v);
     const op = buildOp(gpu, {
       kernel: "attention_small",
-      label: `${label}(q=${o.q.describe()}, k=${o.k.describe()}${
+      label: `${label}(q=${d.q.t.describe()}, k=${d.k.t.describe()}${
         flags.length ? ` +${flags.join("+")}` : ""
       } -> ${o.ctx.describe()})`,
       bindings: {
-        q: o.q,
-        k: o.k,
-        v: o.v,
+        q: d.q.t,
+        k: kInQ ? gpu.placeholder : d.k.t,
+        v: vInK ? gpu.placeholder : d.v.t,
         bias: o.bias ?? gpu.placeholder,
         mask: o.mask ?? gpu.placeholder,
         state: o.dropout?.state ?? gpu.placeholder,
@@ -217,7 +278,13 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
         lq: d.lq,
         lk: d.lk,
         d: d.D,
-        lkv: o.k.shape[1],
+        lkv: d.k.rows,
+        q_w: d.q.w,
+        q_off: d.q.off,
+        k_w: d.k.w,
+        k_off: d.k.off,
+        v_w: d.v.w,
+        v_off: d.v.off,
         scale: o.scale ?? 1,
         causal_offset: offset,
         ...dropoutUniforms(o.dropout),
@@ -228,6 +295,8 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
         CAUSAL: !!o.causal,
         DROPOUT: !!o.dropout && o.dropout.p > 0,
         CACHED: d.lk <= CACHED_MAX_KEYS,
+        K_IN_Q: kInQ,
+        V_IN_K: vInK,
       },
       workgroups: workgroupsFor(d.B * d.H * d.lq, 64),
     });
@@ -244,8 +313,8 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
     k: d.D,
     batch,
     transB: true,
-    a: heads(o.q, d),
-    b: heads(o.k, d),
+    a: heads(d.q, d),
+    b: heads(d.k, d),
     out: probsOperand(scores, d),
     label: `${label}.scores`,
   }));
@@ -278,7 +347,7 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
     k: d.lk,
     batch,
     a: probsOperand(used, d),
-    b: heads(o.v, d),
+    b: heads(d.v, d),
     out: heads(o.ctx, d),
     label: `${label}.context`,
   }));
@@ -293,23 +362,23 @@ function useFused(fused: boolean | undefined, d: Dims): boolean {
 /** Options of {@link attentionBackward}. */
 export interface AttentionBackwardOptions {
   /** The forward's queries (B, Lq, H·D). */
-  q: Tensor;
+  q: HeadsOperand;
   /** The forward's keys (B, Lk, H·D). */
-  k: Tensor;
+  k: HeadsOperand;
   /** The forward's values (B, Lk, H·D). */
-  v: Tensor;
+  v: HeadsOperand;
   /** Number of heads H. */
   heads: number;
   /** The forward's probabilities (B, H, Lq, Lk). */
   probs: Tensor;
   /** Gradient of the context (B, Lq, H·D). */
   dctx: Tensor;
-  /** Gradient of q (B, Lq, H·D), written. */
-  dq: Tensor;
-  /** Gradient of k (B, Lk, H·D), written. */
-  dk: Tensor;
-  /** Gradient of v (B, Lk, H·D), written. */
-  dv: Tensor;
+  /** Gradient of q (B, Lq, H·D), written (only its head columns). */
+  dq: HeadsOperand;
+  /** Gradient of k (B, Lk, H·D), written (only its head columns). */
+  dk: HeadsOperand;
+  /** Gradient of v (B, Lk, H·D), written (only its head columns). */
+  dv: HeadsOperand;
   /**
    * Scratch of at least B·H·Lq·Lk elements each, apart from each other and from every other
    * binding: one (the scores' gradient) for the fused kernels, two (the probabilities' too)
@@ -365,33 +434,75 @@ export interface AttentionBackwardOptions {
  */
 export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
   const label = o.label ?? "attention_backward";
-  const d = dims(label, o.q, o.k, o.v, o.heads, o.probs);
-  expect(label, "dctx", o.dctx, o.q.shape);
-  expect(label, "dq", o.dq, o.q.shape);
-  expect(label, "dk", o.dk, [d.B, d.lk, d.H * d.D]);
-  expect(label, "dv", o.dv, [d.B, d.lk, d.H * d.D]);
+  const d = dims(label, o, o.dctx, "dctx");
+  const HD = d.H * d.D;
+  const dq = cols(label, "dq", o.dq, d.B, HD);
+  const dk = cols(label, "dk", o.dk, d.B, HD), dv = cols(label, "dv", o.dv, d.B, HD);
+  for (const [r, c, n] of [["dq", dq, d.lq], ["dk", dk, d.lk], ["dv", dv, d.lk]] as const) {
+    if (c.rows !== n) {
+      throw new ShapeError(`${label}: ${r} = ${c.t.describe()} must have ${n} rows`);
+    }
+  }
   const pShape = o.probs.shape;
-  if (o.k.shape[1] === d.lk && useFused(o.fused, d)) {
+  if (d.k.rows === d.lk && useFused(o.fused, d)) {
     const ds = scratchView(label, "scratch[0]", o.scratch[0], pShape);
     const drop = dropoutUniforms(o.dropout);
     const common = { h: d.H, lq: d.lq, lk: d.lk, d: d.D };
     const dropout = !!o.dropout && o.dropout.p > 0;
     const state = o.dropout?.state ?? gpu.placeholder;
+    const vInK = oneBinding(d.k, d.v), dvInDk = oneBinding(dk, dv);
     return [
       buildOp(gpu, {
         kernel: "attention_small_backward_q",
-        label: `${label}.dq(dctx=${o.dctx.describe()} -> ${o.dq.describe()})`,
-        bindings: { k: o.k, v: o.v, probs: o.probs, dctx: o.dctx, state, ds, dq: o.dq },
-        params: { rows: d.B * d.H * d.lq, ...common, scale: o.scale ?? 1, ...drop },
-        constants: { DROPOUT: dropout, CACHED: d.lk <= CACHED_MAX_KEYS },
+        label: `${label}.dq(dctx=${o.dctx.describe()} -> ${dq.t.describe()})`,
+        bindings: {
+          k: d.k.t,
+          v: vInK ? gpu.placeholder : d.v.t,
+          probs: o.probs,
+          dctx: o.dctx,
+          state,
+          ds,
+          dq: dq.t,
+        },
+        params: {
+          rows: d.B * d.H * d.lq,
+          ...common,
+          k_w: d.k.w,
+          k_off: d.k.off,
+          v_w: d.v.w,
+          v_off: d.v.off,
+          dq_w: dq.w,
+          dq_off: dq.off,
+          scale: o.scale ?? 1,
+          ...drop,
+        },
+        constants: { DROPOUT: dropout, CACHED: d.lk <= CACHED_MAX_KEYS, V_IN_K: vInK },
         workgroups: workgroupsFor(d.B * d.H * d.lq, 64),
       }),
       buildOp(gpu, {
         kernel: "attention_small_backward_kv",
-        label: `${label}.dkv(dctx=${o.dctx.describe()} -> ${o.dk.describe()}, ${o.dv.describe()})`,
-        bindings: { q: o.q, probs: o.probs, ds, dctx: o.dctx, state, dk: o.dk, dv: o.dv },
-        params: { rows: d.B * d.H * d.lk, ...common, ...drop },
-        constants: { DROPOUT: dropout },
+        label: `${label}.dkv(dctx=${o.dctx.describe()} -> ${dk.t.describe()}, ${dv.t.describe()})`,
+        bindings: {
+          q: d.q.t,
+          probs: o.probs,
+          ds,
+          dctx: o.dctx,
+          state,
+          dk: dk.t,
+          dv: dvInDk ? gpu.sink : dv.t,
+        },
+        params: {
+          rows: d.B * d.H * d.lk,
+          ...common,
+          q_w: d.q.w,
+          q_off: d.q.off,
+          dk_w: dk.w,
+          dk_off: dk.off,
+          dv_w: dv.w,
+          dv_off: dv.off,
+          ...drop,
+        },
+        constants: { DROPOUT: dropout, DV_IN_DK: dvInDk },
         workgroups: workgroupsFor(d.B * d.H * d.lk, 64),
       }),
     ];
@@ -427,7 +538,7 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
     batch,
     transB: true,
     a: heads(o.dctx, d),
-    b: heads(o.v, d),
+    b: heads(d.v, d),
     out: probsOperand(dPd, d),
     label: `${label}.dprobs`,
   }));
@@ -439,7 +550,7 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
     transA: true,
     a: probsOperand(used, d),
     b: heads(o.dctx, d),
-    out: heads(o.dv, d),
+    out: heads(dv, d),
     label: `${label}.dv`,
   }));
   // dP = dropout'(dPd); then the scores' gradient dS (written where dP is not)
@@ -469,8 +580,8 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
     k: d.lk,
     batch,
     a: probsOperand(dS, d),
-    b: heads(o.k, d),
-    out: heads(o.dq, d),
+    b: heads(d.k, d),
+    out: heads(dq, d),
     label: `${label}.dq`,
   }));
   ops.push(matmulStrided(gpu, {
@@ -480,8 +591,8 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
     batch,
     transA: true,
     a: probsOperand(dS, d),
-    b: heads(o.q, d),
-    out: heads(o.dk, d),
+    b: heads(d.q, d),
+    out: heads(dk, d),
     label: `${label}.dk`,
   }));
   return ops;

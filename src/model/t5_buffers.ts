@@ -41,15 +41,19 @@ export interface EncoderInputs {
   positionBias: Tensor;
 }
 
-/** What an attention sublayer keeps for the backward pass. */
-export interface AttentionSaved {
-  /** (B, Lq, HD) queries. */
+/** What a self-attention sublayer keeps for the backward pass. */
+export interface SelfAttentionSaved {
+  /** (B, L, 3·HD) q, k and v side by side (one product of the fused weights). */
+  qkv: Tensor;
+  /** (B, H, L, L) probabilities, before dropout. */
+  probs: Tensor;
+}
+
+/** What a cross-attention sublayer keeps (its keys and values: `DecoderStack.crossKV`). */
+export interface CrossAttentionSaved {
+  /** (B, T, HD) queries. */
   q: Tensor;
-  /** (B, Lk, HD) keys. */
-  k: Tensor;
-  /** (B, Lk, HD) values. */
-  v: Tensor;
-  /** (B, H, Lq, Lk) probabilities, before dropout. */
+  /** (B, H, T, S) probabilities, before dropout. */
   probs: Tensor;
 }
 
@@ -71,8 +75,8 @@ export interface EncoderLayer {
   attnRstd: Tensor;
   /** (B, S) rstd of the feed-forward's layer norm. */
   ffnRstd: Tensor;
-  /** q, k, v (B, S, HD); probs (B, H, S, S). */
-  attn: AttentionSaved;
+  /** qkv (B, S, 3·HD); probs (B, H, S, S). */
+  attn: SelfAttentionSaved;
   /** (B, S, F). */
   ffn: FfnSaved;
 }
@@ -115,10 +119,10 @@ export interface DecoderLayer {
   crossRstd: Tensor;
   /** (B, T) rstd of the feed-forward's layer norm. */
   ffnRstd: Tensor;
-  /** q, k, v (B, T, HD); probs (B, H, T, T). */
-  self: AttentionSaved;
-  /** q (B, T, HD); k, v (B, S, HD); probs (B, H, T, S). */
-  cross: AttentionSaved;
+  /** qkv (B, T, 3·HD); probs (B, H, T, T). */
+  self: SelfAttentionSaved;
+  /** q (B, T, HD); probs (B, H, T, S). */
+  cross: CrossAttentionSaved;
   /** (B, T, F). */
   ffn: FfnSaved;
 }
@@ -135,6 +139,11 @@ export interface DecoderStack {
   positionBias: Tensor;
   /** (B, T, C) embedded decoder inputs before dropout (training). */
   embedded: Tensor;
+  /**
+   * (B, S, 2·Ld·HD) the cross-attention keys and values of every decoder layer, side by side
+   * (k0, v0, k1, v1, ...): one product of the encoder output.
+   */
+  crossKV: Tensor;
   /** The blocks. */
   layers: DecoderLayer[];
   /** (B, T, C) stream after the last block. */
@@ -171,12 +180,10 @@ export interface T5Grads {
   branch: Tensor;
   /** (B·L·HD) of an attention context. */
   context: Tensor;
-  /** (B·L·HD) of the queries. */
-  q: Tensor;
-  /** (B·L·HD) of the keys. */
-  k: Tensor;
-  /** (B·L·HD) of the values. */
-  v: Tensor;
+  /** (B·L·3·HD) of a self-attention's q, k and v (a cross-attention's q: the first B·T·HD). */
+  qkv: Tensor;
+  /** (B·S·2·HD) of a cross-attention's keys and values. */
+  kv: Tensor;
   /** (P) of the attention scores. */
   scores: Tensor;
   /** (B·L·F) of the activation. */
@@ -286,7 +293,7 @@ function encoderSpecs(cfg: T5Config, s: T5Shape): SpecTree<EncoderBuffers> {
         mid: f32(B, S, C),
         attnRstd: f32(B, S),
         ffnRstd: f32(B, S),
-        attn: { q: f32(B, S, HD), k: f32(B, S, HD), v: f32(B, S, HD), probs: f32(B, H, S, S) },
+        attn: { qkv: f32(B, S, 3 * HD), probs: f32(B, H, S, S) },
         ffn: ffnSpecs(cfg, B, S),
       })),
       last: f32(B, S, C),
@@ -317,6 +324,7 @@ export function sessionSpecs(cfg: T5Config, shape: T5Shape): SpecTree<T5SessionB
       buckets: i32(2 * T + 1),
       positionBias: f32(H, T, T),
       embedded: f32(B, T, C),
+      crossKV: f32(B, S, 2 * cfg.numDecoderLayers * HD),
       layers: Array.from({ length: cfg.numDecoderLayers }, () => ({
         input: f32(B, T, C),
         afterSelf: f32(B, T, C),
@@ -324,8 +332,8 @@ export function sessionSpecs(cfg: T5Config, shape: T5Shape): SpecTree<T5SessionB
         selfRstd: f32(B, T),
         crossRstd: f32(B, T),
         ffnRstd: f32(B, T),
-        self: { q: f32(B, T, HD), k: f32(B, T, HD), v: f32(B, T, HD), probs: f32(B, H, T, T) },
-        cross: { q: f32(B, T, HD), k: f32(B, S, HD), v: f32(B, S, HD), probs: f32(B, H, T, S) },
+        self: { qkv: f32(B, T, 3 * HD), probs: f32(B, H, T, T) },
+        cross: { q: f32(B, T, HD), probs: f32(B, H, T, S) },
         ffn: ffnSpecs(cfg, B, T),
       })),
       last: f32(B, T, C),
@@ -345,9 +353,8 @@ export function sessionSpecs(cfg: T5Config, shape: T5Shape): SpecTree<T5SessionB
       normed: f32(B * L * C),
       branch: f32(B * L * C),
       context: f32(B * L * HD),
-      q: f32(B * L * HD),
-      k: f32(B * L * HD),
-      v: f32(B * L * HD),
+      qkv: f32(B * L * 3 * HD),
+      kv: f32(B * S * 2 * HD),
       scores: f32(P),
       ffnAct: f32(B * L * F),
       ffnPre: f32(B * L * F),

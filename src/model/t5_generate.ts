@@ -182,7 +182,10 @@ export class T5Generator {
         this.#perStep.push([op, (t) => ({ c_offset: t * HD })]);
       }
       const self = graph.attention(false, {
-        saved: { q: gen.q, k: layer.k, v: layer.v, probs: graph.view(gen.probs, [B, H, 1, N]) },
+        q: gen.q,
+        k: layer.k,
+        v: layer.v,
+        probs: graph.view(gen.probs, [B, H, 1, N]),
         ctx,
         bias: gen.positionBias,
         causal: true,
@@ -197,12 +200,10 @@ export class T5Generator {
       ops.push(norm(`${w}.1.layer_norm.weight`));
       ops.push(graph.linear(n, m.w(`${w}.1.EncDecAttention.q.weight`), gen.q, `gen.${l}.cq`));
       const cross = graph.attention(false, {
-        saved: {
-          q: gen.q,
-          k: layer.crossK,
-          v: layer.crossV,
-          probs: graph.view(gen.probs, [B, H, 1, S]),
-        },
+        q: gen.q,
+        k: layer.crossK,
+        v: layer.crossV,
+        probs: graph.view(gen.probs, [B, H, 1, S]),
         ctx,
         mask: inputs.attentionMask,
         stream: 0,

@@ -16,7 +16,7 @@
 
 import type { Arena, Gpu } from "../gpu/device.ts";
 import type { Op } from "../gpu/op.ts";
-import { type Tensor, viewOf } from "../gpu/tensor.ts";
+import { Tensor, viewOf } from "../gpu/tensor.ts";
 import {
   gatedGelu,
   gatedGeluBackward,
@@ -25,18 +25,24 @@ import {
   relu,
   reluBackward,
 } from "../layers/activation.ts";
-import { attention, attentionBackward, type AttentionOps } from "../layers/attention.ts";
+import {
+  attention,
+  attentionBackward,
+  type AttentionOps,
+  type HeadsOperand,
+} from "../layers/attention.ts";
 import { crossEntropyBackward, crossEntropyForward } from "../layers/cross_entropy.ts";
 import type { DropoutSite } from "../layers/dropout.ts";
 import { embeddingForward } from "../layers/embedding.ts";
-import { matmul } from "../layers/matmul.ts";
+import { matmul, matmulStrided } from "../layers/matmul.ts";
 import { residualRmsNorm, rmsNormBackward } from "../layers/rms_norm.ts";
 import { positionBias } from "./position_bias.ts";
 import type {
-  AttentionSaved,
+  CrossAttentionSaved,
   DecoderStack,
   EncoderBuffers,
   FfnSaved,
+  SelfAttentionSaved,
   T5Grads,
   T5Shape,
 } from "./t5_buffers.ts";
@@ -90,7 +96,10 @@ interface Sublayer {
   /** The norm's saved rstd. */
   rstd: Tensor;
   /** Saved attention tensors (attention sublayers). */
-  attn?: AttentionSaved;
+  /** Saved self-attention tensors (self-attention sublayers). */
+  self?: SelfAttentionSaved;
+  /** Saved cross-attention tensors (cross-attention sublayers). */
+  cross?: CrossAttentionSaved;
   /** Saved feed-forward tensors (feed-forward sublayers). */
   ffn?: FfnSaved;
   label: string;
@@ -119,6 +128,11 @@ export class T5Graph {
     shape: T5Shape,
     readonly bufs: EncoderBuffers,
     readonly dropoutRate: number,
+    /**
+     * Run the q, k, v projections of a self-attention (and the cross-attention k, v of every
+     * decoder layer) as one product where their weights are contiguous. @default {true}
+     */
+    readonly fuseProjections = true,
   ) {
     this.cfg = model.config;
     this.B = shape.batch;
@@ -173,14 +187,92 @@ export class T5Graph {
   }
 
   /**
+   * The named weights (each (HD, C)) as one (n·HD, C) view when they lie side by side in one
+   * buffer (the arena order of `t5WeightSpecs`), else undefined.
+   */
+  #rows(names: readonly string[]): Tensor | undefined {
+    if (!this.fuseProjections) return undefined;
+    const ts = names.map((n) => this.w(n));
+    const first = ts[0];
+    let end = first.offset;
+    for (const t of ts) {
+      if (t.buffer !== first.buffer || t.offset !== end || t.shape[1] !== first.shape[1]) return;
+      end += t.byteLength;
+    }
+    const rows = ts.reduce((n, t) => n + t.shape[0], 0);
+    return new Tensor(first.buffer, first.offset, [rows, first.shape[1]], first.dtype, names[0]);
+  }
+
+  /**
+   * Projections `out[:, col + i·HD ..] = x · W_iᵀ` for the named weights into columns of a
+   * (rows, W) output: one product when the weights are contiguous, else one each.
+   */
+  #project(
+    x: Tensor,
+    names: readonly string[],
+    out: { tensor: Tensor; col: number },
+    label: string,
+  ): Op[] {
+    const rows = x.size / this.C;
+    const ld = out.tensor.shape[out.tensor.shape.length - 1];
+    const mm = (w: Tensor, n: number, col: number, l: string) =>
+      matmulStrided(this.#gpu, {
+        m: rows,
+        n,
+        k: this.C,
+        transB: true,
+        a: { tensor: x, ld: this.C },
+        b: { tensor: w, ld: this.C },
+        out: { tensor: out.tensor, offset: out.col + col, ld },
+        label: l,
+      });
+    const fused = this.#rows(names);
+    if (fused) return [mm(fused, names.length * this.HD, 0, label)];
+    return names.map((n, i) => mm(this.w(n), this.HD, i * this.HD, `${label}[${i}]`));
+  }
+
+  /**
+   * Backward of {@link T5Graph.#project}: `dx (+)= Σ_i dy[:, col + i·HD ..] · W_i`, one product
+   * when the weights are contiguous.
+   */
+  #projectBack(
+    dy: { tensor: Tensor; col: number },
+    names: readonly string[],
+    dx: Tensor,
+    label: string,
+    accumulate = false,
+  ): Op[] {
+    const rows = dx.size / this.C;
+    const ld = dy.tensor.shape[dy.tensor.shape.length - 1];
+    const mm = (w: Tensor, k: number, col: number, acc: boolean, l: string) =>
+      matmulStrided(this.#gpu, {
+        m: rows,
+        n: this.C,
+        k,
+        a: { tensor: dy.tensor, offset: dy.col + col, ld },
+        b: { tensor: w, ld: this.C },
+        out: { tensor: dx, ld: this.C },
+        accumulate: acc,
+        label: l,
+      });
+    const fused = this.#rows(names);
+    if (fused) return [mm(fused, names.length * this.HD, 0, accumulate, label)];
+    return names.map((n, i) =>
+      mm(this.w(n), this.HD, i * this.HD, accumulate || i > 0, `${label}[${i}]`)
+    );
+  }
+
+  /**
    * Attention with T5's conventions (no 1/√D scaling); probabilities saved in `saved.probs`.
    * `lk` limits the keys read (a cache longer than the positions decoded so far).
    */
   attention(
     train: boolean,
     o: {
-      saved: AttentionSaved;
-      q?: Tensor;
+      q: HeadsOperand;
+      k: HeadsOperand;
+      v: HeadsOperand;
+      probs: Tensor;
       ctx: Tensor;
       bias?: Tensor;
       mask?: Tensor;
@@ -190,11 +282,11 @@ export class T5Graph {
     },
   ): AttentionOps {
     return attention(this.#gpu, {
-      q: o.q ?? o.saved.q,
-      k: o.saved.k,
-      v: o.saved.v,
+      q: o.q,
+      k: o.k,
+      v: o.v,
       heads: this.H,
-      probs: o.saved.probs,
+      probs: o.probs,
       ctx: o.ctx,
       bias: o.bias,
       mask: o.mask,
@@ -302,7 +394,7 @@ export class T5Graph {
           x: at(l),
           out: b.mid,
           rstd: b.attnRstd,
-          attn: b.attn,
+          self: b.attn,
           label: `encoder.${l}.self_attention`,
         });
         out.push({
@@ -329,7 +421,7 @@ export class T5Graph {
         x: at(l),
         out: b.afterSelf,
         rstd: b.selfRstd,
-        attn: b.self,
+        self: b.self,
         label: `decoder.${l}.self_attention`,
       });
       out.push({
@@ -339,7 +431,7 @@ export class T5Graph {
         x: b.afterSelf,
         out: b.afterCross,
         rstd: b.crossRstd,
-        attn: b.cross,
+        cross: b.cross,
         label: `decoder.${l}.cross_attention`,
       });
       out.push({
@@ -369,24 +461,38 @@ export class T5Graph {
 
   /** The core of one sublayer, from its normed input `n` to its branch output `a`. */
   #core(ops: Op[], train: boolean, s: Sublayer, n: Tensor, a: Tensor, dec?: DecoderStack): void {
-    const { inputs, encoder, scratch } = this.bufs;
+    const { inputs, scratch } = this.bufs;
     if (s.kind === "ffn") {
       const prefix = `${s.weights}.DenseReluDense`;
       ops.push(...this.ffn(train, prefix, s.ffn!, n, a, stream(s.stack, s.layer, SITE.ffnAct)));
       return;
     }
     const self = s.kind === "self";
-    const at = s.attn!;
     const mod = `${s.weights}.${self ? "SelfAttention" : "EncDecAttention"}`;
-    const kvIn = self ? n : encoder.output;
-    ops.push(this.linear(n, this.w(`${mod}.q.weight`), at.q, `${s.label}.q`));
-    ops.push(this.linear(kvIn, this.w(`${mod}.k.weight`), at.k, `${s.label}.k`));
-    ops.push(this.linear(kvIn, this.w(`${mod}.v.weight`), at.v, `${s.label}.v`));
     const ctx = this.view(scratch.context, [this.B, s.len, this.HD]);
     const enc = s.stack === "encoder";
+    const HD = this.HD;
+    let q: HeadsOperand, k: HeadsOperand, v: HeadsOperand;
+    if (self) {
+      const qkv = s.self!.qkv;
+      const names = ["q", "k", "v"].map((x) => `${mod}.${x}.weight`);
+      ops.push(...this.#project(n, names, { tensor: qkv, col: 0 }, `${s.label}.qkv`));
+      [q, k, v] = [0, 1, 2].map((i) => ({ tensor: qkv, offset: i * HD }));
+    } else {
+      // the keys and values of every layer came from one product of the encoder output
+      ops.push(
+        ...this.#project(n, [`${mod}.q.weight`], { tensor: s.cross!.q, col: 0 }, `${s.label}.q`),
+      );
+      q = s.cross!.q;
+      k = { tensor: dec!.crossKV, offset: 2 * s.layer * HD };
+      v = { tensor: dec!.crossKV, offset: (2 * s.layer + 1) * HD };
+    }
     ops.push(
       ...this.attention(train, {
-        saved: at,
+        q,
+        k,
+        v,
+        probs: self ? s.self!.probs : s.cross!.probs,
         ctx,
         bias: self ? (enc ? inputs.positionBias : dec!.positionBias) : undefined,
         mask: enc || !self ? inputs.attentionMask : undefined,
@@ -467,7 +573,7 @@ export class T5Graph {
     gOut: Tensor,
     gh: Tensor,
     st: { finalRstd: Tensor },
-    o: { entryBranch?: Tensor; skipFirstNorm?: boolean },
+    o: { entryBranch?: Tensor; skipFirstNorm?: boolean; dec?: DecoderStack },
   ): void {
     const gpu = this.#gpu;
     const stack = subs[0].stack;
@@ -492,7 +598,7 @@ export class T5Graph {
     let firstCross = true;
     for (let i = subs.length - 1; i >= 0; i--) {
       const s = subs[i];
-      this.#coreBackward(ops, s, g, drop ? gy : gh, gn, firstCross);
+      this.#coreBackward(ops, s, g, drop ? gy : gh, gn, firstCross, o.dec);
       if (s.kind === "cross") firstCross = false;
       if (i === 0 && o.skipFirstNorm) continue;
       const prev = subs[i - 1];
@@ -521,6 +627,7 @@ export class T5Graph {
     gy: Tensor,
     gn: Tensor,
     firstCross: boolean,
+    dec?: DecoderStack,
   ): void {
     const gpu = this.#gpu;
     const { B, HD } = this;
@@ -531,35 +638,61 @@ export class T5Graph {
       return;
     }
     const self = s.kind === "self";
-    const at = s.attn!;
     const mod = `${s.weights}.${self ? "SelfAttention" : "EncDecAttention"}`;
     const lk = self ? s.len : this.S;
     const gctx = this.view(g.context, [B, s.len, HD]);
     ops.push(this.linearBack(gy, this.w(`${mod}.o.weight`), gctx, `${s.label}.o.backward`));
-    const gq = this.view(g.q, [B, s.len, HD]);
-    const gk = this.view(g.k, [B, lk, HD]);
-    const gv = this.view(g.v, [B, lk, HD]);
-    ops.push(...attentionBackward(gpu, {
-      ...at,
+    const common = {
       heads: this.H,
       dctx: gctx,
-      dq: gq,
-      dk: gk,
-      dv: gv,
-      scratch: [g.scores],
+      scratch: [g.scores] as [Tensor],
       dropout: this.#site(true, stream(s.stack, s.layer, self ? SITE.selfProbs : SITE.crossProbs)),
       label: `${s.label}.backward`,
+    };
+    if (self) {
+      // q, k, v side by side, and their gradients likewise: one product back to the norm
+      const qkv = s.self!.qkv;
+      const dqkv = this.view(g.qkv, [B, s.len, 3 * HD]);
+      const [q, k, v] = [0, 1, 2].map((i) => ({ tensor: qkv, offset: i * HD }));
+      const [dq, dk, dv] = [0, 1, 2].map((i) => ({ tensor: dqkv, offset: i * HD }));
+      ops.push(...attentionBackward(gpu, { ...common, q, k, v, probs: s.self!.probs, dq, dk, dv }));
+      const names = ["q", "k", "v"].map((x) => `${mod}.${x}.weight`);
+      ops.push(
+        ...this.#projectBack({ tensor: dqkv, col: 0 }, names, gn, `${s.label}.qkv.backward`),
+      );
+      return;
+    }
+    // Cross-attention: q from this layer's norm; k and v from the encoder output, whose
+    // gradient collects every decoder layer's share.
+    const crossKV = dec!.crossKV;
+    const dq = this.view(g.qkv, [B, s.len, HD]);
+    const dkv = this.view(g.kv, [B, lk, 2 * HD]);
+    ops.push(...attentionBackward(gpu, {
+      ...common,
+      q: s.cross!.q,
+      k: { tensor: crossKV, offset: 2 * s.layer * HD },
+      v: { tensor: crossKV, offset: (2 * s.layer + 1) * HD },
+      probs: s.cross!.probs,
+      dq,
+      dk: { tensor: dkv, offset: 0 },
+      dv: { tensor: dkv, offset: HD },
     }));
-    ops.push(this.linearBack(gq, this.w(`${mod}.q.weight`), gn, `${s.label}.q.backward`));
-    // Self-attention: k and v came from the same normed input. Cross-attention: from the
-    // encoder output, whose gradient collects every decoder layer's share.
-    const kvOut = self ? gn : g.encoderOutput;
-    const kvAcc = self || !firstCross;
     ops.push(
-      this.linearBack(gk, this.w(`${mod}.k.weight`), kvOut, `${s.label}.k.backward`, kvAcc),
+      ...this.#projectBack(
+        { tensor: dq, col: 0 },
+        [`${mod}.q.weight`],
+        gn,
+        `${s.label}.q.backward`,
+      ),
     );
     ops.push(
-      this.linearBack(gv, this.w(`${mod}.v.weight`), kvOut, `${s.label}.v.backward`, true),
+      ...this.#projectBack(
+        { tensor: dkv, col: 0 },
+        [`${mod}.k.weight`, `${mod}.v.weight`],
+        g.encoderOutput,
+        `${s.label}.kv.backward`,
+        !firstCross,
+      ),
     );
   }
 
@@ -606,6 +739,19 @@ export class T5Graph {
       buckets: dec.buckets,
       out: dec.positionBias,
     }));
+    // the cross-attention keys and values of every layer: one product of the encoder output
+    const kv = Array.from({ length: this.cfg.numDecoderLayers }, (_, l) => {
+      const a = `decoder.block.${l}.layer.1.EncDecAttention`;
+      return [`${a}.k.weight`, `${a}.v.weight`];
+    }).flat();
+    ops.push(
+      ...this.#project(
+        this.bufs.encoder.output,
+        kv,
+        { tensor: dec.crossKV, col: 0 },
+        "decoder.cross_kv",
+      ),
+    );
     const stream0 = this.#decoderStream(dec)(0);
     ops.push(embeddingForward(gpu, {
       table: this.w("shared.weight"),
@@ -672,7 +818,7 @@ export class T5Graph {
       g.decoderOutput,
       g.decoderStream,
       dec,
-      { skipFirstNorm: true },
+      { skipFirstNorm: true, dec },
     );
     // Encoder. Without input dropout the stream's gradient is the input embeddings'.
     this.#stackBackward(

@@ -37,6 +37,12 @@ export interface T5SessionOptions {
   dropoutRate?: number;
   /** Receives one line with the bytes the session allocates, before it allocates them. */
   log?: (line: string) => void;
+  /**
+   * Run a self-attention's q, k, v projections (and the decoder's cross-attention k, v of all
+   * layers) as one product each; false runs one product per weight (the same numbers, more
+   * dispatches). @default {true}
+   */
+  fuseProjections?: boolean;
 }
 
 /** One batch, as host arrays of the session's fixed shape. */
@@ -165,7 +171,7 @@ export class T5Session {
     const nb = cfg.relativeAttentionNumBuckets, md = cfg.relativeAttentionMaxDistance;
     gpu.write(inputs.buckets, bucketTable(shape.sourceLength, true, nb, md));
     gpu.write(decoder.buckets, bucketTable(shape.targetLength, false, nb, md));
-    const graph = new T5Graph(model, shape, tensors, rate);
+    const graph = new T5Graph(model, shape, tensors, rate, options.fuseProjections ?? true);
     this.embedOp = graph.embed();
     this.evalOps = [...graph.encoder(false), ...graph.decoder(false, decoder)];
     this.trainOps = [...graph.encoder(true), ...graph.decoder(true, decoder)];

@@ -26,7 +26,10 @@ export const EMBEDDING_NAMES = [
 ] as const;
 
 /**
- * The frozen tensors a T5 model reads, with their shapes, by transformers' names.
+ * The frozen tensors a T5 model reads, with their shapes, by transformers' names, in the order
+ * the arena lays them out: each self-attention's q, k and v side by side, and the cross-attention
+ * k and v of every decoder layer side by side after the decoder, so that the graph can run each
+ * group as one product (`T5Graph`) where the views are contiguous.
  *
  * @example
  * ```ts
@@ -72,7 +75,9 @@ export function t5WeightSpecs(cfg: T5Config): Record<string, TensorSpec> {
       attn(`${b}.0.SelfAttention`);
       specs[`${b}.0.layer_norm.weight`] = { shape: [c] };
       if (stack === "decoder") {
-        attn(`${b}.1.EncDecAttention`);
+        // q and o here; k and v of every layer follow the decoder, side by side
+        specs[`${b}.1.EncDecAttention.q.weight`] = { shape: [hd, c] };
+        specs[`${b}.1.EncDecAttention.o.weight`] = { shape: [c, hd] };
         specs[`${b}.1.layer_norm.weight`] = { shape: [c] };
       }
       const ff = stack === "decoder" ? 2 : 1;
@@ -80,6 +85,11 @@ export function t5WeightSpecs(cfg: T5Config): Record<string, TensorSpec> {
       specs[`${b}.${ff}.layer_norm.weight`] = { shape: [c] };
     }
     specs[`${stack}.final_layer_norm.weight`] = { shape: [c] };
+  }
+  for (let l = 0; l < cfg.numDecoderLayers; l++) {
+    const a = `decoder.block.${l}.layer.1.EncDecAttention`;
+    specs[`${a}.k.weight`] = { shape: [hd, c] };
+    specs[`${a}.v.weight`] = { shape: [hd, c] };
   }
   if (!cfg.tieWordEmbeddings) specs["lm_head.weight"] = { shape: [v, c] };
   return specs;

@@ -138,8 +138,23 @@ export interface AdamWStepOptions {
    * the moments untouched, when its first element is 0 (a non-finite loss or gradient).
    */
   guard?: Tensor;
+  /**
+   * Gradient-norm clipping applied as the gradient is read: `g · min(1, maxNorm / (norm +
+   * 1e-6))`, the scaling {@link scaleByNorm} would do in place (the gradient tensor is left
+   * unscaled), with `norm` the (1) f32 global norm from `globalL2Norm`. One dispatch per
+   * parameter fewer than {@link clipGradNorm} followed by the step.
+   */
+  clip?: ClipSpec;
   /** Name in error messages. @default {"adamw"} */
   label?: string;
+}
+
+/** Clipping read by {@link adamwStep}: the global gradient norm and the largest one allowed. */
+export interface ClipSpec {
+  /** (1) f32: the global L2 norm of every gradient clipped together. */
+  norm: Tensor;
+  /** The largest total norm allowed (docs/method.md: 1.0). */
+  maxNorm: number;
 }
 
 /**
@@ -197,6 +212,10 @@ export function adamwStep(gpu: Gpu, o: AdamWStepOptions): Op {
   if (o.guard && (o.guard.dtype !== "u32" || o.guard.size < 1)) {
     throw new ShapeError(`${label}: guard ${o.guard.describe()} must be u32 (StepGuard.guard)`);
   }
+  if (o.clip) {
+    checkNorm(label, o.clip.norm);
+    checkMaxNorm(label, o.clip.maxNorm);
+  }
   const n = o.param.size;
   const desc = `${label}(param=${o.param.describe()}, group=${o.group})`;
   if (n === 0) return buildOps(gpu, desc, []);
@@ -210,9 +229,10 @@ export function adamwStep(gpu: Gpu, o: AdamWStepOptions): Op {
       m: o.m,
       v: o.v,
       guard: o.guard ?? gpu.placeholder,
+      norm: o.clip?.norm ?? gpu.placeholder,
     },
-    params: { n, group: o.group },
-    constants: { GUARDED: !!o.guard },
+    params: { n, group: o.group, max_norm: o.clip?.maxNorm ?? 0 },
+    constants: { GUARDED: !!o.guard, CLIPPED: !!o.clip },
     workgroups: workgroupsFor(n),
   }]);
 }
@@ -232,6 +252,12 @@ export interface ScaleByNormOptions {
 function checkNorm(label: string, norm: Tensor): void {
   if (norm.size !== 1 || norm.shape.length !== 1 || norm.dtype !== "f32") {
     throw new ShapeError(`${label}: norm ${norm.describe()} must be (1) f32`);
+  }
+}
+
+function checkMaxNorm(label: string, maxNorm: number): void {
+  if (!Number.isFinite(maxNorm) || maxNorm < 0) {
+    throw new RangeError(`${label}: maxNorm must be a finite number >= 0, got ${maxNorm}`);
   }
 }
 
@@ -261,9 +287,7 @@ export function scaleByNorm(gpu: Gpu, o: ScaleByNormOptions): Op {
       throw new ShapeError(`${label}: tensors[${i}] = ${t.describe()} must be f32`);
     }
   }
-  if (!Number.isFinite(o.maxNorm) || o.maxNorm < 0) {
-    throw new RangeError(`${label}: maxNorm must be a finite number >= 0, got ${o.maxNorm}`);
-  }
+  checkMaxNorm(label, o.maxNorm);
   const desc = `${label}(${o.tensors.length} tensors, maxNorm=${o.maxNorm})`;
   return buildOps(
     gpu,
@@ -340,6 +364,11 @@ export interface AdamWOptions {
   name?: string;
   /** A step guard every parameter's update reads (see {@link AdamWStepOptions.guard}). */
   guard?: Tensor;
+  /**
+   * Clip every gradient by the global norm as the steps read them (see
+   * {@link AdamWStepOptions.clip}); record `globalL2Norm` into `clip.norm` before the ops.
+   */
+  clip?: ClipSpec;
 }
 
 /**
@@ -408,6 +437,7 @@ export class AdamW {
         hyper: this.hyper,
         group: p.group,
         guard: options.guard,
+        clip: options.clip,
         label: `${name}[${i}]`,
       })
     );

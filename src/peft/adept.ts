@@ -23,7 +23,7 @@
 import type { Op } from "../gpu/op.ts";
 import { type Tensor, type TensorSpec, viewOf } from "../gpu/tensor.ts";
 import { reluBackward } from "../layers/activation.ts";
-import { dropoutBackward, dropoutForward } from "../layers/dropout.ts";
+import { dropoutForward } from "../layers/dropout.ts";
 import { matmul, matmulStrided } from "../layers/matmul.ts";
 import { lowRankUpBackward, promptEmbed } from "../layers/prompt_embed.ts";
 import { sumRows } from "../layers/reduce.ts";
@@ -112,7 +112,6 @@ export class AdeptMethod extends PromptMethod<AdeptConfig> {
     if (train) {
       specs.dropped = { shape: [B, S, R] };
       specs.dZ = { shape: [B, S, R] };
-      specs.dHd = { shape: [B, S, R] };
       specs.dH = { shape: [B, S, R] };
     }
     return specs;
@@ -178,18 +177,17 @@ export class AdeptMethod extends PromptMethod<AdeptConfig> {
         out: { tensor: scratch.dZ, ld: R, batchStrides: [S * R, 0] },
         label: "adept.relu_out.grad",
       }),
-      reluBackward(gpu, { dout: scratch.dZ, x: hidden, dx: scratch.dHd, label: "adept.relu.grad" }),
+      // dH = dropout'(dZ ⊙ relu'(dropped H)): both factors are elementwise, so the kernel's
+      // dropout-then-activation order gives the same product
+      reluBackward(gpu, {
+        dout: scratch.dZ,
+        x: hidden,
+        dx: scratch.dH,
+        dropout: ctx.dropout,
+        label: "adept.relu.grad",
+      }),
     ];
-    let dH = scratch.dHd;
-    if (ctx.dropout) {
-      dH = scratch.dH;
-      ops.push(dropoutBackward(gpu, {
-        dout: scratch.dHd,
-        dx: dH,
-        ...ctx.dropout,
-        label: "adept.hidden.dropout.grad",
-      }));
-    }
+    const dH = scratch.dH;
     ops.push(
       sumRows(gpu, { x: dH, out: this.tensor("a").grad, label: "adept.a.grad" }),
       matmul(gpu, {

@@ -3,7 +3,8 @@
  *
  * ```
  * method input ops → T5 training forward → T5 backward → method backward
- *   → global gradient-norm clipping (1.0) → step guard → AdamW (two groups)
+ *   → global gradient norm → step guard → AdamW (two groups; the clipping to norm 1.0 is
+ *     applied as each step reads its gradient)
  * ```
  *
  * The host writes the batch (source ids, mask, labels), the dropout counter and the learning
@@ -18,9 +19,10 @@
 import type { Gpu } from "../gpu/device.ts";
 import type { Op } from "../gpu/op.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { globalL2Norm } from "../layers/reduce.ts";
 import type { T5Model } from "../model/t5.ts";
 import type { T5Session } from "../model/t5_session.ts";
-import { AdamW, clipGradNorm } from "../optim/adamw.ts";
+import { AdamW } from "../optim/adamw.ts";
 import { linearWarmupDecay } from "../optim/schedule.ts";
 import { StepGuard, type StepStats } from "../optim/step_guard.ts";
 import type { MethodBinding, PeftMethod } from "../peft/method.ts";
@@ -138,13 +140,14 @@ export class TrainStep {
     this.binding = method.bind(this.session, { train: true });
     this.gradNorm = gpu.tensor("grad_norm", [1]);
     const grads = method.tensors.map((t) => t.grad);
-    this.#clip = clipGradNorm(gpu, {
-      grads,
-      norm: this.gradNorm,
-      maxNorm: options.maxGradNorm ?? 1,
-    });
+    // Clipping as PyTorch's clip_grad_norm_: the global norm here, the scaling inside AdamW's
+    // steps as they read the gradients.
+    this.#clip = [globalL2Norm(gpu, { tensors: grads, out: this.gradNorm, label: "grad_norm" })];
     this.guard = new StepGuard(gpu, this.session.loss, this.gradNorm, options.historySlots);
-    this.optimizer = new AdamW(gpu, method.paramGroups(options.lrs), { guard: this.guard.guard });
+    this.optimizer = new AdamW(gpu, method.paramGroups(options.lrs), {
+      guard: this.guard.guard,
+      clip: { norm: this.gradNorm, maxNorm: options.maxGradNorm ?? 1 },
+    });
     const tag = (part: "method" | "model" | "optimizer", ops: readonly Op[]) =>
       ops.map((op) => ({ op, part }));
     this.parts = [

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Gpu } from "../../src/gpu/device.ts";
 import { ShapeError } from "../../src/gpu/errors.ts";
-import type { Tensor } from "../../src/gpu/tensor.ts";
+import { Tensor } from "../../src/gpu/tensor.ts";
 import {
   attention,
   attentionBackward,
@@ -282,3 +282,80 @@ gpuTest(
     assert.equal(gpu.kernels.size, kernels, "no pipeline is compiled before a shape error");
   },
 );
+
+for (const fused of [false, true]) {
+  gpuTest(
+    `q, k, v side by side in one (B, L, 3·H·D) tensor give the same results as apart (${
+      fused ? "fused" : "matmul path"
+    })`,
+    async (gpu) => {
+      const B = 2, L = 5, H = 2, D = 3, HD = H * D;
+      const rng = new Rng(31);
+      const qkv = rng.normal(B * L * 3 * HD);
+      const part = (k: number) => {
+        const out = new Float32Array(B * L * HD);
+        for (let r = 0; r < B * L; r++) {
+          out.set(qkv.subarray(r * 3 * HD + k * HD, r * 3 * HD + (k + 1) * HD), r * HD);
+        }
+        return out;
+      };
+      const dctxData = rng.normal(B * L * HD);
+      const t = (name: string, shape: number[], data?: Float32Array) =>
+        data ? gpu.upload(name, data, shape) : gpu.tensor(name, shape);
+      // One buffer holds q, k, v side by side and then the context, as in a session's arena:
+      // the kernel must bind q, k and v once (WebGPU forbids overlapping bindings when one is
+      // writable, and an input in an output's buffer is bound writable).
+      const ctxAt = Math.ceil((qkv.byteLength) / 256) * 256;
+      const pool = new Float32Array(ctxAt / 4 + B * L * HD);
+      pool.set(qkv);
+      const shared = t("pool", [pool.length], pool);
+      const fusedIn = new Tensor(shared.buffer, 0, [B, L, 3 * HD], "f32", "qkv");
+      const sharedCtx = new Tensor(shared.buffer, ctxAt, [B, L, HD], "f32", "ctx");
+      const [q, k, v] = [0, 1, 2].map((i) => t(`p${i}`, [B, L, HD], part(i)));
+      const dctx = t("dctx", [B, L, HD], dctxData);
+      const strict = gpu.strictAliasing;
+      gpu.strictAliasing = true;
+      const run = async (sideBySide: boolean) => {
+        const probs = t("probs", [B, H, L, L]);
+        const ctx = sideBySide ? sharedCtx : t("ctx", [B, L, HD]);
+        const scratch = t("scratch", [B * H * L * L]), s2 = t("s2", [B * H * L * L]);
+        const grads = sideBySide
+          ? [t("dqkv", [B, L, 3 * HD])]
+          : [0, 1, 2].map((i) => t(`d${i}`, [B, L, HD]));
+        const at = (i: number) => (sideBySide ? { tensor: fusedIn, offset: i * HD } : [q, k, v][i]);
+        const g = (i: number) => (sideBySide ? { tensor: grads[0], offset: i * HD } : grads[i]);
+        const common = { q: at(0), k: at(1), v: at(2), heads: H, probs, fused, causal: true };
+        const fwd = attention(gpu, { ...common, ctx, scratch });
+        const bwd = attentionBackward(gpu, {
+          ...common,
+          dctx,
+          dq: g(0),
+          dk: g(1),
+          dv: g(2),
+          scratch: [scratch, s2],
+        });
+        await gpu.run([...fwd.ops, ...bwd]);
+        const out = {
+          ctx: await gpu.readF64(ctx),
+          grads: await Promise.all(grads.map((x) => gpu.readF64(x))),
+        };
+        for (const op of [...fwd.ops, ...bwd]) op.destroy();
+        for (const x of [probs, scratch, s2, ...grads]) gpu.freeBuffer(x.buffer);
+        if (!sideBySide) gpu.freeBuffer(ctx.buffer);
+        return out;
+      };
+      const apart = await run(false);
+      const together = await run(true).finally(() => gpu.strictAliasing = strict);
+      assertClose(together.ctx, apart.ctx, { atol: 1e-6, rtol: 1e-6, label: "ctx" });
+      const d = together.grads[0];
+      for (let i = 0; i < 3; i++) {
+        const mine = new Float64Array(B * L * HD);
+        for (let r = 0; r < B * L; r++) {
+          mine.set(d.subarray(r * 3 * HD + i * HD, r * 3 * HD + (i + 1) * HD), r * HD);
+        }
+        assertClose(mine, apart.grads[i], { atol: 1e-6, rtol: 1e-6, label: `grad ${"qkv"[i]}` });
+      }
+      for (const x of [shared, q, k, v, dctx]) gpu.freeBuffer(x.buffer);
+    },
+  );
+}

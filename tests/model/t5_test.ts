@@ -376,6 +376,39 @@ gpuTest(
   },
 );
 
+for (const variant of VARIANTS) {
+  gpuTest(
+    `${variant}: fused q·k·v and cross k·v projections give the per-weight products' loss and gradient`,
+    async () => {
+      const gpu = await device();
+      const ref = await reference(variant);
+      const m = await model(gpu, variant);
+      const [B, S] = ref.input_ids.shape;
+      const T = ref.labels.shape[1];
+      const run = async (fuseProjections: boolean) => {
+        const s = m.session({ batch: B, sourceLength: S, targetLength: T }, {
+          seed: 5,
+          dropoutRate: 0.2,
+          fuseProjections,
+        });
+        s.setBatch(refBatch(ref, "inputs_embeds"));
+        await s.backward();
+        const out = { loss: await s.readLoss(), grad: await s.readInputsEmbedsGrad() };
+        s.destroy();
+        return out;
+      };
+      const apart = await run(false), fused = await run(true);
+      assert.ok(Number.isFinite(fused.loss));
+      assertClose([fused.loss], [apart.loss], { atol: 0, rtol: 1e-6, label: "loss" });
+      assertClose(fused.grad, apart.grad, {
+        atol: scaled(apart.grad, 1e-6),
+        rtol: 1e-5,
+        label: "d loss / d inputs_embeds",
+      });
+    },
+  );
+}
+
 gpuTest(
   "generate() reports NaN logits as an error naming the row instead of decoding garbage",
   async () => {

@@ -12,6 +12,7 @@ import {
   clipGradNormCpu,
   scaleByNorm,
 } from "../../src/optim/adamw.ts";
+import { globalL2Norm } from "../../src/layers/reduce.ts";
 import { gpuTest } from "../gpu_support.ts";
 import { assertClose, f64, Rng } from "../numeric.ts";
 
@@ -94,49 +95,57 @@ Deno.test("adamwStepCpu() and clipGradNormCpu() replay PyTorch's AdamW steps (fl
   }
 });
 
-gpuTest(
-  `AdamW with clipGradNorm() reproduces PyTorch ${fixture.torch} AdamW + clip_grad_norm_ over 5 scheduled steps`,
-  async (gpu) => {
-    for (const c of fixture.cases) {
-      const names = Object.keys(c.shapes);
-      const P = Object.fromEntries(
-        names.map((k) => [k, gpu.upload(k, Float32Array.from(c.init[k]), c.shapes[k])]),
-      );
-      const G = Object.fromEntries(names.map((k) => [k, gpu.tensor(`d${k}`, c.shapes[k])]));
-      const opt = new AdamW(
-        gpu,
-        c.groups.map((g) => ({
-          params: g.params.map((k) => ({ param: P[k], grad: G[k] })),
-          lr: g.lr,
-          beta1: fixture.betas[0],
-          beta2: fixture.betas[1],
-          eps: fixture.eps,
-          weightDecay: g.weight_decay,
-        })),
-      );
-      const norm = gpu.tensor("grad_norm", [1]);
-      const ops = [
-        ...clipGradNorm(gpu, { grads: names.map((k) => G[k]), norm, maxNorm: fixture.max_norm }),
-        ...opt.ops,
-      ];
-      for (const [t, s] of c.steps.entries()) {
-        for (const k of names) gpu.write(G[k], Float32Array.from(s.grads[k]));
-        opt.setStep(t + 1, s.lr);
-        await gpu.run(ops);
-        const tag = `${c.name} step ${t + 1}`;
-        assertClose(await gpu.read(norm), [s.norm], { rtol: 1e-6, label: `${tag} norm` });
-        for (const k of names) {
-          // f32 on both sides; differences come only from rounding order (lerp/FMA, sums)
-          assertClose(await gpu.read(P[k]), s.params[k], {
-            atol: 1e-7,
-            rtol: 1e-6,
-            label: `${tag} ${k}`,
-          });
+for (const inside of [false, true]) {
+  gpuTest(
+    `AdamW with ${
+      inside ? "the clipping inside its steps" : "clipGradNorm()"
+    } reproduces PyTorch ${fixture.torch} AdamW + clip_grad_norm_ over 5 scheduled steps`,
+    async (gpu) => {
+      for (const c of fixture.cases) {
+        const names = Object.keys(c.shapes);
+        const P = Object.fromEntries(
+          names.map((k) => [k, gpu.upload(k, Float32Array.from(c.init[k]), c.shapes[k])]),
+        );
+        const G = Object.fromEntries(names.map((k) => [k, gpu.tensor(`d${k}`, c.shapes[k])]));
+        const norm = gpu.tensor("grad_norm", [1]);
+        const grads = names.map((k) => G[k]);
+        const opt = new AdamW(
+          gpu,
+          c.groups.map((g) => ({
+            params: g.params.map((k) => ({ param: P[k], grad: G[k] })),
+            lr: g.lr,
+            beta1: fixture.betas[0],
+            beta2: fixture.betas[1],
+            eps: fixture.eps,
+            weightDecay: g.weight_decay,
+          })),
+          inside ? { clip: { norm, maxNorm: fixture.max_norm } } : {},
+        );
+        const ops = [
+          ...(inside
+            ? [globalL2Norm(gpu, { tensors: grads, out: norm })]
+            : clipGradNorm(gpu, { grads, norm, maxNorm: fixture.max_norm })),
+          ...opt.ops,
+        ];
+        for (const [t, s] of c.steps.entries()) {
+          for (const k of names) gpu.write(G[k], Float32Array.from(s.grads[k]));
+          opt.setStep(t + 1, s.lr);
+          await gpu.run(ops);
+          const tag = `${c.name} step ${t + 1}`;
+          assertClose(await gpu.read(norm), [s.norm], { rtol: 1e-6, label: `${tag} norm` });
+          for (const k of names) {
+            // f32 on both sides; differences come only from rounding order (lerp/FMA, sums)
+            assertClose(await gpu.read(P[k]), s.params[k], {
+              atol: 1e-7,
+              rtol: 1e-6,
+              label: `${tag} ${k}`,
+            });
+          }
         }
       }
-    }
-  },
-);
+    },
+  );
+}
 
 gpuTest(
   "adamwStep() matches the CPU reference for 1001 elements from nonzero moments at step 7",
