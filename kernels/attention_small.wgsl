@@ -28,7 +28,13 @@ override CACHED: bool = true;
 override K_IN_Q: bool = false;
 override V_IN_K: bool = false;
 
+// d <= D_MAX: a thread keeps its query row in a private array (read once, not once per key).
+override Q_CACHED: bool = true;
+
 const LK_MAX: u32 = 128u;
+const D_MAX: u32 = 128u;
+
+var<private> qrow: array<f32, D_MAX>;
 const LOWEST: f32 = -0x1.fffffep+127f;
 
 struct Params {
@@ -71,7 +77,11 @@ fn exp_neg(d: f32) -> f32 {
 fn score(qo: u32, ko: u32, b: u32, h: u32, i: u32, j: u32) -> f32 {
   let d = params.d;
   var dot = 0.0;
-  for (var e = 0u; e < d; e++) { dot += q[qo + e] * key(ko + j * params.k_w + e); }
+  for (var e = 0u; e < d; e++) {
+    var qe: f32;
+    if (Q_CACHED) { qe = qrow[e]; } else { qe = q[qo + e]; }
+    dot += qe * key(ko + j * params.k_w + e);
+  }
   var logit = params.scale * dot;
   if (HAS_BIAS) { logit += bias[(h * params.lq + i) * params.lk + j]; }
   var masked = false;
@@ -107,6 +117,9 @@ fn main(
   let ko = b * params.lkv * params.k_w + params.k_off + h * d;
   let vo = b * params.lkv * params.v_w + params.v_off + h * d;
   let co = (b * lq + i) * hd + h * d;
+  if (Q_CACHED) {
+    for (var e = 0u; e < d; e++) { qrow[e] = q[qo + e]; }
+  }
   var s: array<f32, LK_MAX>;
   var mx = LOWEST;
   for (var j = 0u; j < lk; j++) {

@@ -8,11 +8,17 @@
 //   written at columns dk_off.. and dv_off.. (the other columns are not touched). With DV_IN_DK
 //   dv is written through dk's binding (both gradients side by side in one tensor, bound once:
 //   WebGPU forbids two writable bindings that overlap).
-// Thread mapping: one thread per key row, 64 per workgroup.
+// Thread mapping: one thread per key row, 64 per workgroup; with ROW_CACHED (D <= 128) the
+//   queries are the outer loop and the row's D sums live in private arrays.
 // Grid: ceil(B · H · Lk / 64) workgroups, folded into (x, y) when large.
 
 override DROPOUT: bool = false;
 override DV_IN_DK: bool = false;
+// d <= D_MAX: a thread keeps its row's dk and dv in private arrays and reads each probability
+// once; otherwise it makes one pass over the queries per column.
+override ROW_CACHED: bool = true;
+
+const D_MAX: u32 = 128u;
 
 struct Params {
   rows: u32, h: u32, lq: u32, lk: u32, d: u32,
@@ -30,6 +36,18 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> dv: array<f32>;
 
 //! include "dropout_hash.wgsl"
+
+// dropout(P) at probability element e (the forward's mask, regenerated).
+fn dropped(p: f32, e: u32) -> f32 {
+  if (!DROPOUT) { return p; }
+  let keep = dropout_keep(state[0], state[1], params.stream, e, params.threshold,
+    params.keep_none);
+  return select(0.0, p * params.drop_scale, keep);
+}
+
+fn write_dv(i: u32, g: f32) {
+  if (DV_IN_DK) { dk[i] = g; } else { dv[i] = g; }
+}
 
 @compute @workgroup_size(64)
 fn main(
@@ -49,6 +67,32 @@ fn main(
   let b = bh / params.h;
   let ko = (b * lk + j) * params.dk_w + params.dk_off + h * d;
   let vo = (b * lk + j) * params.dv_w + params.dv_off + h * d;
+  if (ROW_CACHED) {
+    // Queries outer: each probability's dropout bit is drawn once, not once per column; the
+    // sums over i keep their order, so the results equal the column-by-column loop's.
+    var gk: array<f32, D_MAX>;
+    var gv: array<f32, D_MAX>;
+    for (var e = 0u; e < d; e++) {
+      gk[e] = 0.0;
+      gv[e] = 0.0;
+    }
+    for (var i = 0u; i < lq; i++) {
+      let pi = (bh * lq + i) * lk + j;
+      let qi = (b * lq + i) * params.q_w + params.q_off + h * d;
+      let ci = (b * lq + i) * hd + h * d;
+      let s = ds[pi];
+      let p = dropped(probs[pi], pi);
+      for (var e = 0u; e < d; e++) {
+        gk[e] += s * q[qi + e];
+        gv[e] += p * dctx[ci + e];
+      }
+    }
+    for (var e = 0u; e < d; e++) {
+      dk[ko + e] = gk[e];
+      write_dv(vo + e, gv[e]);
+    }
+    return;
+  }
   for (var e = 0u; e < d; e++) {
     var gk = 0.0;
     var gv = 0.0;
@@ -57,15 +101,9 @@ fn main(
       let qi = (b * lq + i) * params.q_w + params.q_off + h * d + e;
       let ci = (b * lq + i) * hd + h * d + e;
       gk += ds[pi] * q[qi];
-      var p = probs[pi];
-      if (DROPOUT) {
-        let keep = dropout_keep(state[0], state[1], params.stream, pi, params.threshold,
-          params.keep_none);
-        p = select(0.0, p * params.drop_scale, keep);
-      }
-      gv += p * dctx[ci];
+      gv += dropped(probs[pi], pi) * dctx[ci];
     }
     dk[ko + e] = gk;
-    if (DV_IN_DK) { dk[vo + e] = gv; } else { dv[vo + e] = gv; }
+    write_dv(vo + e, gv);
   }
 }

@@ -18,7 +18,13 @@ override DROPOUT: bool = false;
 override CACHED: bool = true;
 override V_IN_K: bool = false;
 
+// d <= D_MAX: a thread keeps its row of dctx in a private array (read once, not once per key).
+override ROW_CACHED: bool = true;
+
 const LK_MAX: u32 = 128u;
+const D_MAX: u32 = 128u;
+
+var<private> grow: array<f32, D_MAX>;
 
 struct Params {
   rows: u32, h: u32, lq: u32, lk: u32, d: u32,
@@ -47,7 +53,11 @@ fn value(i: u32) -> f32 {
 fn dprob(co: u32, vo: u32, po: u32, j: u32) -> f32 {
   let d = params.d;
   var g = 0.0;
-  for (var e = 0u; e < d; e++) { g += dctx[co + e] * value(vo + j * params.v_w + e); }
+  for (var e = 0u; e < d; e++) {
+    var ge: f32;
+    if (ROW_CACHED) { ge = grow[e]; } else { ge = dctx[co + e]; }
+    g += ge * value(vo + j * params.v_w + e);
+  }
   if (DROPOUT) {
     let keep = dropout_keep(state[0], state[1], params.stream, po + j, params.threshold,
       params.keep_none);
@@ -77,6 +87,9 @@ fn main(
   let vo = b * lk * params.v_w + params.v_off + h * d;
   let qo = (b * lq + i) * params.dq_w + params.dq_off + h * d;
   let po = row * lk;
+  if (ROW_CACHED) {
+    for (var e = 0u; e < d; e++) { grow[e] = dctx[co + e]; }
+  }
   var dp: array<f32, LK_MAX>;
   var dot = 0.0;
   for (var j = 0u; j < lk; j++) {

@@ -7,7 +7,8 @@
  * the process's peak RSS on a CPU).
  *
  * Python is `$ADEPT_PYTHON`, else `python3`; without Python or torch the comparison is skipped
- * with a message (exit code 3 of the script).
+ * with a message (exit code 3 of the script). `$ADEPT_TORCH_THREADS` sets PyTorch's CPU threads
+ * (its default: one per core).
  *
  * @module
  */
@@ -132,11 +133,13 @@ async function ours(gpu: Gpu, s: Shape, quick: boolean) {
 /** Runs the PyTorch script on a shape; undefined (with a note) when it cannot run. */
 async function torch(s: Shape, quick: boolean): Promise<Record<string, unknown>[] | undefined> {
   const python = Deno.env.get("ADEPT_PYTHON") ?? "python3";
+  const threads = Deno.env.get("ADEPT_TORCH_THREADS");
   const args = [
     SCRIPT,
     "--shape",
     s.name,
     ...(quick ? ["--min-seconds", "1", "--min-reps", "2"] : []),
+    ...(threads ? ["--threads", threads] : []),
   ];
   let out: Deno.CommandOutput;
   try {

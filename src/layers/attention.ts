@@ -40,6 +40,13 @@ import { softmax, softmaxBackward, softmaxBackwardCpu, softmaxCpu } from "./soft
 /** The longest key row the fused kernels keep in a private array (longer rows are recomputed). */
 export const CACHED_MAX_KEYS = 128;
 
+/**
+ * Head sizes up to which the fused kernels keep a row of D values in private arrays (the query
+ * row forward, the context gradient's row and the keys' and values' sums backward, where each
+ * dropout bit is then drawn once); larger heads read them from memory each time.
+ */
+export const CACHED_MAX_HEAD_DIM = 128;
+
 /** Dropout on the attention probabilities: the step state, the site's stream and the rate. */
 export type AttentionDropout = DropoutSite;
 
@@ -297,6 +304,7 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
         CACHED: d.lk <= CACHED_MAX_KEYS,
         K_IN_Q: kInQ,
         V_IN_K: vInK,
+        Q_CACHED: d.D <= CACHED_MAX_HEAD_DIM,
       },
       workgroups: workgroupsFor(d.B * d.H * d.lq, 64),
     });
@@ -476,7 +484,12 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
           scale: o.scale ?? 1,
           ...drop,
         },
-        constants: { DROPOUT: dropout, CACHED: d.lk <= CACHED_MAX_KEYS, V_IN_K: vInK },
+        constants: {
+          DROPOUT: dropout,
+          CACHED: d.lk <= CACHED_MAX_KEYS,
+          V_IN_K: vInK,
+          ROW_CACHED: d.D <= CACHED_MAX_HEAD_DIM,
+        },
         workgroups: workgroupsFor(d.B * d.H * d.lq, 64),
       }),
       buildOp(gpu, {
@@ -502,7 +515,7 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
           dv_off: dv.off,
           ...drop,
         },
-        constants: { DROPOUT: dropout, DV_IN_DK: dvInDk },
+        constants: { DROPOUT: dropout, DV_IN_DK: dvInDk, ROW_CACHED: d.D <= CACHED_MAX_HEAD_DIM },
         workgroups: workgroupsFor(d.B * d.H * d.lk, 64),
       }),
     ];

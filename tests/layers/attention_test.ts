@@ -25,6 +25,16 @@ const CASES: Case[] = [
   { name: "scaled", batch: 2, heads: 2, headDim: 4, lq: 3, lk: 6, scale: 0.5 },
   // past 128 keys the fused kernels recompute the scores instead of keeping the row
   { name: "long keys (recomputed rows)", batch: 2, heads: 2, headDim: 3, lq: 5, lk: 141 },
+  // past 128 columns per head the keys' backward makes one pass per column
+  {
+    name: "wide heads (column passes), dropout",
+    batch: 1,
+    heads: 2,
+    headDim: 131,
+    lq: 3,
+    lk: 4,
+    dropout: { p: 0.25, seed: 4, step: 2, stream: 9 },
+  },
 ];
 
 function inputs(c: AttentionCpuOptions, seed: number) {
