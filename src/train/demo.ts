@@ -27,7 +27,7 @@ import { writeFileAtomic } from "../io/files.ts";
 import { loadT5 } from "../model/t5.ts";
 import { defaultRunDir } from "./cli.ts";
 import { PAPER_DEFAULTS, resolveTrainConfig, type TrainConfig } from "./config.ts";
-import { Evaluator } from "./evaluate.ts";
+import { type EvalResult, Evaluator } from "./evaluate.ts";
 import { train, type TrainResult } from "./trainer.ts";
 
 /** The folder of the demo's model and task. */
@@ -121,7 +121,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     delete (ptConfig as Partial<TrainConfig>).rank;
     const promptTuning = await train(ptConfig, common);
     print("\nthe frozen model with no prompt:");
-    const noPrompt = await frozenScore(gpu, adeptConfig);
+    const noPrompt = (await frozenEvaluation(gpu, adeptConfig)).metrics;
     const rows: [string, Record<string, number> | undefined][] = [
       [
         `ADePT (${adept.parameters.toLocaleString("en-US")} parameters, ${adept.steps} steps)`,
@@ -156,18 +156,33 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   }
 }
 
-/** The frozen model's test score with no prompt and no offset. */
-async function frozenScore(gpu: Gpu, c: TrainConfig): Promise<Record<string, number>> {
+/**
+ * The frozen model's test evaluation with no prompt and no offset, on the examples the trained
+ * runs are scored on (the first `evalLimit`) at their evaluation batch size.
+ *
+ * @example
+ * ```ts
+ * import { DEMO_PRESET, frozenEvaluation, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const r = await frozenEvaluation(gpu, { ...DEMO_PRESET, out: "unused", evalLimit: 4 });
+ * assert.equal(r.examples, 4);
+ * assert.equal(r.score, 0); // the frozen model does not know the new dictionary
+ * gpu.destroy();
+ * ```
+ */
+export async function frozenEvaluation(gpu: Gpu, c: TrainConfig): Promise<EvalResult> {
   const task = await resolveTask(c.task);
   const tokenizer = await loadTokenizer(c.model);
   const model = await loadT5(gpu, c.model);
   const data = await prepareTask(task, tokenizer, { sourceLength: c.maxSourceLength });
   const ev = new Evaluator(model, undefined, tokenizer, {
-    batchSize: c.batchSize,
+    batchSize: c.evalBatchSize ?? c.batchSize,
     sourceLength: data.sourceLength,
   });
   try {
-    return (await ev.evaluate(data.test, task)).metrics;
+    return await ev.evaluate(data.test, task, c.evalLimit);
   } finally {
     ev.destroy();
     model.destroy();

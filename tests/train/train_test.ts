@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readCheckpoint } from "../../src/train/checkpoint.ts";
 import { PAPER_DEFAULTS, type TrainConfig } from "../../src/train/config.ts";
-import { DEMO_PRESET } from "../../src/train/demo.ts";
+import { DEMO_PRESET, frozenEvaluation } from "../../src/train/demo.ts";
 import { evaluateAdapter, predict } from "../../src/train/inference.ts";
 import { readLog, type TrainRecord } from "../../src/train/run_log.ts";
 import { train } from "../../src/train/trainer.ts";
@@ -238,3 +238,20 @@ Deno.test("PAPER_DEFAULTS are docs/method.md's recipe", () => {
   assert.equal(PAPER_DEFAULTS.seed, 42);
   assert.equal(PAPER_DEFAULTS.steps, 30_000);
 });
+
+gpuTest(
+  "the demo's frozen-model baseline is scored on the runs' examples (evalLimit, evalBatchSize)",
+  async (gpu) => {
+    for (const [evalLimit, evalBatchSize] of [[3, 2], [7, 32]]) {
+      const r = await frozenEvaluation(gpu, {
+        ...DEMO_PRESET,
+        out: "unused",
+        evalLimit,
+        evalBatchSize,
+      });
+      assert.equal(r.examples, evalLimit);
+      assert.equal(r.predictions.length, evalLimit);
+      assert.equal(r.score, 0, "the frozen model does not know the new dictionary");
+    }
+  },
+);
