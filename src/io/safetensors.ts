@@ -33,6 +33,7 @@
  */
 
 import { basename, dirname, isAbsolute, join, resolve, sep as SEPARATOR } from "node:path";
+import { checkRegularFile, describeIoError, FileReadError, readTextFileChecked } from "./files.ts";
 
 /** The largest JSON header accepted, as in the Rust crate (`MAX_HEADER_SIZE`). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -225,6 +226,23 @@ export interface ReadTensorOptions {
   dtype?: ComputeDtype;
 }
 
+/** Options of {@link SafetensorsReader.readFloatChunks}. */
+export interface ReadChunksOptions extends ReadTensorOptions {
+  /**
+   * The most bytes of the file read at once (rounded down to whole elements, at least one).
+   * @default {67_108_864 (64 MiB)}
+   */
+  maxBytes?: number;
+}
+
+/** One piece of a tensor from {@link SafetensorsReader.readFloatChunks}. */
+export interface FloatChunk {
+  /** The index of its first element in the whole tensor. */
+  offset: number;
+  /** Its elements, converted. */
+  data: Float32Array<ArrayBuffer> | Float16Array<ArrayBuffer>;
+}
+
 /** An open safetensors file, or a sharded checkpoint opened as one logical file. */
 export interface SafetensorsReader extends Disposable {
   /** The path that was opened (file, index or folder, resolved to the file or index). */
@@ -258,6 +276,12 @@ export interface SafetensorsReader extends Disposable {
    * array (I64 as BigInt64Array, BOOL as Uint8Array, ...).
    */
   read(name: string, options?: ReadTensorOptions): Promise<SafetensorsTensor>;
+  /**
+   * A floating-point tensor converted piece by piece: each piece holds whole elements read from
+   * at most `maxBytes` bytes of the file, so a tensor of many GiB streams through a bounded
+   * buffer (to the GPU, for example) instead of being held whole in host memory.
+   */
+  readFloatChunks(name: string, options?: ReadChunksOptions): AsyncGenerator<FloatChunk>;
   /** Closes every file handle. Further reads throw. */
   close(): void;
 }
@@ -386,7 +410,7 @@ function parseHeader(
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(text, keepNumberLiterals);
   } catch (e) {
     throw new SafetensorsError(
       file,
@@ -420,24 +444,80 @@ function parseHeader(
     }
     tensors.push(parseEntry(file, name, value, dataStart, dataLength));
   }
-  // Offsets must not overlap (gaps are tolerated).
-  const sorted = tensors.filter((t) => t.byteLength > 0).sort((a, b) => a.offset - b.offset);
-  for (let i = 1; i < sorted.length; i++) {
-    const a = sorted[i - 1], b = sorted[i];
-    if (b.offset < a.offset + a.byteLength) {
-      throw new SafetensorsError(
-        file,
-        `tensors ${q(a.name)} (data_offsets [${a.offset - dataStart}, ${
-          a.offset - dataStart + a.byteLength
-        }]) and ${q(b.name)} (data_offsets [${b.offset - dataStart}, ${
-          b.offset - dataStart + b.byteLength
-        }]) overlap`,
-      );
-    }
-  }
+  checkCoverage(file, tensors, dataStart, dataLength);
   // File order = data order (stable for empty tensors).
   tensors.sort((a, b) => a.offset - b.offset);
   return { metadata, tensors };
+}
+
+/**
+ * A number written with a fraction or an exponent (`2.0`, `1e3`). Python `safetensors` (Rust
+ * serde) refuses such literals where it expects an integer (shape, data_offsets); JSON.parse
+ * alone would turn `2.0` into the integer 2. Its JSON form is the literal as written.
+ */
+class NonIntegerLiteral {
+  constructor(readonly source: string) {}
+  toJSON(): string {
+    return this.source;
+  }
+}
+
+/** A JSON.parse reviver that keeps integer literals as numbers and marks the others. */
+function keepNumberLiterals(_key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value === "number" && context?.source !== undefined && /[.eE]/.test(context.source)) {
+    return new NonIntegerLiteral(context.source);
+  }
+  return value;
+}
+
+/**
+ * Checks that the tensors tile the data region exactly, as Python `safetensors` does: sorted by
+ * `data_offsets`, each starts where the previous one ends (the first at 0), and the last ends at
+ * the end of the file. A gap or trailing bytes mean the header and the data disagree (a corrupt
+ * header length, a shifted table): every tensor would be read from the wrong bytes.
+ */
+function checkCoverage(
+  file: string,
+  tensors: readonly SafetensorsTensorInfo[],
+  dataStart: number,
+  dataLength: number,
+): void {
+  const sorted = [...tensors].sort((a, b) =>
+    (a.offset - b.offset) || (a.byteLength - b.byteLength)
+  );
+  let end = 0;
+  let previous: SafetensorsTensorInfo | undefined;
+  const span = (t: SafetensorsTensorInfo) =>
+    `[${t.offset - dataStart}, ${t.offset - dataStart + t.byteLength}]`;
+  for (const t of sorted) {
+    const begin = t.offset - dataStart;
+    if (begin < end) {
+      throw new SafetensorsError(
+        file,
+        `tensors ${q(previous!.name)} (data_offsets ${span(previous!)}) and ${q(t.name)} ` +
+          `(data_offsets ${span(t)}) overlap`,
+      );
+    }
+    if (begin > end) {
+      throw new SafetensorsError(
+        file,
+        `invalid offset: its data_offsets ${span(t)} leave bytes ${end} to ${begin} of the data ` +
+          `region unused (${previous ? `after tensor ${q(previous.name)}` : "at its start"}); ` +
+          "the tensors must cover the data region without gaps",
+        t.name,
+      );
+    }
+    end = begin + t.byteLength;
+    if (t.byteLength > 0 || !previous) previous = t;
+  }
+  if (end !== dataLength) {
+    throw new SafetensorsError(
+      file,
+      `incomplete metadata, file not fully covered: the tensors cover ${end} of the data ` +
+        `region's ${dataLength} bytes, so ${dataLength - end} bytes after them belong to no ` +
+        "tensor (a wrong header length, or bytes appended to the file)",
+    );
+  }
 }
 
 function parseEntry(
@@ -537,18 +617,26 @@ async function openOne(
   path: string,
   maxHeaderBytes: number,
 ): Promise<{ file: OpenFile; header: ParsedHeader }> {
+  // Before opening: opening a named pipe blocks until a writer comes.
+  try {
+    await checkRegularFile(path);
+  } catch (e) {
+    throw fileError(path, e);
+  }
   let handle: Deno.FsFile;
   try {
     handle = await Deno.open(path, { read: true });
   } catch (e) {
-    throw new SafetensorsError(path, `cannot open the file: ${errMsg(e)}`, undefined, { cause: e });
+    throw new SafetensorsError(path, `cannot open the file (${describeIoError(e)})`, undefined, {
+      cause: e,
+    });
   }
   let size: number;
   try {
     const st = await handle.stat();
     if (!st.isFile) {
       handle.close();
-      throw new SafetensorsError(path, "is not a regular file");
+      throw new SafetensorsError(path, "is not a regular file (it changed after it was checked)");
     }
     size = st.size;
   } catch (e) {
@@ -556,7 +644,9 @@ async function openOne(
       handle.close();
     } catch { /* closed */ }
     if (e instanceof SafetensorsError) throw e;
-    throw new SafetensorsError(path, `cannot stat the file: ${errMsg(e)}`, undefined, { cause: e });
+    throw new SafetensorsError(path, `cannot stat the file (${describeIoError(e)})`, undefined, {
+      cause: e,
+    });
   }
   const file = new OpenFile(path, handle, size);
   try {
@@ -597,6 +687,13 @@ async function openOne(
     file.close();
     throw e;
   }
+}
+
+/** A {@link FileReadError} (or another I/O error) as a SafetensorsError naming the file. */
+function fileError(path: string, e: unknown): SafetensorsError {
+  if (e instanceof SafetensorsError) return e;
+  const why = e instanceof FileReadError ? e.message : `cannot be read (${describeIoError(e)})`;
+  return new SafetensorsError(path, why, undefined, { cause: e });
 }
 
 /** Validates a shard name from an index: relative, no `..`, no backslash, no NUL. */
@@ -687,9 +784,52 @@ class Reader implements SafetensorsReader {
 
   async readBytes(name: string): Promise<Uint8Array<ArrayBuffer>> {
     const { info, file } = this.#entry(name);
-    const out = new Uint8Array(info.byteLength);
+    const out = allocate(info, () => new Uint8Array(info.byteLength));
     await file.readAt(info.offset, out, () => `tensor ${q(name)}`);
     return out;
+  }
+
+  async *readFloatChunks(
+    name: string,
+    options: ReadChunksOptions = {},
+  ): AsyncGenerator<FloatChunk> {
+    const { info, file } = this.#entry(name);
+    const target = this.#floatTarget(info, options);
+    const size = DTYPE_BITS[info.dtype] / 8;
+    const max = options.maxBytes ?? 64 * 1024 * 1024;
+    if (!(max > 0)) {
+      throw new SafetensorsError(this.path, `maxBytes must be positive, got ${q(max)}`, name);
+    }
+    const per = Math.max(1, Math.floor(max / size));
+    for (let first = 0; first < info.numel; first += per) {
+      const n = Math.min(per, info.numel - first);
+      const bytes = allocate(info, () => new Uint8Array(n * size));
+      await file.readAt(info.offset + first * size, bytes, () => `tensor ${q(name)}`);
+      yield {
+        offset: first,
+        data: allocate(info, () => convertFloat(info.dtype, bytes, n, target)),
+      };
+    }
+  }
+
+  #floatTarget(info: SafetensorsTensorInfo, options: ReadTensorOptions): ComputeDtype {
+    const target = options.dtype ?? "f32";
+    if (target !== "f32" && target !== "f16") {
+      throw new SafetensorsError(
+        this.path,
+        `unknown compute dtype ${q(target)} (f32 or f16)`,
+        info.name,
+      );
+    }
+    if (!FLOAT_DTYPES.has(info.dtype)) {
+      throw new SafetensorsError(
+        info.file,
+        `dtype ${info.dtype} is not a floating-point type this reader converts (` +
+          `${[...FLOAT_DTYPES].join(", ")}); use read() or readBytes()`,
+        info.name,
+      );
+    }
+    return target;
   }
 
   readFloat(name: string, options?: { dtype?: "f32" }): Promise<Float32Array<ArrayBuffer>>;
@@ -703,24 +843,9 @@ class Reader implements SafetensorsReader {
     options: ReadTensorOptions = {},
   ): Promise<Float32Array<ArrayBuffer> | Float16Array<ArrayBuffer>> {
     const { info } = this.#entry(name);
-    const target = options.dtype ?? "f32";
-    if (target !== "f32" && target !== "f16") {
-      throw new SafetensorsError(
-        this.path,
-        `unknown compute dtype ${q(target)} (f32 or f16)`,
-        name,
-      );
-    }
-    if (!FLOAT_DTYPES.has(info.dtype)) {
-      throw new SafetensorsError(
-        info.file,
-        `dtype ${info.dtype} is not a floating-point type this reader converts (` +
-          `${[...FLOAT_DTYPES].join(", ")}); use read() or readBytes()`,
-        name,
-      );
-    }
+    const target = this.#floatTarget(info, options);
     const bytes = await this.readBytes(name);
-    return convertFloat(info.dtype, bytes, info.numel, target);
+    return allocate(info, () => convertFloat(info.dtype, bytes, info.numel, target));
   }
 
   async read(name: string, options: ReadTensorOptions = {}): Promise<SafetensorsTensor> {
@@ -747,6 +872,25 @@ class Reader implements SafetensorsReader {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+/**
+ * Runs an allocation of host memory for a tensor; a failure (a RangeError from V8 for a tensor
+ * of many GiB) becomes a SafetensorsError naming the file and the tensor.
+ */
+function allocate<T>(info: SafetensorsTensorInfo, make: () => T): T {
+  try {
+    return make();
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new SafetensorsError(
+      info.file,
+      `${info.byteLength} bytes (${info.dtype}, shape [${info.shape.join(", ")}]) do not fit in ` +
+        "host memory at once; read it in pieces (readFloatChunks)",
+      info.name,
+      { cause: e },
+    );
   }
 }
 
@@ -876,22 +1020,33 @@ export async function openSafetensors(
   try {
     stat = await Deno.stat(path);
   } catch (e) {
-    throw new SafetensorsError(path, `cannot open: ${errMsg(e)}`, undefined, { cause: e });
+    throw new SafetensorsError(path, `cannot open: ${describeIoError(e)}`, undefined, {
+      cause: e,
+    });
   }
   if (stat.isDirectory) {
     for (const candidate of ["model.safetensors", "model.safetensors.index.json"]) {
       const p = join(path, candidate);
+      let found = true;
       try {
-        await Deno.stat(p);
-        return await openSafetensors(p, options);
+        await Deno.lstat(p);
       } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        if (!(e instanceof Deno.errors.NotFound)) throw fileError(p, e);
+        found = false;
       }
+      if (found) return await openSafetensors(p, options);
     }
     throw new SafetensorsError(
       path,
       "the folder has neither model.safetensors nor model.safetensors.index.json",
     );
+  }
+  if (!stat.isFile) {
+    try {
+      await checkRegularFile(path);
+    } catch (e) {
+      throw fileError(path, e);
+    }
   }
   if (path.endsWith(".json")) return await openIndex(path, maxHeaderBytes);
   const { file, header } = await openOne(path, maxHeaderBytes);
@@ -903,19 +1058,9 @@ export async function openSafetensors(
 async function openIndex(index: string, maxHeaderBytes: number): Promise<SafetensorsReader> {
   let text: string;
   try {
-    const st = await Deno.stat(index);
-    if (st.size > MAX_INDEX_BYTES) {
-      throw new SafetensorsError(
-        index,
-        `the index is ${st.size} bytes, above the limit of ${MAX_INDEX_BYTES}`,
-      );
-    }
-    text = await Deno.readTextFile(index);
+    text = await readTextFileChecked(index, { maxBytes: MAX_INDEX_BYTES });
   } catch (e) {
-    if (e instanceof SafetensorsError) throw e;
-    throw new SafetensorsError(index, `cannot read the index: ${errMsg(e)}`, undefined, {
-      cause: e,
-    });
+    throw fileError(index, e);
   }
   let json: unknown;
   try {
@@ -952,7 +1097,7 @@ async function openIndex(index: string, maxHeaderBytes: number): Promise<Safeten
       } catch (e) {
         throw new SafetensorsError(
           index,
-          `shard ${q(shard)} cannot be opened (${errMsg(e)})`,
+          `shard ${q(shard)} cannot be opened (${describeIoError(e)})`,
           undefined,
           { cause: e },
         );
@@ -966,19 +1111,44 @@ async function openIndex(index: string, maxHeaderBytes: number): Promise<Safeten
       }
       opened.set(shard, await openOne(p, maxHeaderBytes));
     }
-    const entries = new Map<string, Entry>();
+    // What the shards hold, not only what the index lists: transformers loads every tensor of
+    // every shard (an lm_head.weight the index forgot is still used).
+    const holder = new Map<string, string>();
+    const infos = new Map<string, SafetensorsTensorInfo>();
+    for (const shard of shardNames) {
+      for (const t of opened.get(shard)!.header.tensors) {
+        infos.set(t.name, t);
+        const other = holder.get(t.name);
+        if (other !== undefined) {
+          throw new SafetensorsError(
+            index,
+            `shards ${q(other)} and ${q(shard)} both hold it; a checkpoint holds each tensor once`,
+            t.name,
+          );
+        }
+        holder.set(t.name, shard);
+      }
+    }
     for (const [tensor, shard] of Object.entries(map) as [string, string][]) {
-      const { file, header } = opened.get(shard)!;
-      const info = header.tensors.find((t) => t.name === tensor);
-      if (!info) {
+      const held = holder.get(tensor);
+      if (held !== shard) {
         throw new SafetensorsError(
           index,
-          `the index puts it in ${q(shard)}, but that shard has no such tensor`,
+          held === undefined
+            ? `the index puts it in ${q(shard)}, but that shard has no such tensor`
+            : `the index puts it in ${q(shard)}, but shard ${q(held)} holds it: the index and ` +
+              "the shards disagree",
           tensor,
         );
       }
-      entries.set(tensor, { info, file });
     }
+    const entries = new Map<string, Entry>();
+    const add = (name: string, shard: string) => {
+      if (entries.has(name)) return;
+      entries.set(name, { info: infos.get(name)!, file: opened.get(shard)!.file });
+    };
+    for (const tensor of Object.keys(map)) add(tensor, holder.get(tensor)!);
+    for (const [tensor, shard] of holder) add(tensor, shard);
     const metadata: Record<string, string> = {};
     for (const { header } of opened.values()) {
       for (const [k, v] of Object.entries(header.metadata)) setOwn(metadata, k, v);
