@@ -47,6 +47,8 @@
  * @module
  */
 
+import { describeIoError, FileReadError, readTextFileChecked } from "../io/files.ts";
+
 /**
  * The supported T5 architectures: `"v1_0"` (ReLU, tied, rescaled) and `"v1_1"` (gated-GELU,
  * untied `lm_head`, as in flan-T5).
@@ -161,6 +163,30 @@ const REQUIRED = [
   "relative_attention_num_buckets",
 ] as const;
 
+/**
+ * The largest value accepted for each size: far above every published T5 (t5-11b has d_ff
+ * 65,536 and 128 heads; mT5's vocabulary has 250,112 entries), low enough that a corrupt value
+ * (1e9 layers, 1e308) is refused here, before anything is sized from it.
+ */
+export const T5_CONFIG_LIMITS: Readonly<Record<string, number>> = Object.freeze({
+  d_model: 65_536,
+  num_heads: 1_024,
+  d_kv: 65_536,
+  d_ff: 1_048_576,
+  num_layers: 1_024,
+  num_decoder_layers: 1_024,
+  vocab_size: 16_777_216,
+  relative_attention_num_buckets: 65_536,
+  relative_attention_max_distance: 16_777_216,
+  n_positions: 16_777_216,
+});
+
+/** The most attention width (num_heads × d_kv) accepted. */
+const MAX_INNER_DIM = 1_048_576;
+
+/** The largest config.json read: real ones are about 1 kB. */
+const MAX_CONFIG_BYTES = 10 * 1024 * 1024;
+
 const SUPPORTED_FFN = {
   "relu": { denseActFn: "relu", isGatedAct: false },
   "gated-gelu": { denseActFn: "gelu_new", isGatedAct: true },
@@ -197,6 +223,14 @@ class Reader {
       this.fail(
         field,
         `field "${field}" must be an integer >= ${min}, got ${quote(v)}`,
+      );
+    }
+    const max = T5_CONFIG_LIMITS[field];
+    if (max !== undefined && v > max) {
+      this.fail(
+        field,
+        `field "${field}" is ${quote(v)}, above the limit of ${max} (far beyond any published ` +
+          "T5): the file is corrupt or not a T5 config",
       );
     }
     return v;
@@ -301,6 +335,13 @@ export function parseT5Config(raw: unknown, options: ParseT5ConfigOptions = {}):
     r.fail(
       "relative_attention_num_buckets",
       `field "relative_attention_num_buckets" must be at least 4, got ${numBuckets}`,
+    );
+  }
+  if (numHeads * dKv > MAX_INNER_DIM) {
+    r.fail(
+      "d_kv",
+      `num_heads ${numHeads} × d_kv ${dKv} = ${numHeads * dKv} is above the limit of ` +
+        `${MAX_INNER_DIM} for the attention width`,
     );
   }
   const numDecoderLayers = r.int("num_decoder_layers", 1, numLayers);
@@ -441,11 +482,10 @@ export async function loadT5Config(path: string): Promise<T5Config> {
   let text: string;
   try {
     if ((await Deno.stat(path)).isDirectory) file = `${path.replace(/[\\/]+$/, "")}/config.json`;
-    text = await Deno.readTextFile(file);
+    text = await readTextFileChecked(file, { maxBytes: MAX_CONFIG_BYTES });
   } catch (e) {
-    throw new T5ConfigError(file, `cannot read the config: ${(e as Error).message}`, undefined, {
-      cause: e,
-    });
+    const why = e instanceof FileReadError ? e.message : describeIoError(e);
+    throw new T5ConfigError(file, `cannot read the config: ${why}`, undefined, { cause: e });
   }
   let raw: unknown;
   try {

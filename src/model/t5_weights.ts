@@ -5,17 +5,53 @@
  * @module
  */
 
+import { join } from "node:path";
 import type { Arena, Gpu } from "../gpu/device.ts";
-import type { TensorSpec } from "../gpu/tensor.ts";
-import { openSafetensors } from "../io/safetensors.ts";
-import type { T5Config } from "./t5_config.ts";
+import { Tensor, type TensorSpec } from "../gpu/tensor.ts";
+import {
+  openSafetensors,
+  safetensorsDtypeBits,
+  type SafetensorsReader,
+  type SafetensorsTensorInfo,
+} from "../io/safetensors.ts";
+import { type T5Config, T5ConfigError } from "./t5_config.ts";
 
 /** Raised when a checkpoint lacks a tensor or holds one of the wrong shape. */
 export class T5WeightsError extends Error {
-  constructor(message: string) {
-    super(message);
+  /** The checkpoint file at fault (a shard, for sharded checkpoints), when known. */
+  readonly file?: string;
+  /** The tensor concerned, when one is. */
+  readonly tensor?: string;
+  /** `message` says what is wrong, naming the file and the tensor. */
+  constructor(message: string, options?: ErrorOptions & { file?: string; tensor?: string }) {
+    super(message, options);
     this.name = "T5WeightsError";
+    this.file = options?.file;
+    this.tensor = options?.tensor;
   }
+}
+
+/** Options of {@link loadT5Weights} and {@link checkT5Checkpoint}. */
+export interface LoadT5WeightsOptions {
+  /**
+   * The `config.json` the config came from, named when a size in it disagrees with the
+   * checkpoint.
+   * @default {`${dir}/config.json`}
+   */
+  configFile?: string;
+  /**
+   * The most bytes of one tensor read into host memory at once while uploading.
+   * @default {33_554_432 (32 MiB)}
+   */
+  chunkBytes?: number;
+}
+
+/** The device limits each weight is checked against before anything is allocated. */
+export interface T5WeightLimits {
+  /** `maxBufferSize`: the largest buffer, so the largest weight. */
+  maxBufferSize: number;
+  /** `maxStorageBufferBindingSize`: the largest weight a kernel can bind. */
+  maxStorageBufferBindingSize: number;
 }
 
 /** Where the embedding may be stored, in the order transformers' checkpoints use. */
@@ -95,13 +131,241 @@ export function t5WeightSpecs(cfg: T5Config): Record<string, TensorSpec> {
   return specs;
 }
 
-function sameBits(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+/** Element count of a tensor compared at once when checking a tied lm_head. */
+const COMPARE_ELEMENTS = 1 << 20;
+
+/** Whether two float tensors hold the same f32 bits, read piece by piece. */
+async function sameValues(reader: SafetensorsReader, a: string, b: string): Promise<boolean> {
+  const [x, y] = [reader.info(a), reader.info(b)];
+  if (x.shape.join(",") !== y.shape.join(",")) return false;
+  const chunks = (info: SafetensorsTensorInfo) =>
+    reader.readFloatChunks(info.name, {
+      dtype: "f32",
+      maxBytes: COMPARE_ELEMENTS * safetensorsDtypeBits(info.dtype) / 8,
+    });
+  const ys = chunks(y);
+  for await (const cx of chunks(x)) {
+    const cy = (await ys.next()).value;
+    if (!cy || cy.data.length !== cx.data.length) return false;
+    const u = new Uint32Array(cx.data.buffer, cx.data.byteOffset, cx.data.length);
+    const v = new Uint32Array(cy.data.buffer, cy.data.byteOffset, cy.data.length);
+    for (let i = 0; i < u.length; i++) if (u[i] !== v[i]) return false;
+  }
   return true;
 }
+
+/** The highest `<stack>.block.<i>.` index in the checkpoint, plus one (0 without blocks). */
+function blockCount(names: readonly string[], stack: "encoder" | "decoder"): number {
+  const re = new RegExp(`^${stack}\\.block\\.(\\d+)\\.`);
+  let n = 0;
+  for (const name of names) {
+    const m = re.exec(name);
+    if (m) n = Math.max(n, Number(m[1]) + 1);
+  }
+  return n;
+}
+
+/**
+ * Checks the config's sizes against what the checkpoint holds, before anything is sized from
+ * them: the embedding's (vocab_size, d_model), the number of encoder and decoder blocks, the
+ * attention width and heads, the position buckets and the feed-forward kind and width. A
+ * mismatch is a {@link T5ConfigError} naming `config.json` and the field.
+ */
+function checkConfigAgainst(
+  reader: SafetensorsReader,
+  cfg: T5Config,
+  configFile: string,
+  embedding: string,
+): void {
+  const where = reader.path;
+  const fail = (field: string, message: string): never => {
+    throw new T5ConfigError(configFile, `${message} (checkpoint ${where})`, field);
+  };
+  const shapeOf = (name: string) => reader.has(name) ? reader.info(name).shape : undefined;
+  const emb = shapeOf(embedding)!;
+  if (emb.length === 2 && emb[1] !== cfg.dModel) {
+    fail("d_model", `d_model is ${cfg.dModel}, but "${embedding}" has shape (${emb.join(", ")})`);
+  }
+  if (emb.length === 2 && emb[0] !== cfg.vocabSize) {
+    fail(
+      "vocab_size",
+      `vocab_size is ${cfg.vocabSize}, but "${embedding}" has shape (${emb.join(", ")})`,
+    );
+  }
+  const names = reader.names();
+  for (
+    const [stack, field, want] of [
+      ["encoder", "num_layers", cfg.numLayers],
+      ["decoder", "num_decoder_layers", cfg.numDecoderLayers],
+    ] as const
+  ) {
+    const have = blockCount(names, stack);
+    if (have !== want) {
+      fail(
+        field,
+        `${field} is ${want}, but the checkpoint has ${
+          have === 0 ? `no ${stack} blocks` : `${have} ${stack} blocks (${stack}.block.0 to ` +
+            `${stack}.block.${have - 1})`
+        }`,
+      );
+    }
+  }
+  const bias = shapeOf("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
+  if (bias?.length === 2 && bias[1] !== cfg.numHeads) {
+    fail(
+      "num_heads",
+      `num_heads is ${cfg.numHeads}, but the relative attention bias has shape ` +
+        `(${bias.join(", ")}) (buckets, heads)`,
+    );
+  }
+  if (bias?.length === 2 && bias[0] !== cfg.relativeAttentionNumBuckets) {
+    fail(
+      "relative_attention_num_buckets",
+      `relative_attention_num_buckets is ${cfg.relativeAttentionNumBuckets}, but the relative ` +
+        `attention bias has shape (${bias.join(", ")}) (buckets, heads)`,
+    );
+  }
+  const q = shapeOf("encoder.block.0.layer.0.SelfAttention.q.weight");
+  if (q?.length === 2 && q[0] !== cfg.innerDim) {
+    fail(
+      "d_kv",
+      `num_heads ${cfg.numHeads} × d_kv ${cfg.dKv} = ${cfg.innerDim}, but ` +
+        `"encoder.block.0.layer.0.SelfAttention.q.weight" has shape (${q.join(", ")})`,
+    );
+  }
+  const ffn = "encoder.block.0.layer.1.DenseReluDense";
+  const gated = reader.has(`${ffn}.wi_0.weight`), plain = reader.has(`${ffn}.wi.weight`);
+  if ((gated && !cfg.isGatedAct) || (plain && cfg.isGatedAct)) {
+    fail(
+      "feed_forward_proj",
+      `feed_forward_proj "${cfg.feedForwardProj}" ${
+        cfg.isGatedAct ? "is gated, but the checkpoint has wi.weight" : "is not gated, but the " +
+          "checkpoint has wi_0.weight and wi_1.weight"
+      }`,
+    );
+  }
+  const wi = shapeOf(`${ffn}.${cfg.isGatedAct ? "wi_0" : "wi"}.weight`);
+  if (wi?.length === 2 && wi[0] !== cfg.dFf) {
+    fail("d_ff", `d_ff is ${cfg.dFf}, but the feed-forward input has shape (${wi.join(", ")})`);
+  }
+}
+
+/** What {@link planWeights} settles: the arena's specs and where each one is read from. */
+interface WeightPlan {
+  specs: Record<string, TensorSpec>;
+  source: (name: string) => string;
+}
+
+/**
+ * Checks the checkpoint against the config and (when given) the device's limits, and decides
+ * which tensors to upload; reads nothing but a tied `lm_head.weight` and the embedding (piece by
+ * piece) to compare them.
+ */
+async function planWeights(
+  reader: SafetensorsReader,
+  cfg: T5Config,
+  configFile: string,
+  limits?: T5WeightLimits,
+): Promise<WeightPlan> {
+  const where = reader.path;
+  const embedding = EMBEDDING_NAMES.find((n) => reader.has(n));
+  if (!embedding) {
+    throw new T5WeightsError(
+      `${where}: no token embedding found: expected one of ${EMBEDDING_NAMES.join(", ")}`,
+      { file: where },
+    );
+  }
+  checkConfigAgainst(reader, cfg, configFile, embedding);
+  const specs = t5WeightSpecs(cfg);
+  const source = (name: string) => name === "shared.weight" ? embedding : name;
+  // Check everything before allocating, so a bad checkpoint costs no GPU memory.
+  const check = (name: string, spec: TensorSpec) => {
+    const src = source(name);
+    if (!reader.has(src)) {
+      throw new T5WeightsError(
+        `${where}: missing tensor "${src}" (needed by a T5 with ${cfg.numLayers}+` +
+          `${cfg.numDecoderLayers} layers, feed_forward_proj "${cfg.feedForwardProj}", ` +
+          `tie_word_embeddings ${cfg.tieWordEmbeddings})`,
+        { file: where, tensor: src },
+      );
+    }
+    const info = reader.info(src);
+    const tensor = { file: info.file, tensor: src };
+    if (info.shape.join(",") !== spec.shape.join(",")) {
+      throw new T5WeightsError(
+        `${info.file}: tensor "${src}" has shape (${info.shape.join(", ")}), the config ` +
+          `implies (${spec.shape.join(", ")})`,
+        tensor,
+      );
+    }
+    if (!["F32", "F16", "BF16"].includes(info.dtype)) {
+      throw new T5WeightsError(
+        `${info.file}: tensor "${src}" has dtype ${info.dtype}; T5 weights must be F32, F16 or BF16`,
+        tensor,
+      );
+    }
+    const bytes = info.numel * 4;
+    for (const limit of ["maxBufferSize", "maxStorageBufferBindingSize"] as const) {
+      if (limits && bytes > limits[limit]) {
+        throw new T5WeightsError(
+          `${info.file}: tensor "${src}" of shape (${
+            info.shape.join(", ")
+          }) needs ${bytes} bytes ` +
+            `as f32 on the GPU, more than the device's ${limit} of ${limits[limit]} bytes`,
+          tensor,
+        );
+      }
+    }
+  };
+  if (reader.has("lm_head.weight") && !specs["lm_head.weight"]) {
+    // Tied config: a checkpoint's own lm_head.weight is used when it differs (transformers 5).
+    const untied = { shape: [cfg.vocabSize, cfg.dModel] };
+    check("lm_head.weight", untied);
+    if (!await sameValues(reader, "lm_head.weight", embedding)) specs["lm_head.weight"] = untied;
+  } else if (!reader.has("lm_head.weight")) {
+    delete specs["lm_head.weight"];
+  }
+  for (const [name, spec] of Object.entries(specs)) check(name, spec);
+  return { specs, source };
+}
+
+/**
+ * Checks a checkpoint against a config without a GPU: the sizes in `config.json` against the
+ * tensors (a {@link T5ConfigError} naming the file and field), then every tensor the model reads
+ * (present, shape, dtype) and, when `limits` are given, its size against the device's limits (a
+ * {@link T5WeightsError} naming the file and tensor). {@link loadT5Weights} runs the same checks
+ * before it allocates anything.
+ *
+ * @param dir The checkpoint folder (or file, or index).
+ * @param cfg The parsed config.
+ * @param options The config file to name, and the limits to check against.
+ * @throws {T5ConfigError} When a size in the config disagrees with the checkpoint.
+ * @throws {T5WeightsError} When a tensor is missing, misshapen, of another dtype or too large.
+ * @throws {SafetensorsError} When the checkpoint itself is malformed.
+ *
+ * @example
+ * ```ts
+ * import { loadT5Config } from "@adept/trainer";
+ * import { checkT5Checkpoint } from "./t5_weights.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = "tests/fixtures/t5/tiny-t5-v1_1";
+ * const config = await loadT5Config(dir);
+ * await checkT5Checkpoint(dir, config); // fine
+ * await assert.rejects(checkT5Checkpoint(dir, { ...config, numLayers: 3 }), /num_layers is 3/);
+ * ```
+ */
+export async function checkT5Checkpoint(
+  dir: string,
+  cfg: T5Config,
+  options: LoadT5WeightsOptions & { limits?: T5WeightLimits } = {},
+): Promise<void> {
+  using reader = await openSafetensors(dir);
+  await planWeights(reader, cfg, options.configFile ?? join(dir, "config.json"), options.limits);
+}
+
+/** Bytes uploaded between two waits for the queue, so staging memory stays bounded. */
+const SYNC_EVERY_BYTES = 256 * 1024 * 1024;
 
 /**
  * Reads every tensor of {@link t5WeightSpecs} from the checkpoint in `dir` (a
@@ -134,56 +398,41 @@ export async function loadT5Weights(
   gpu: Gpu,
   dir: string,
   cfg: T5Config,
+  options: LoadT5WeightsOptions = {},
 ): Promise<Arena<string>> {
-  const specs = t5WeightSpecs(cfg);
   using reader = await openSafetensors(dir);
-  const where = reader.path;
-  const embedding = EMBEDDING_NAMES.find((n) => reader.has(n));
-  if (!embedding) {
-    throw new T5WeightsError(
-      `${where}: no token embedding found: expected one of ${EMBEDDING_NAMES.join(", ")}`,
-    );
-  }
-  const source = (name: string) => name === "shared.weight" ? embedding : name;
-  if (reader.has("lm_head.weight")) {
-    if (!specs["lm_head.weight"]) {
-      const [head, emb] = [
-        await reader.readFloat("lm_head.weight", { dtype: "f32" }),
-        await reader.readFloat(embedding, { dtype: "f32" }),
-      ];
-      if (!sameBits(head, emb)) specs["lm_head.weight"] = { shape: [cfg.vocabSize, cfg.dModel] };
-    }
-  } else {
-    delete specs["lm_head.weight"];
-  }
-  // Check everything before allocating, so a bad checkpoint costs no GPU memory.
-  for (const [name, spec] of Object.entries(specs)) {
-    const src = source(name);
-    if (!reader.has(src)) {
-      throw new T5WeightsError(
-        `${where}: missing tensor "${src}" (needed by a T5 with ${cfg.numLayers}+` +
-          `${cfg.numDecoderLayers} layers, feed_forward_proj "${cfg.feedForwardProj}", ` +
-          `tie_word_embeddings ${cfg.tieWordEmbeddings})`,
-      );
-    }
-    const info = reader.info(src);
-    if (info.shape.join(",") !== spec.shape.join(",")) {
-      throw new T5WeightsError(
-        `${info.file}: tensor "${src}" has shape (${info.shape.join(", ")}), the config ` +
-          `implies (${spec.shape.join(", ")})`,
-      );
-    }
-    if (!["F32", "F16", "BF16"].includes(info.dtype)) {
-      throw new T5WeightsError(
-        `${info.file}: tensor "${src}" has dtype ${info.dtype}; T5 weights must be F32, F16 or BF16`,
-      );
-    }
-  }
+  const { specs, source } = await planWeights(
+    reader,
+    cfg,
+    options.configFile ?? join(dir, "config.json"),
+    gpu.limits,
+  );
   const arena = gpu.arena("t5", specs);
-  for (const name of Object.keys(specs)) {
-    gpu.write(arena.tensors[name], await reader.readFloat(source(name), { dtype: "f32" }));
+  try {
+    // Tensor by tensor, piece by piece: host memory holds one piece, never a whole tensor.
+    let sinceSync = 0;
+    for (const name of Object.keys(specs)) {
+      const t = arena.tensors[name];
+      const chunks = reader.readFloatChunks(source(name), {
+        dtype: "f32",
+        maxBytes: options.chunkBytes ?? 32 * 1024 * 1024,
+      });
+      for await (const { offset, data } of chunks) {
+        const piece = new Tensor(t.buffer, t.offset + offset * 4, [data.length], "f32", t.name);
+        gpu.write(piece, data);
+        sinceSync += data.byteLength;
+        if (sinceSync >= SYNC_EVERY_BYTES) {
+          gpu.device.queue.submit([]); // flushes the queued writes and frees their staging
+          await gpu.sync();
+          sinceSync = 0;
+        }
+      }
+    }
+    await gpu.flush();
+  } catch (e) {
+    gpu.freeArena(arena);
+    throw e;
   }
-  await gpu.flush();
   return arena;
 }
 
