@@ -10,6 +10,6 @@ export { loadT5, type LoadT5Options, T5Model } from "./t5.ts";
 export * from "./t5_buffers.ts";
 export * from "./t5_config.ts";
 export * from "./t5_generate.ts";
-export { type FrozenT5, T5Graph } from "./t5_graph.ts";
+export { embeddingTable, type FrozenT5, T5Graph } from "./t5_graph.ts";
 export { checkBindings, type T5Batch, T5Session, type T5SessionOptions } from "./t5_session.ts";
 export * from "./t5_weights.ts";

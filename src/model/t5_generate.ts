@@ -22,7 +22,7 @@ import { matmul, matmulStrided } from "../layers/matmul.ts";
 import { rmsNorm } from "../layers/rms_norm.ts";
 import { bucketTable, positionBias } from "./position_bias.ts";
 import { generatorSpecs, type T5GeneratorBuffers, type T5GeneratorShape } from "./t5_buffers.ts";
-import { type FrozenT5, T5Graph } from "./t5_graph.ts";
+import { embeddingTable, type FrozenT5, T5Graph } from "./t5_graph.ts";
 import { checkBindings } from "./t5_session.ts";
 
 /** Inputs of {@link T5Generator.generate}. */
@@ -150,7 +150,7 @@ export class T5Generator {
       rmsNorm(gpu, { x: h, weight: m.w(name), out: n, rstd: gen.rstd, eps, label: name });
     const residual = (label: string) => residualAdd(gpu, { x: h, y: a, label });
     ops.push(embeddingForward(gpu, {
-      table: m.w("shared.weight"),
+      table: embeddingTable(m, "decoder"),
       ids: gen.current,
       out: h,
       label: "gen.embed",

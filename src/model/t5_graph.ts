@@ -60,6 +60,29 @@ export interface FrozenT5 {
   w(name: string): Tensor;
 }
 
+/**
+ * The token embedding a stack reads: its own `<stack>.embed_tokens.weight` when the checkpoint
+ * holds one different from the shared table (an exported ADePT's folded encoder table), else
+ * `shared.weight`. The encoder's is what PEFT's methods take as the word embeddings.
+ *
+ * @example
+ * ```ts
+ * import { embeddingTable, loadT5, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_0");
+ * assert.equal(embeddingTable(model, "encoder"), model.w("shared.weight")); // tied
+ * const folded = await loadT5(gpu, "tests/fixtures/peft/deno_written/adept_folded/model");
+ * assert.notEqual(embeddingTable(folded, "encoder"), folded.w("shared.weight"));
+ * assert.equal(embeddingTable(folded, "decoder"), folded.w("shared.weight"));
+ * gpu.destroy();
+ * ```
+ */
+export function embeddingTable(model: FrozenT5, stack: "encoder" | "decoder"): Tensor {
+  return model.weights.tensors[`${stack}.embed_tokens.weight`] ?? model.w("shared.weight");
+}
+
 /** Dropout call sites of a layer; each gets its own mask stream. */
 const SITE = {
   input: 0,
@@ -699,7 +722,7 @@ export class T5Graph {
   /** The embedding of `input_ids` into the encoder's input embeddings. */
   embed(): Op {
     return embeddingForward(this.#gpu, {
-      table: this.w("shared.weight"),
+      table: embeddingTable(this.model, "encoder"),
       ids: this.bufs.inputs.inputIds,
       out: this.bufs.inputs.inputsEmbeds,
       label: "embed(input_ids)",
@@ -754,7 +777,7 @@ export class T5Graph {
     );
     const stream0 = this.#decoderStream(dec)(0);
     ops.push(embeddingForward(gpu, {
-      table: this.w("shared.weight"),
+      table: embeddingTable(this.model, "decoder"),
       ids: dec.decoderInputIds,
       out: drop ? dec.embedded : stream0,
       label: "decoder.embed",

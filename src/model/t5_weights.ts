@@ -325,6 +325,15 @@ async function planWeights(
   } else if (!reader.has("lm_head.weight")) {
     delete specs["lm_head.weight"];
   }
+  // A stack's own embed_tokens is used when it differs from the shared table (transformers 5
+  // keeps it untied then): an exported ADePT's encoder holds the folded table.
+  for (const stack of ["encoder", "decoder"] as const) {
+    const name = `${stack}.embed_tokens.weight`;
+    if (name === embedding || !reader.has(name)) continue;
+    const own = { shape: [cfg.vocabSize, cfg.dModel] };
+    check(name, own);
+    if (!await sameValues(reader, name, embedding)) specs[name] = own;
+  }
   for (const [name, spec] of Object.entries(specs)) check(name, spec);
   return { specs, source };
 }
@@ -373,7 +382,9 @@ const SYNC_EVERY_BYTES = 256 * 1024 * 1024;
  * converts it to f32 and uploads it into one arena.
  *
  * The embedding may be stored as `shared.weight`, `encoder.embed_tokens.weight` or
- * `decoder.embed_tokens.weight`. The output projection follows transformers 5: a checkpoint's
+ * `decoder.embed_tokens.weight`; a checkpoint that holds an `encoder.` or `decoder.embed_tokens`
+ * table different from its shared one keeps it for that stack (an exported ADePT's folded
+ * encoder table: `embeddingTable`). The output projection follows transformers 5: a checkpoint's
  * `lm_head.weight` is used when the config is untied or when it differs from the embedding (a
  * tied checkpoint that carries a copy of the embedding uses the embedding); an untied config
  * whose checkpoint has no `lm_head.weight` falls back to the embedding, as transformers ties it.

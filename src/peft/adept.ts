@@ -27,7 +27,7 @@ import { dropoutForward } from "../layers/dropout.ts";
 import { matmul, matmulStrided } from "../layers/matmul.ts";
 import { lowRankUpBackward, promptEmbed } from "../layers/prompt_embed.ts";
 import { sumRows } from "../layers/reduce.ts";
-import type { FrozenT5 } from "../model/t5_graph.ts";
+import { embeddingTable, type FrozenT5 } from "../model/t5_graph.ts";
 import type { AdeptConfig, MethodInit, MethodModule, ParamGroup, RandomSource } from "./method.ts";
 import {
   type BindContext,
@@ -118,7 +118,7 @@ export class AdeptMethod extends PromptMethod<AdeptConfig> {
   }
 
   protected override tokenTable(folded: boolean): Tensor {
-    return folded ? this.#foldState().table : this.model.w("shared.weight");
+    return folded ? this.#foldState().table : embeddingTable(this.model, "encoder");
   }
 
   protected offsetForward(ctx: BindContext): OffsetForward {
@@ -206,7 +206,7 @@ export class AdeptMethod extends PromptMethod<AdeptConfig> {
     if (this.#folded) return this.#folded;
     const gpu = this.gpu;
     const { vocabSize: V, dModel: C } = this.model.config;
-    const wte = this.model.w("shared.weight");
+    const wte = embeddingTable(this.model, "encoder");
     const table = gpu.tensor("adept.folded_wte", [V, C]);
     const hidden = gpu.tensor("adept.folded_hidden", [1, V, this.config.rank]);
     const ops = [

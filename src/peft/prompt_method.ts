@@ -28,7 +28,7 @@ import {
   promptEmbed,
   sumBatch,
 } from "../layers/prompt_embed.ts";
-import type { FrozenT5 } from "../model/t5_graph.ts";
+import { embeddingTable, type FrozenT5 } from "../model/t5_graph.ts";
 import type { AdamWGroup } from "../optim/adamw.ts";
 import {
   type BindOptions,
@@ -410,7 +410,7 @@ export abstract class PromptMethod<C extends MethodConfig> implements PeftMethod
         tiledIds(init.initTextIds, M, this.model.config.vocabSize),
       );
       const op = embeddingForward(gpu, {
-        table: this.model.w("shared.weight"),
+        table: embeddingTable(this.model, "encoder"),
         ids,
         out: prompt,
         label: "prompt_init",
@@ -453,7 +453,7 @@ export abstract class PromptMethod<C extends MethodConfig> implements PeftMethod
 
   /** The table token rows are gathered from (the frozen embedding by default). */
   protected tokenTable(_folded: boolean): Tensor {
-    return this.model.w("shared.weight");
+    return embeddingTable(this.model, "encoder");
   }
 
   /** The offset's forward ops (after the gather) and the offset the assembly adds. */

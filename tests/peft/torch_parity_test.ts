@@ -6,6 +6,9 @@ import { openSafetensors } from "../../src/io/safetensors.ts";
 import { TrainStep } from "../../src/train/step.ts";
 import { gpuTest } from "../gpu_support.ts";
 import { assertClose } from "../numeric.ts";
+import { loadT5 } from "../../src/model/t5.ts";
+import { embeddingTable } from "../../src/model/t5_graph.ts";
+import { loadAdapter } from "../../src/peft/adapter.ts";
 import { createMethod, PEFT_FIXTURES, tinyModel } from "./support.ts";
 
 type Fixture = Record<string, Float32Array | Int32Array>;
@@ -79,8 +82,8 @@ for (const variant of ["tiny-t5-v1_0", "tiny-t5-v1_1"] as const) {
           attentionMask: f32(x, "attention_mask"),
           labels: x.labels as Int32Array,
         };
-        // Step 1 computes the loss and gradients at the fixture's parameters (the clipping then
-        // scales the gradients in place: read the pre-clip gradients from a forward/backward).
+        // The loss and gradients at the fixture's parameters, from one forward/backward (a
+        // training step would then move the parameters).
         const binding = step.binding;
         binding.setInputs(batch.inputIds, batch.attentionMask);
         step.session.setLabels(batch.labels);
@@ -134,3 +137,39 @@ for (const variant of ["tiny-t5-v1_0", "tiny-t5-v1_1"] as const) {
     );
   }
 }
+
+gpuTest(
+  "an exported ADePT loads back: the folded checkpoint plus its prompt adapter give PyTorch's ADePT logits",
+  async (gpu) => {
+    const x = await fixture("tiny-t5-v1_0", "adept");
+    const dir = `${PEFT_FIXTURES}deno_written/adept_folded`;
+    const model = await loadT5(gpu, `${dir}/model`);
+    // the encoder reads its own (folded) table, the decoder and the LM head the original one
+    const base = await tinyModel(gpu, "tiny-t5-v1_0");
+    const enc = await gpu.read(embeddingTable(model, "encoder"));
+    const shared = await gpu.read(model.w("shared.weight"));
+    assert.deepEqual(shared, await gpu.read(base.w("shared.weight")));
+    assert.notDeepEqual(enc, shared);
+    assert.equal(embeddingTable(model, "decoder"), model.w("shared.weight"));
+    const { method } = await loadAdapter(`${dir}/prompt`, model);
+    assert.equal(method.name, "prompt_tuning");
+    const step = new TrainStep(model, method, {
+      batch: 3,
+      sourceLength: 7,
+      targetLength: 4,
+      lrs: { prompt: 0.3, offset: 1e-2 },
+      warmup: 0,
+      steps: 1,
+      seed: 0,
+      dropoutRate: 0,
+      historySlots: 1,
+    });
+    step.binding.setInputs(x.input_ids as Int32Array, f32(x, "attention_mask"));
+    step.session.setLabels(x.labels as Int32Array);
+    await gpu.run([...step.binding.forwardOps, ...step.session.trainOps]);
+    closeScaled(await step.session.readLogits(), f32(x, "logits"), 1e-4, "logits");
+    step.destroy();
+    method.destroy();
+    model.destroy();
+  },
+);
