@@ -1,13 +1,29 @@
 import assert from "node:assert/strict";
+import { type Gpu, requestGpu } from "../../src/gpu/device.ts";
 import { GpuLimitError, ShapeError } from "../../src/gpu/errors.ts";
+import type { Op } from "../../src/gpu/op.ts";
 import { Tensor } from "../../src/gpu/tensor.ts";
 import {
+  allowedSplits,
+  loadMatmulTuning,
   matmul,
+  MATMUL_TILES,
   matmulBackward,
   matmulBackwardCpu,
+  type MatmulConfig,
+  matmulConfig,
+  matmulConfigName,
   matmulCpu,
+  matmulHeuristic,
+  matmulKernelsHash,
   matmulNaive,
+  matmulShapes,
   matmulStrided,
+  type MatmulTile,
+  matmulTuningPath,
+  matmulWorkgroupBytes,
+  saveMatmulTuning,
+  tuneMatmuls,
 } from "../../src/layers/matmul.ts";
 import { gpuTest } from "../gpu_support.ts";
 import { assertClose, dot, f32, f64, finiteDiff, Rng } from "../numeric.ts";
@@ -319,5 +335,409 @@ gpuTest(
     const db = gpu.upload("db", new Float32Array(20).fill(7), [5, 4]);
     await gpu.run(matmulBackward(gpu, { dout, a, b, db, transA: true }));
     assert.deepEqual(await gpu.read(db), new Float32Array(20));
+  },
+);
+
+// ---------------------------------------------------------------------------------------------
+// Tilings, split-K, kernel options, f16 B, and the per-device table of choices.
+
+/** Runs one strided product with a forced configuration and returns C. */
+async function product(
+  gpu: Gpu,
+  o: {
+    m: number;
+    n: number;
+    k: number;
+    batch?: [number, number];
+    tA: boolean;
+    tB: boolean;
+    a: Float32Array;
+    b: Float32Array | Float16Array;
+    c0?: Float32Array;
+    bias?: Float32Array;
+    alpha?: number;
+    /** Operand offset (elements): 1 forces the scalar kernel. */
+    offset?: number;
+    config?: MatmulConfig;
+  },
+): Promise<{ c: Float32Array; op: Op }> {
+  const { m, n, k, tA, tB } = o;
+  const [bo, bi] = o.batch ?? [1, 1];
+  const off = o.offset ?? 0;
+  const aData = new Float32Array(off + o.a.length);
+  aData.set(o.a, off);
+  const A = gpu.upload("a", aData);
+  const B = gpu.upload("b", o.b);
+  const C = o.c0 ? gpu.upload("c", o.c0) : gpu.tensor("c", [bo * bi * m * n]);
+  const op = matmulStrided(gpu, {
+    m,
+    n,
+    k,
+    batch: [bo, bi],
+    transA: tA,
+    transB: tB,
+    a: { tensor: A, offset: off, ld: tA ? m : k, batchStrides: [bi * m * k, m * k] },
+    b: { tensor: B, ld: tB ? k : n, batchStrides: [bi * k * n, k * n] },
+    out: { tensor: C, ld: n, batchStrides: [bi * m * n, m * n] },
+    bias: o.bias ? gpu.upload("bias", o.bias) : undefined,
+    alpha: o.alpha,
+    accumulate: !!o.c0,
+    config: o.config,
+  });
+  await gpu.run(op);
+  const c = await gpu.read(C) as Float32Array;
+  return { c, op };
+}
+
+/** The CPU reference of {@link product} (batch entries as a leading dim). */
+function productCpu(
+  o: Parameters<typeof product>[1],
+): Float64Array {
+  const [bo, bi] = o.batch ?? [1, 1];
+  const { aShape, bShape } = shapes([bo * bi], o.m, o.n, o.k, o.tA, o.tB);
+  return matmulCpu(f64(o.a), aShape, f64(o.b), bShape, {
+    transA: o.tA,
+    transB: o.tB,
+    alpha: o.alpha,
+    bias: o.bias ? f64(o.bias) : undefined,
+    accumulateInto: o.c0 ? f64(o.c0) : undefined,
+  }).out;
+}
+
+gpuTest(
+  "every tile of MATMUL_TILES matches the CPU reference with vec4 and scalar loads, every transpose, ragged and exact sizes",
+  async (gpu) => {
+    const rng = new Rng(11);
+    for (const tile of Object.keys(MATMUL_TILES) as MatmulTile[]) {
+      const { wgX, wgY } = MATMUL_TILES[tile];
+      // ragged (36x44x100: vec4 layouts with bounds checks), odd (scalar), exact (no checks)
+      const sizes: [number, number, number, number][] = [
+        [36, 44, 100, 0],
+        [37, 45, 103, 1],
+        [8 * wgY, 16 * wgX, 32, 0],
+      ];
+      for (const [m, n, k, offset] of sizes) {
+        for (const [tA, tB] of TRANS) {
+          const o = {
+            m,
+            n,
+            k,
+            tA,
+            tB,
+            a: rng.normal(m * k),
+            b: rng.normal(k * n),
+            bias: rng.normal(n),
+            alpha: 0.75,
+            offset,
+            config: { tile },
+          };
+          const { c, op } = await product(gpu, o);
+          op.destroy();
+          const want = productCpu(o);
+          assertClose(c, want, {
+            atol: 1e-4,
+            rtol: 1e-4,
+            label: `${tile} ${m}x${n}x${k} tA=${tA} tB=${tB} ${offset ? "scalar" : "vec4"}`,
+          });
+          assert.equal(
+            op.dispatches[0].kernel,
+            offset || (m % 4 !== 0 && (tA || tB)) || (k % 4 !== 0) ? "matmul_scalar" : "matmul",
+          );
+        }
+      }
+    }
+  },
+);
+
+gpuTest(
+  "split-K matches the CPU reference and the unsplit product for every transpose, with batch, alpha, bias and accumulate, and gives the same bits on every run",
+  async (gpu) => {
+    const rng = new Rng(12);
+    const [m, n, k] = [21, 38, 333]; // k: chunks of 176 (2), 112 (3) and 48 (7 for 8)
+    for (const [tA, tB] of TRANS) {
+      for (const offset of [0, 1]) {
+        const base = {
+          m,
+          n,
+          k,
+          batch: [2, 3] as [number, number],
+          tA,
+          tB,
+          a: rng.normal(6 * m * k),
+          b: rng.normal(6 * k * n),
+          c0: rng.normal(6 * m * n),
+          bias: rng.normal(n),
+          alpha: -1.5,
+          offset,
+        };
+        const want = productCpu(base);
+        const plain = await product(gpu, { ...base, config: { tile: "32x32", splitK: 1 } });
+        assert.equal(plain.op.dispatches.length, 1);
+        for (const splitK of [2, 3, 8]) {
+          for (const tile of ["32x32", "16x128"] as const) {
+            const label = `split ${splitK} ${tile} tA=${tA} tB=${tB} offset=${offset}`;
+            const run1 = await product(gpu, { ...base, config: { tile, splitK } });
+            assert.equal(run1.op.dispatches.at(-1)!.kernel, "matmul_reduce", label);
+            assertClose(run1.c, want, { atol: 1e-4, rtol: 1e-4, label });
+            assertClose(run1.c, plain.c, { atol: 1e-4, rtol: 1e-4, label: `${label} vs unsplit` });
+            const run2 = await product(gpu, { ...base, config: { tile, splitK } });
+            assert.deepEqual(run2.c, run1.c, `${label}: bitwise equal run to run`);
+            run1.op.destroy();
+            run2.op.destroy();
+          }
+        }
+        plain.op.destroy();
+      }
+    }
+  },
+);
+
+gpuTest(
+  "padded workgroup memory and double-buffered k-tiles match the CPU reference on every tile",
+  async (gpu) => {
+    const rng = new Rng(13);
+    for (const tile of Object.keys(MATMUL_TILES) as MatmulTile[]) {
+      for (
+        const opts of [{ pad: true }, { doubleBuffer: true }, { pad: true, doubleBuffer: true }]
+      ) {
+        const config = { tile, ...opts };
+        if (matmulWorkgroupBytes(config) > gpu.limits.maxComputeWorkgroupStorageSize) continue;
+        for (const [tA, tB] of [[false, true], [true, false]]) {
+          for (const [m, n, k] of [[36, 44, 100], [5, 3, 17], [40, 40, 1]]) {
+            const o = { m, n, k, tA, tB, a: rng.normal(m * k), b: rng.normal(k * n), config };
+            const { c, op } = await product(gpu, o);
+            op.destroy();
+            assertClose(c, productCpu(o), {
+              atol: 1e-4,
+              rtol: 1e-4,
+              label: `${matmulConfigName(config)} ${m}x${n}x${k} tA=${tA} tB=${tB}`,
+            });
+          }
+        }
+      }
+    }
+  },
+);
+
+gpuTest(
+  "an f16 B (frozen weights) matches the CPU reference of its f16 values, with f32 accumulation, vec4 and scalar, split or not",
+  async (gpu) => {
+    if (!gpu.hasF16) return; // the adapter has no shader-f16: see the test of the error below
+    const rng = new Rng(14);
+    for (const [tA, tB] of TRANS) {
+      for (
+        const [m, n, k, offset, splitK] of [
+          [36, 44, 100, 0, 1],
+          [37, 45, 103, 1, 1],
+          [16, 64, 640, 0, 4],
+        ]
+      ) {
+        const b16 = Float16Array.from(rng.normal(k * n));
+        const o = { m, n, k, tA, tB, a: rng.normal(m * k), b: b16, offset, alpha: 2 };
+        const { c, op } = await product(gpu, { ...o, config: { tile: "32x32", splitK } });
+        assert.equal(op.dispatches[0].kernel, offset ? "matmul_scalar_f16" : "matmul_f16");
+        op.destroy();
+        // The reference multiplies the same f16 values in float64: only f32 rounding remains.
+        assertClose(c, productCpu(o), {
+          atol: 1e-4,
+          rtol: 1e-4,
+          label: `f16 B ${m}x${n}x${k} tA=${tA} tB=${tB} split ${splitK}`,
+        });
+        // Large sums stay exact to f32 precision: f16 would have rounded 2048 + 1 to 2048.
+      }
+    }
+    const a = gpu.upload("a", new Float32Array(2048).fill(1), [1, 2048]);
+    const b = gpu.upload("b", new Float16Array(2048).fill(1), [2048, 1]);
+    const out = gpu.tensor("c", [1, 1]);
+    await gpu.run(matmul(gpu, { a, b, out, config: { tile: "32x32" } }));
+    assert.equal((await gpu.read(out))[0], 2048);
+  },
+);
+
+Deno.test("matmul() refuses an f16 B on a device without shader-f16, saying so", async () => {
+  const gpu = await requestGpu({ log: false, f16: false });
+  try {
+    const a = gpu.tensor("a", [4, 4]);
+    const fake = new Tensor(gpu.tensor("w", [8]).buffer, 0, [4, 4], "f16", "w16");
+    assert.throws(
+      () => matmul(gpu, { a, b: fake, out: gpu.tensor("c", [4, 4]) }),
+      (e: Error) =>
+        e instanceof ShapeError &&
+        /w16\(4, 4\) f16 is f16, which needs the adapter feature shader-f16/
+          .test(e.message),
+    );
+  } finally {
+    gpu.destroy();
+  }
+});
+
+Deno.test(
+  "split-K products share one scratch buffer, freed with the last op; setParams reaches both dispatches",
+  async () => {
+    const gpu = await requestGpu({ log: false }); // its own device: a fresh scratch pool
+    void gpu.placeholder;
+    const rng = new Rng(15);
+    const [m, n, k] = [8, 12, 512];
+    const a = rng.normal(m * k), b = rng.normal(k * n);
+    const A = gpu.upload("a", a, [m, k]), B = gpu.upload("b", b, [k, n]);
+    const C = gpu.tensor("c", [2, m, n]);
+    await gpu.read(C); // the pooled readback buffer, allocated once
+    const before = gpu.allocatedBytes;
+    const config = { tile: "32x32", splitK: 4 } as const;
+    const mk = (row: number) =>
+      matmulStrided(gpu, {
+        m,
+        n,
+        k,
+        a: { tensor: A, ld: k },
+        b: { tensor: B, ld: n },
+        out: { tensor: C, offset: row * m * n, ld: n },
+        config,
+      });
+    const op1 = mk(0);
+    const grown = gpu.allocatedBytes - before;
+    const op2 = mk(1);
+    // op2 adds only its uniforms: the scratch is op1's
+    assert.ok(gpu.allocatedBytes - before - grown < 1024, `${gpu.allocatedBytes - before}`);
+    op1.setParams({ c_offset: m * n }); // both write the second half now
+    await gpu.run([op1]);
+    const got = await gpu.read(C);
+    const want = matmulCpu(f64(a), [m, k], f64(b), [k, n]).out;
+    assertClose(got.slice(m * n), want, { atol: 1e-4, rtol: 1e-4, label: "moved by setParams" });
+    assert.ok(got.slice(0, m * n).every((x) => x === 0));
+    op1.destroy();
+    op1.destroy(); // twice: harmless
+    assert.ok(gpu.allocatedBytes > before + 1024, "op2 still holds the scratch");
+    op2.destroy();
+    assert.equal(gpu.allocatedBytes, before);
+    gpu.destroy();
+  },
+);
+
+Deno.test("matmulHeuristic() picks few-row and few-column tiles, and splits K only where the tiles are too few", () => {
+  const gpu = { software: false };
+  const cpu = { software: true, cores: 2 };
+  // the LM head's input gradient at 4 target tokens x batch 4: (16, 32128) · (32128, 512)
+  assert.deepEqual(matmulHeuristic({ m: 16, n: 512, k: 32128 }, gpu), {
+    tile: "16x128",
+    splitK: 32,
+  });
+  assert.deepEqual(matmulHeuristic({ m: 16, n: 512, k: 32128 }, cpu), {
+    tile: "16x128",
+    splitK: 1,
+  });
+  // a low-rank weight's gradient (C, R) = Xᵀ · dH over B·S rows
+  assert.deepEqual(matmulHeuristic({ m: 768, n: 16, k: 8192, transA: true }, gpu), {
+    tile: "128x16",
+    splitK: 32,
+  });
+  // T5-base decoder products at batch 32 x 4 tokens: 128 rows
+  assert.deepEqual(matmulHeuristic({ m: 128, n: 768, k: 768 }, gpu), { tile: "64x64", splitK: 4 });
+  assert.deepEqual(matmulHeuristic({ m: 8192, n: 3072, k: 768 }, gpu), {
+    tile: "128x128",
+    splitK: 1,
+  });
+  // K too short to split (chunks of at least 128), or an empty product
+  assert.deepEqual(matmulHeuristic({ m: 16, n: 16, k: 200 }, gpu), { tile: "64x64", splitK: 1 });
+  assert.deepEqual(matmulHeuristic({ m: 0, n: 16, k: 4096 }, gpu).splitK, 1);
+  // scratch bounded: splits x M x N x 4 bytes within 64 MiB
+  for (const s of [{ m: 4096, n: 4096, k: 1 << 20 }, { m: 100, n: 100, k: 7 }]) {
+    const c = matmulHeuristic(s, gpu);
+    assert.ok(4 * (c.splitK ?? 1) * s.m * s.n <= 64 * 2 ** 20);
+    assert.ok(allowedSplits(s).includes(c.splitK ?? 1));
+  }
+});
+
+Deno.test("tuneMatmuls() measures the candidates, keeps the fastest per shape, and the table saves and loads by adapter", async () => {
+  const gpu = await requestGpu({ log: false });
+  const dir = await Deno.makeTempDir();
+  try {
+    const rng = new Rng(16);
+    const [m, n, k] = [12, 40, 384];
+    const a = rng.normal(m * k), b = rng.normal(k * n);
+    const A = gpu.upload("a", a, [m, k]), B = gpu.upload("b", b, [k, n]);
+    const C = gpu.tensor("c", [m, n]);
+    matmul(gpu, { a: A, b: B, out: C }).destroy(); // records the shape
+    const seen = matmulShapes(gpu);
+    assert.equal(seen.length, 1);
+    assert.deepEqual(seen[0], {
+      shape: { m, n, k, batch: 1, transA: false, transB: false, vec4: true, bDtype: "f32" },
+      measured: false,
+    });
+    const lines: string[] = [];
+    const [r] = await tuneMatmuls(gpu, { trials: 1, log: (l) => lines.push(l) });
+    assert.equal(lines.length, 1);
+    assert.match(lines[0], /^\[matmul\] 12x40x384 b1 nn v4 f32: /);
+    assert.ok(r.candidates.length >= 4, `${r.candidates.length} candidates`);
+    assert.ok(r.candidates.every((c) => c.ms > 0 && Number.isFinite(c.ms)));
+    assert.ok(
+      r.candidates.some((c) =>
+        c.ms === r.ms && matmulConfigName(c.config) === matmulConfigName(r.config)
+      ),
+    );
+    assert.ok(
+      r.candidates.some((c) => matmulConfigName(c.config) === matmulConfigName(r.heuristic.config)),
+    );
+    assert.deepEqual(matmulConfig(gpu, seen[0].shape), r.config);
+    assert.deepEqual(matmulShapes(gpu)[0].measured, true);
+    assert.deepEqual(await tuneMatmuls(gpu), []); // nothing left to measure
+    // the chosen configuration computes the right product
+    const op = matmul(gpu, { a: A, b: B, out: C });
+    await gpu.run(op);
+    assertClose(await gpu.read(C), matmulCpu(f64(a), [m, k], f64(b), [k, n]).out, {
+      atol: 1e-4,
+      rtol: 1e-4,
+      label: `tuned ${matmulConfigName(r.config)}`,
+    });
+    // saved under the adapter's name; another device of this adapter loads it
+    const path = await saveMatmulTuning(gpu, `${dir}/t.json`);
+    const saved = JSON.parse(await Deno.readTextFile(path));
+    assert.equal(saved.adapter, gpu.adapter.description);
+    assert.equal(saved.kernels, matmulKernelsHash());
+    const other = await requestGpu({ log: false });
+    assert.equal(await loadMatmulTuning(other, path), 1);
+    assert.deepEqual(matmulConfig(other, seen[0].shape), r.config);
+    // a file of another adapter, or of other kernels, is ignored
+    await Deno.writeTextFile(`${dir}/x.json`, JSON.stringify({ ...saved, adapter: "other" }));
+    assert.equal(await loadMatmulTuning(other, `${dir}/x.json`), 0);
+    await Deno.writeTextFile(`${dir}/y.json`, JSON.stringify({ ...saved, kernels: "0" }));
+    assert.equal(await loadMatmulTuning(other, `${dir}/y.json`), 0);
+    assert.equal(await loadMatmulTuning(other, `${dir}/missing.json`), 0);
+    await Deno.writeTextFile(`${dir}/bad.json`, "{");
+    await assert.rejects(() => loadMatmulTuning(other, `${dir}/bad.json`), /bad\.json/);
+    assert.match(matmulTuningPath(gpu), /adept-trainer\/matmul-tuning\/.+\.json$/);
+    other.destroy();
+  } finally {
+    gpu.destroy();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+gpuTest(
+  "matmul() refuses an unknown tile and a configuration beyond the workgroup memory",
+  (gpu) => {
+    const a = gpu.tensor("a", [4, 4]);
+    assert.throws(
+      () =>
+        matmul(gpu, { a, b: a, out: gpu.tensor("c", [4, 4]), config: { tile: "8x8" as never } }),
+      /unknown tile "8x8"; tiles: 128x128, 64x64/,
+    );
+    const huge = { tile: "128x128", pad: true, doubleBuffer: true } as const;
+    if (matmulWorkgroupBytes(huge) > gpu.limits.maxComputeWorkgroupStorageSize) {
+      assert.throws(
+        () => matmul(gpu, { a, b: a, out: gpu.tensor("c", [4, 4]), config: huge }),
+        /needs 33792 bytes of workgroup memory/,
+      );
+    }
+    assert.throws(
+      () =>
+        matmul(gpu, {
+          a,
+          b: a,
+          out: gpu.tensor("c", [4, 4]),
+          config: { tile: "64x64", splitK: 0 },
+        }),
+      /splitK must be a positive integer, got 0/,
+    );
   },
 );

@@ -1,0 +1,16 @@
+// matmul_f16: kernels/matmul.wgsl with B stored in f16 (frozen weights kept in half precision):
+// each vec4<f16> of B is widened to f32 as it is loaded, so products and sums are f32. Needs the
+// device feature shader-f16. Vec4 loads: each operand's contiguous dimension, row stride, offset
+// and batch strides are multiples of 4 (kernels/matmul_scalar_f16.wgsl takes any layout).
+// Shapes: op(A) (M, K) f32, op(B) (K, N) f16, C (M, N) f32, bias (N) f32, per batch entry.
+// Thread mapping: a WG_Y x WG_X workgroup computes an (8 WG_Y) x (8 WG_X) tile of C, each thread
+//   an 8x8 register block. Grid: (ceil(N / (8 WG_X)), ceil(M / (8 WG_Y)), entries x splits).
+//   Details: kernels/include/matmul_body.wgsl.
+
+enable f16;
+
+alias BVec = vec4<f16>;
+
+//! include "matmul_params.wgsl"
+//! include "matmul_body.wgsl"
+//! include "matmul_load_vec4.wgsl"
