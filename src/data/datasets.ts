@@ -24,9 +24,16 @@
  */
 
 import { parse as parseCsv } from "csv-parse/sync";
-import { parquetMetadata, parquetReadObjects, parquetSchema } from "hyparquet";
-import { compressors } from "hyparquet-compressors";
 import { basename, extname } from "node:path";
+import {
+  decodeUtf8,
+  describeIoError,
+  FileReadError,
+  MAX_STRING_LENGTH,
+  openRegularFile,
+  readFileChecked,
+  readTextFileChecked,
+} from "../io/files.ts";
 import {
   hubDownload,
   HubError,
@@ -35,6 +42,7 @@ import {
   type HubSnapshot,
   matchesPattern,
 } from "../io/hub.ts";
+import { decodeParquetInWorker, ParquetProblem } from "./parquet.ts";
 
 /** One example: column name → value. */
 export type Row = Record<string, unknown>;
@@ -83,6 +91,12 @@ export interface ReadOptions {
    * @default {all columns, none required}
    */
   columns?: readonly string[];
+  /**
+   * The most time decoding one parquet file may take; past it the decoder is stopped and the
+   * file reported (a corrupt page can send the decoder into an endless loop).
+   * @default {20 s + 2 s per MiB of file}
+   */
+  parquetTimeoutMs?: number;
 }
 
 /**
@@ -153,50 +167,92 @@ function requireColumns(
   }
 }
 
+/** A {@link FileReadError} (or another I/O error) as a DatasetError naming the file. */
+function fileError(path: string, e: unknown): DatasetError {
+  if (e instanceof DatasetError) return e;
+  const why = e instanceof FileReadError ? e.message : `cannot be read (${describeIoError(e)})`;
+  return new DatasetError(path, `${path} ${why}`, {
+    cause: e,
+    line: e instanceof FileReadError ? e.line : undefined,
+  });
+}
+
 async function readBytes(path: string): Promise<Uint8Array<ArrayBuffer>> {
   try {
-    return await Deno.readFile(path);
+    return await readFileChecked(path);
   } catch (e) {
-    throw new DatasetError(
-      path,
-      `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`,
-      { cause: e },
-    );
+    throw fileError(path, e);
   }
 }
 
 async function readText(path: string): Promise<string> {
-  const bytes = await readBytes(path);
   try {
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-    return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+    return await readTextFileChecked(path);
   } catch (e) {
-    const bad = firstInvalidUtf8(bytes);
-    let line = 1;
-    for (let i = 0; i < bad; i++) if (bytes[i] === 10) line++;
-    throw new DatasetError(path, `${path}:${line}: not valid UTF-8 (byte offset ${bad})`, {
-      cause: e,
-      line,
-    });
+    throw fileError(path, e);
   }
 }
 
-/** Offset of the first byte that does not start or continue a valid UTF-8 sequence. */
-function firstInvalidUtf8(b: Uint8Array): number {
-  let i = 0;
-  while (i < b.length) {
-    const c = b[i];
-    const n = c < 0x80 ? 0 : c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2 : c >= 0xf0 &&
-        c < 0xf5
-      ? 3
-      : -1;
-    if (n < 0) return i;
-    for (let k = 1; k <= n; k++) {
-      if (i + k >= b.length || (b[i + k] & 0xc0) !== 0x80) return i;
-    }
-    i += n + 1;
+/** Bytes read at once by {@link textLines}. */
+const LINE_CHUNK = 16 * 1024 * 1024;
+
+/**
+ * The lines of a UTF-8 text file, read in pieces: a file of any size, as long as each line fits
+ * in a string. Invalid UTF-8 is reported with its line and byte offset.
+ */
+async function* textLines(path: string): AsyncGenerator<{ line: number; text: string }> {
+  let file: Deno.FsFile;
+  try {
+    file = await openRegularFile(path);
+  } catch (e) {
+    throw fileError(path, e);
   }
-  return b.length;
+  try {
+    let carry = new Uint8Array(0);
+    let line = 1;
+    let offset = 0; // of carry[0] in the file
+    const buf = new Uint8Array(LINE_CHUNK);
+    for (;;) {
+      let n: number | null;
+      try {
+        n = await file.read(buf);
+      } catch (e) {
+        throw fileError(path, e);
+      }
+      const end = n === null;
+      const joined = new Uint8Array(carry.length + (n ?? 0));
+      joined.set(carry);
+      if (n) joined.set(buf.subarray(0, n), carry.length);
+      const cut = end ? joined.length : joined.lastIndexOf(10) + 1;
+      if (cut > 0) {
+        const text = decodeUtf8Piece(path, joined.subarray(0, cut), line, offset);
+        const parts = text.split("\n");
+        if (!end || parts.at(-1) === "") parts.pop();
+        for (const p of parts) yield { line: line++, text: p };
+        offset += cut;
+      }
+      carry = joined.slice(cut);
+      if (carry.length > MAX_STRING_LENGTH) {
+        throw new DatasetError(
+          path,
+          `${path}:${line}: the line is longer than the ${MAX_STRING_LENGTH} bytes one ` +
+            "JavaScript string can hold",
+          { line },
+        );
+      }
+      if (end) return;
+    }
+  } finally {
+    file.close();
+  }
+}
+
+function decodeUtf8Piece(path: string, bytes: Uint8Array, line: number, offset: number): string {
+  try {
+    return decodeUtf8(path, bytes, line, offset);
+  } catch (e) {
+    throw fileError(path, e);
+  }
 }
 
 /**
@@ -246,35 +302,25 @@ export async function readParquet(path: string, options: ReadOptions = {}): Prom
 
 async function parquetLocated(path: string, options: ReadOptions): Promise<LocatedRows> {
   const bytes = await readBytes(path);
-  const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  let names: string[];
-  let metadata;
+  const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? bytes.buffer
+    : bytes.slice().buffer;
+  const timeoutMs = options.parquetTimeoutMs ?? 20_000 + 2_000 * bytes.length / 2 ** 20;
+  let decoded;
   try {
-    metadata = parquetMetadata(file);
-    names = parquetSchema(metadata).children.map((c) => c.element.name);
+    decoded = await decodeParquetInWorker(buffer, options.columns, { timeoutMs });
   } catch (e) {
+    if (!(e instanceof ParquetProblem)) throw e;
     throw new DatasetError(
       path,
-      `${path} is not a readable parquet file: ${e instanceof Error ? e.message : String(e)}`,
-      { cause: e },
+      e.row === undefined
+        ? `${path} is not a readable parquet file: ${e.message}`
+        : `${path}: ${e.message}`,
+      { cause: e, line: e.row },
     );
   }
-  requireColumns(path, names, options.columns);
-  let rows: Record<string, unknown>[];
-  try {
-    rows = await parquetReadObjects({
-      file,
-      metadata,
-      compressors,
-      columns: options.columns ? [...options.columns] : undefined,
-    });
-  } catch (e) {
-    throw new DatasetError(
-      path,
-      `cannot decode ${path}: ${e instanceof Error ? e.message : String(e)}`,
-      { cause: e },
-    );
-  }
+  requireColumns(path, decoded.names, options.columns);
+  const rows = decoded.rows ?? [];
   return {
     rows: rows.map((r) => plain(r) as Row),
     unit: "row",
@@ -308,17 +354,10 @@ export async function readJsonl(path: string, options: ReadOptions = {}): Promis
 }
 
 async function jsonlLocated(path: string, options: ReadOptions): Promise<LocatedRows> {
-  const text = await readText(path);
   const rows: Row[] = [];
   const lines: number[] = [];
-  let start = 0;
-  let line = 0;
-  while (start <= text.length) {
-    let end = text.indexOf("\n", start);
-    if (end < 0) end = text.length;
-    line++;
-    const raw = text.slice(start, end).trim();
-    start = end + 1;
+  for await (const { line, text } of textLines(path)) {
+    const raw = (line === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text).trim();
     if (raw === "") continue;
     let value: unknown;
     try {

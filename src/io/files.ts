@@ -178,6 +178,34 @@ export async function checkRegularFile(path: string): Promise<Deno.FileInfo> {
   return info;
 }
 
+/**
+ * Opens a regular file for reading, after {@link checkRegularFile} (so a named pipe is refused
+ * instead of blocking the open).
+ *
+ * @param path The file.
+ * @returns The open file; close it.
+ * @throws {FileReadError} When it is missing, not a regular file or cannot be opened.
+ *
+ * @example
+ * ```ts
+ * import { openRegularFile } from "./files.ts";
+ * import assert from "node:assert/strict";
+ *
+ * using f = await openRegularFile("deno.json");
+ * assert.ok((await f.stat()).size > 0);
+ * ```
+ */
+export async function openRegularFile(path: string): Promise<Deno.FsFile> {
+  await checkRegularFile(path);
+  try {
+    return await Deno.open(path, { read: true });
+  } catch (e) {
+    throw new FileReadError(path, "unreadable", `cannot be opened (${describeIoError(e)})`, {
+      cause: e,
+    });
+  }
+}
+
 /** An I/O error in words: the OS's message without Deno's call details. */
 export function describeIoError(e: unknown): string {
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied";

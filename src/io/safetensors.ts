@@ -33,7 +33,13 @@
  */
 
 import { basename, dirname, isAbsolute, join, resolve, sep as SEPARATOR } from "node:path";
-import { checkRegularFile, describeIoError, FileReadError, readTextFileChecked } from "./files.ts";
+import {
+  checkRegularFile,
+  describeIoError,
+  FileReadError,
+  openRegularFile,
+  readTextFileChecked,
+} from "./files.ts";
 
 /** The largest JSON header accepted, as in the Rust crate (`MAX_HEADER_SIZE`). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -617,19 +623,11 @@ async function openOne(
   path: string,
   maxHeaderBytes: number,
 ): Promise<{ file: OpenFile; header: ParsedHeader }> {
-  // Before opening: opening a named pipe blocks until a writer comes.
-  try {
-    await checkRegularFile(path);
-  } catch (e) {
-    throw fileError(path, e);
-  }
   let handle: Deno.FsFile;
   try {
-    handle = await Deno.open(path, { read: true });
+    handle = await openRegularFile(path); // a named pipe would block a plain open
   } catch (e) {
-    throw new SafetensorsError(path, `cannot open the file (${describeIoError(e)})`, undefined, {
-      cause: e,
-    });
+    throw fileError(path, e);
   }
   let size: number;
   try {
