@@ -74,16 +74,21 @@ export class PrecompiledCharsmap {
   constructor(charsmap: string | Uint8Array) {
     const bytes = typeof charsmap === "string" ? decodeBase64(charsmap) : charsmap;
     if (bytes.length < 4) {
-      throw new Error(`precompiled_charsmap is ${bytes.length} bytes long; a valid one has a trie`);
-    }
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const trieBytes = view.getUint32(0, true);
-    if (trieBytes % 4 !== 0 || 4 + trieBytes > bytes.length || trieBytes === 0) {
       throw new Error(
-        `precompiled_charsmap declares a ${trieBytes}-byte trie, but the blob has ` +
-          `${bytes.length - 4} bytes after its header`,
+        `precompiled_charsmap is ${bytes.length} bytes long, too short for the 4-byte size of ` +
+          "its trie (an empty or truncated charsmap)",
       );
     }
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // As spm_precompiled reads it: the size in whole 4-byte units, the rest is the pool.
+    const units = Math.floor(view.getUint32(0, true) / 4);
+    if (units === 0 || 4 + 4 * units > bytes.length) {
+      throw new Error(
+        `precompiled_charsmap declares a ${view.getUint32(0, true)}-byte trie, but has ` +
+          `${bytes.length - 4} bytes after its size: it is truncated or corrupt`,
+      );
+    }
+    const trieBytes = 4 * units;
     this.#trie = new Uint32Array(trieBytes / 4);
     for (let i = 0; i < this.#trie.length; i++) this.#trie[i] = view.getUint32(4 + 4 * i, true);
     this.#pool = bytes.slice(4 + trieBytes);
@@ -91,6 +96,19 @@ export class PrecompiledCharsmap {
       utf8Decoder.decode(this.#pool);
     } catch {
       throw new Error("precompiled_charsmap: the replacement pool is not valid UTF-8");
+    }
+    // Every rule must point at the start of a character of the pool (or past it: no
+    // replacement); Rust would panic slicing a string inside a character.
+    const trie = this.#trie;
+    for (let i = 0; i < trie.length; i++) {
+      if (!hasLeaf(trie[i])) continue;
+      const at = i ^ unitOffset(trie[i]);
+      const start = at < trie.length ? unitValue(trie[at]) : this.#pool.length;
+      if (start < this.#pool.length && (this.#pool[start] & 0xc0) === 0x80) {
+        throw new Error(
+          "precompiled_charsmap: a rule points inside a character of the replacement pool",
+        );
+      }
     }
     for (let c = 0; c < 128; c++) this.#ascii.push(this.#lookup(String.fromCharCode(c)));
   }

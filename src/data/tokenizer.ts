@@ -25,8 +25,15 @@
 import { SequenceNormalizer, Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import {
+  checkRegularFile,
+  describeIoError,
+  FileReadError,
+  readTextFileChecked,
+} from "../io/files.ts";
 import { hubDownload, HubError, type HubOptions } from "../io/hub.ts";
 import { PrecompiledCharsmap } from "./precompiled_charsmap.ts";
+import { TokenizerJsonProblem, validateTokenizerJson } from "./tokenizer_json.ts";
 
 /**
  * The version of `@huggingface/tokenizers` this module encodes with: the version deno.json's
@@ -192,9 +199,8 @@ type NormalizeFn = (text: string) => string;
 function buildNormalizer(config: Record<string, unknown> | null | undefined): NormalizeFn | null {
   if (!config) return null;
   if (config.type === "Precompiled") {
-    const charsmap = config.precompiled_charsmap;
-    if (typeof charsmap !== "string" || charsmap === "") return null;
-    const exact = new PrecompiledCharsmap(charsmap);
+    // validateTokenizerJson has checked that it is a string that parses.
+    const exact = new PrecompiledCharsmap(config.precompiled_charsmap as string);
     return (t) => exact.normalize(t);
   }
   if (config.type === "Sequence" && Array.isArray(config.normalizers)) {
@@ -326,21 +332,40 @@ export class TextTokenizer {
    */
   constructor(json: TokenizerJson, config: TokenizerConfig, options: CreateTokenizerOptions = {}) {
     this.source = options.source ?? "tokenizer.json";
-    if (!json || typeof json !== "object" || !json.model || typeof json.model !== "object") {
+    let modelType: string;
+    try {
+      modelType = validateTokenizerJson(json, this.source);
+    } catch (e) {
+      if (!(e instanceof TokenizerJsonProblem)) throw e;
+      throw new TokenizerError(this.source, e.message, { cause: e });
+    }
+    if (
+      config !== undefined && config !== null &&
+      (typeof config !== "object" || Array.isArray(config))
+    ) {
       throw new TokenizerError(
         this.source,
-        `${this.source} is not a tokenizer.json: it has no "model" object`,
+        `the tokenizer_config.json beside ${this.source} must hold a JSON object`,
       );
+    }
+    // A model without "type" (Rust infers it from the fields): name it for the library.
+    if (json.model.type === undefined) {
+      json = { ...json, model: { ...json.model, type: modelType } };
     }
     const full = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null };
     try {
       this.#tok = new HfTokenizer({ ...full, added_tokens: [], ...json }, config ?? {});
     } catch (e) {
+      // After validation, the library's own errors ("Unknown ... type") are in words; a
+      // JavaScript error from inside it is not.
+      const why = e instanceof TypeError || e instanceof RangeError
+        ? "a field has a value it cannot use"
+        : e instanceof Error
+        ? e.message
+        : String(e);
       throw new TokenizerError(
         this.source,
-        `${this.source}: @huggingface/tokenizers cannot build this tokenizer (model ${
-          JSON.stringify(json.model.type)
-        }): ${e instanceof Error ? e.message : String(e)}`,
+        `${this.source}: @huggingface/tokenizers cannot build this tokenizer (model ${modelType}): ${why}`,
         { cause: e },
       );
     }
@@ -356,9 +381,16 @@ export class TextTokenizer {
         );
       }
     }
+    if (modelType === "WordLevel") {
+      // The library reads WordLevel's unk_token from tokenizer_config.json only; Rust uses the
+      // model's (an unknown word becomes it).
+      const unk = (internals.model as { tokens_to_ids?: Map<string, number> }).tokens_to_ids
+        ?.get(json.model.unk_token as string);
+      if (unk !== undefined) internals.model.unk_token_id = unk;
+    }
     accelerateModel(json, internals.model);
     this.hash = options.hash ?? sha256Hex(JSON.stringify(json), JSON.stringify(config ?? {}));
-    this.modelType = String(json.model.type ?? "unknown");
+    this.modelType = modelType;
     this.#cleanUp = config?.clean_up_tokenization_spaces ?? true;
 
     let maxId = -1;
@@ -436,7 +468,21 @@ export class TextTokenizer {
    * @returns The content ids.
    */
   encodeContent(text: string): number[] {
-    return this.#tok.encode(text, { add_special_tokens: false }).ids;
+    const { ids, tokens } = this.#tok.encode(text, { add_special_tokens: false }) as {
+      ids: number[];
+      tokens: string[];
+    };
+    for (let i = 0; i < ids.length; i++) {
+      if (!Number.isInteger(ids[i]) || ids[i] < 0) {
+        // Rust refuses to encode it too ("Encountered an unknown token but unk_id is missing").
+        throw new TokenizerError(
+          this.source,
+          `${this.source}: ${JSON.stringify(tokens[i])} is not in the vocabulary, and the ` +
+            "model has no unknown token (unk_id / unk_token) to stand for it",
+        );
+      }
+    }
+    return ids;
   }
 
   /**
@@ -509,8 +555,11 @@ export class TextTokenizer {
    * @returns The text.
    */
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
+    // Negative ids (the -100 of labels) and ids with no token are skipped, as Rust skips them.
     const list: number[] = [];
-    for (let i = 0; i < ids.length; i++) if (ids[i] >= 0) list.push(ids[i]);
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] >= 0 && this.idToToken(ids[i]) !== undefined) list.push(ids[i]);
+    }
     if (list.length === 0) return "";
     return this.#tok.decode(list, {
       skip_special_tokens: options.skipSpecialTokens ?? true,
@@ -620,6 +669,20 @@ export async function loadTokenizer(
   let jsonPath: string;
   let configPath: string | undefined;
   const stat = await Deno.stat(repoOrPath).catch(() => null);
+  if (stat && !stat.isFile && !stat.isDirectory) {
+    throw new TokenizerError(repoOrPath, `${repoOrPath} ${await notRegular(repoOrPath)}`);
+  }
+  if (stat?.isDirectory) {
+    // A tokenizer.json that is a named pipe or a device would be skipped by the folder scan.
+    const inside = join(repoOrPath, "tokenizer.json");
+    if ((await Deno.lstat(inside).catch(() => null)) !== null) {
+      try {
+        await checkRegularFile(inside);
+      } catch (e) {
+        throw readError(inside, e);
+      }
+    }
+  }
   if (stat?.isFile) {
     jsonPath = repoOrPath;
     const sibling = join(dirname(repoOrPath), "tokenizer_config.json");
@@ -645,9 +708,35 @@ export async function loadTokenizer(
       configPath = snap.path("tokenizer_config.json");
     }
   }
-  const text = await Deno.readTextFile(jsonPath);
-  const configText = configPath ? await Deno.readTextFile(configPath) : "{}";
+  const read = async (path: string) => {
+    try {
+      return await readTextFileChecked(path, { maxBytes: MAX_TOKENIZER_BYTES });
+    } catch (e) {
+      throw readError(path, e);
+    }
+  };
+  const text = await read(jsonPath);
+  const configText = configPath ? await read(configPath) : "{}";
   return createTokenizer(text, configText, { source: jsonPath });
+}
+
+/** The largest tokenizer.json read (real ones: 2 MB for T5, 17 MB for the largest vocabularies). */
+const MAX_TOKENIZER_BYTES = 256 * 1024 * 1024;
+
+/** Why a path that exists is not a regular file, in words. */
+async function notRegular(path: string): Promise<string> {
+  try {
+    await checkRegularFile(path);
+    return "cannot be read";
+  } catch (e) {
+    return e instanceof FileReadError ? e.message : `cannot be read (${describeIoError(e)})`;
+  }
+}
+
+/** A file that cannot be read, as a TokenizerError naming it. */
+function readError(path: string, e: unknown): TokenizerError {
+  const why = e instanceof FileReadError ? e.message : `cannot be read (${describeIoError(e)})`;
+  return new TokenizerError(path, `${path} ${why}`, { cause: e });
 }
 
 async function isFile(path: string): Promise<boolean> {
