@@ -247,6 +247,12 @@ export interface PrepareTaskOptions extends TaskDataOptions {
   targetLength?: number;
   /** Called with messages about what happens (cache hit, reading, tokenizing). */
   onMessage?: (message: string) => void;
+  /**
+   * Called with a one-line warning when a cache file exists but cannot be used (corrupt, from
+   * other inputs) and is rebuilt.
+   * @default {console.warn}
+   */
+  onWarning?: (message: string) => void;
 }
 
 /**
@@ -277,7 +283,6 @@ export function defaultTokenizedCacheDir(
 const FORMAT = "adept-tokenized-v1";
 const SPLITS: readonly SplitName[] = ["train", "validation", "test"];
 const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder();
 
 function packStrings(strings: readonly string[]): { bytes: Uint8Array; offsets: Int32Array } {
   const parts = strings.map((s) => utf8.encode(s));
@@ -373,36 +378,69 @@ export async function readTokenizedSplits(
 ): Promise<{ splits: Record<string, TokenizedSplit>; metadata: Record<string, string> }> {
   using reader = await openSafetensors(path);
   const metadata = { ...reader.metadata };
+  const bad = (message: string): never => {
+    throw new DatasetError(path, `${path}: ${message}`);
+  };
   if (metadata.format !== FORMAT) {
-    throw new DatasetError(
-      path,
-      `${path} is not a tokenized-dataset file (format ${metadata.format})`,
-    );
+    bad(`not a tokenized-dataset file (format ${JSON.stringify(metadata.format ?? null)})`);
   }
-  const lengths = JSON.parse(metadata.lengths ?? "{}") as Record<string, [number, number]>;
-  const ints = async (name: string): Promise<Int32Array> => {
-    const t = await reader.read(name);
-    if (!(t.data instanceof Int32Array)) {
-      throw new DatasetError(path, `${path}: ${name} is not I32`);
+  let lengths: unknown;
+  try {
+    lengths = JSON.parse(metadata.lengths ?? "");
+  } catch {
+    bad('its metadata "lengths" is not JSON');
+  }
+  if (typeof lengths !== "object" || lengths === null || Array.isArray(lengths)) {
+    bad('its metadata "lengths" must map each split to [source length, target length]');
+  }
+  const tensor = async (name: string, dtype: "I32" | "U8") => {
+    if (!reader.has(name)) bad(`it has no tensor ${JSON.stringify(name)}`);
+    const info = reader.info(name);
+    if (info.dtype !== dtype || info.shape.length !== 1) {
+      bad(`${name} must be a 1-D ${dtype} tensor, got ${info.dtype} of shape [${info.shape}]`);
     }
-    return t.data;
+    return (await reader.read(name)).data;
   };
   const splits: Record<string, TokenizedSplit> = {};
-  for (const [name, [sourceLength, targetLength]] of Object.entries(lengths)) {
-    const sourceIds = await ints(`${name}.source_ids`);
-    const sourceOffsets = await ints(`${name}.source_offsets`);
-    const targetIds = await ints(`${name}.target_ids`);
-    const targetOffsets = await ints(`${name}.target_offsets`);
-    const textOffsets = await ints(`${name}.target_text_offsets`);
-    const text = (await reader.read(`${name}.target_text`)).data as Uint8Array;
+  for (const [name, pair] of Object.entries(lengths as Record<string, unknown>)) {
+    if (
+      !Array.isArray(pair) || pair.length !== 2 ||
+      !pair.every((x) => Number.isSafeInteger(x) && x >= 1)
+    ) {
+      bad(
+        `its metadata "lengths" for split ${JSON.stringify(name)} must be two positive ` +
+          `integers, got ${JSON.stringify(pair)}`,
+      );
+    }
+    const [sourceLength, targetLength] = pair as [number, number];
+    const sourceIds = await tensor(`${name}.source_ids`, "I32") as Int32Array;
+    const sourceOffsets = await tensor(`${name}.source_offsets`, "I32") as Int32Array;
+    const targetIds = await tensor(`${name}.target_ids`, "I32") as Int32Array;
+    const targetOffsets = await tensor(`${name}.target_offsets`, "I32") as Int32Array;
+    const textOffsets = await tensor(`${name}.target_text_offsets`, "I32") as Int32Array;
+    const text = await tensor(`${name}.target_text`, "U8") as Uint8Array;
     const size = sourceOffsets.length - 1;
-    const ok = size >= 0 && targetOffsets.length === size + 1 &&
-      textOffsets.length === size + 1 && sourceOffsets[size] === sourceIds.length &&
-      targetOffsets[size] === targetIds.length && textOffsets[size] === text.length;
-    if (!ok) throw new DatasetError(path, `${path}: split ${name} has inconsistent offsets`);
+    for (
+      const [what, offsets, data, max] of [
+        ["source", sourceOffsets, sourceIds, sourceLength],
+        ["target", targetOffsets, targetIds, targetLength],
+        ["target text", textOffsets, text, Infinity],
+      ] as const
+    ) {
+      const problem = checkIndex(offsets, data.length, size, max);
+      if (problem) bad(`split ${JSON.stringify(name)}: the ${what} index ${problem}`);
+    }
+    for (const [what, ids] of [["source", sourceIds], ["target", targetIds]] as const) {
+      const i = ids.findIndex((id) => id < 0);
+      if (i >= 0) bad(`split ${JSON.stringify(name)}: ${what} id ${ids[i]} at ${i} is negative`);
+    }
     const targets = new Array<string>(size);
     for (let i = 0; i < size; i++) {
-      targets[i] = utf8Decoder.decode(text.subarray(textOffsets[i], textOffsets[i + 1]));
+      try {
+        targets[i] = strictUtf8.decode(text.subarray(textOffsets[i], textOffsets[i + 1]));
+      } catch {
+        bad(`split ${JSON.stringify(name)}: target ${i} is not valid UTF-8`);
+      }
     }
     splits[name] = {
       size,
@@ -416,6 +454,83 @@ export async function readTokenizedSplits(
     };
   }
   return { splits, metadata };
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * What is wrong with one offsets index (undefined when nothing is): `size + 1` offsets from 0,
+ * never decreasing, ending at the data's length, no sequence longer than `max`.
+ */
+function checkIndex(
+  offsets: Int32Array,
+  dataLength: number,
+  size: number,
+  max: number,
+): string | undefined {
+  if (size < 0 || offsets.length !== size + 1) {
+    return `has ${offsets.length} offsets, where ${size + 1} (examples + 1) are needed`;
+  }
+  if (offsets[0] !== 0) return `starts at ${offsets[0]} instead of 0`;
+  for (let i = 0; i < size; i++) {
+    const n = offsets[i + 1] - offsets[i];
+    if (n < 0) return `decreases at example ${i} (${offsets[i]} then ${offsets[i + 1]})`;
+    if (n > max) return `gives example ${i} ${n} ids, more than the length limit ${max}`;
+  }
+  if (offsets[size] !== dataLength) {
+    return `ends at ${offsets[size]}, but the data holds ${dataLength}`;
+  }
+  return undefined;
+}
+
+/**
+ * A cache file's splits, or why it cannot serve this key: unreadable, malformed (see
+ * {@link readTokenizedSplits}), made from other inputs, a split missing or of other lengths, or
+ * an id outside the tokenizer's vocabulary.
+ */
+async function readCache(
+  file: string,
+  key: string,
+  vocabSize: number,
+  sourceLength: number,
+  targetLength: number,
+): Promise<{ splits: Record<string, TokenizedSplit> } | { why: string }> {
+  let read;
+  try {
+    read = await readTokenizedSplits(file);
+  } catch (e) {
+    const m = e instanceof Error ? e.message : String(e);
+    return { why: m.startsWith(`${file}: `) ? m.slice(file.length + 2) : m };
+  }
+  const { splits, metadata } = read;
+  const why = cacheMismatch(splits, metadata, key, vocabSize, sourceLength, targetLength);
+  return why === undefined ? { splits } : { why };
+}
+
+function cacheMismatch(
+  splits: Record<string, TokenizedSplit>,
+  metadata: Record<string, string>,
+  key: string,
+  vocabSize: number,
+  sourceLength: number,
+  targetLength: number,
+): string | undefined {
+  if (metadata.key !== key) return "it was made from other inputs (its key differs)";
+  for (const name of SPLITS) {
+    const s = splits[name];
+    if (!s) return `it has no ${name} split`;
+    if (s.sourceLength !== sourceLength || s.targetLength !== targetLength) {
+      return `its ${name} split has lengths ${s.sourceLength}/${s.targetLength}, not ` +
+        `${sourceLength}/${targetLength}`;
+    }
+    for (const ids of [s.sourceIds, s.targetIds]) {
+      const i = ids.findIndex((id) => id >= vocabSize);
+      if (i >= 0) {
+        return `its ${name} split has id ${ids[i]}, outside the vocabulary (${vocabSize})`;
+      }
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -464,6 +579,7 @@ export async function prepareTask(
   options: PrepareTaskOptions = {},
 ): Promise<TokenizedTask> {
   const log = options.onMessage ?? (() => {});
+  const warn = options.onWarning ?? ((m: string) => console.warn(`warning: ${m}`));
   const data = await resolveTaskData(task, options);
   const sourceLength = options.sourceLength ?? task.maxSourceLength;
   // Never measured on the data: the option, the task's value, its labels, else 20.
@@ -504,17 +620,16 @@ export async function prepareTask(
   });
 
   if (file && !options.refresh) {
-    const stat = await Deno.stat(file).catch(() => null);
-    if (stat?.isFile) {
-      try {
-        const { splits, metadata } = await readTokenizedSplits(file);
-        if (metadata.key === key && SPLITS.every((s) => splits[s])) {
-          log(`${task.name}: tokenized splits from the cache ${file}`);
-          return result(SPLITS.map((s) => splits[s]), true);
-        }
-      } catch (e) {
-        log(`${task.name}: ignoring unreadable cache file ${file}: ${(e as Error).message}`);
+    const stat = await Deno.lstat(file).catch(() => null);
+    if (stat) {
+      const got = await readCache(file, key, tokenizer.vocabSize, sourceLength, targetLength);
+      if ("splits" in got) {
+        log(`${task.name}: tokenized splits from the cache ${file}`);
+        return result(SPLITS.map((s) => got.splits[s]), true);
       }
+      warn(
+        `${task.name}: rebuilding the tokenized cache ${file}: ${got.why}`.replace(/\s+/g, " "),
+      );
     }
   }
 

@@ -22,6 +22,7 @@
  */
 
 import { dirname, isAbsolute, join } from "node:path";
+import { describeIoError, FileReadError, readTextFileChecked } from "../io/files.ts";
 import type { MetricName } from "./metrics.ts";
 import { METRICS } from "./metrics.ts";
 import { customTask, type CustomTaskOptions, getTask, type Task, TaskError } from "./tasks.ts";
@@ -126,11 +127,10 @@ export function parseTaskFile(raw: unknown, file: string): Task {
 export async function loadTaskFile(file: string): Promise<Task> {
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = await readTextFileChecked(file, { maxBytes: 16 * 1024 * 1024 });
   } catch (e) {
-    throw new TaskError(`${file}: cannot read the task file: ${(e as Error).message}`, {
-      task: file,
-    });
+    const why = e instanceof FileReadError ? e.message : describeIoError(e);
+    throw new TaskError(`${file}: cannot read the task file: it ${why}`, { task: file });
   }
   let raw: unknown;
   try {

@@ -45,6 +45,7 @@ import {
   type Row,
 } from "./datasets.ts";
 import type { HubOptions } from "../io/hub.ts";
+import { checkRegularFile, FileReadError, readFileChecked } from "../io/files.ts";
 import { randperm } from "./randperm.ts";
 import { SPLIT_SCHEMES, splitIndices, type SplitName, type SplitScheme } from "./splits.ts";
 
@@ -839,9 +840,11 @@ export async function resolveTaskData(
   const files: Record<string, string[]> = {};
   for (const [split, f] of Object.entries(task.files)) {
     if (!f) continue;
-    const st = await Deno.stat(f).catch(() => null);
-    if (!st?.isFile) {
-      throw new DatasetError(f, `${task.name}: the ${split} file ${f} does not exist`);
+    try {
+      await checkRegularFile(f);
+    } catch (e) {
+      const why = e instanceof FileReadError ? e.message : "cannot be read";
+      throw new DatasetError(f, `${task.name}: the ${split} file ${f} ${why}`, { cause: e });
     }
     files[split] = [f];
   }
@@ -859,7 +862,7 @@ async function contentDigests(named: readonly (readonly [string, string])[]): Pr
   const parts: string[] = [];
   for (const [name, path] of named) {
     const digest = new Uint8Array(
-      await crypto.subtle.digest("SHA-256", await Deno.readFile(path)),
+      await crypto.subtle.digest("SHA-256", await readFileChecked(path)),
     );
     let hex = "";
     for (const b of digest) hex += b.toString(16).padStart(2, "0");
