@@ -81,9 +81,10 @@ async function benchMatmul(
   k: number,
   label: string,
   kernel: "matmul" | "matmul_naive" = "matmul",
+  bDtype: "f32" | "f16" = "f32",
 ) {
   const a = gpu.tensor("a", [m, k]);
-  const b = gpu.tensor("b", [k, n]);
+  const b = gpu.tensor("b", [k, n], bDtype);
   const c = gpu.tensor("c", [m, n]);
   const op = kernel === "matmul"
     ? matmul(gpu, { a, b, out: c })
@@ -110,7 +111,7 @@ async function benchMatmul(
     m,
     n,
     k,
-    dtype: "f32",
+    dtype: bDtype === "f16" ? "f32 x f16" : "f32",
     ms_per_matmul: +ms.toFixed(4),
     gflops: +(flops / ms / 1e6).toFixed(2),
     ...(gpuMs ? { gpu_ms_per_matmul: +(gpuMs[0] / perSubmit).toFixed(4) } : {}),
@@ -194,6 +195,17 @@ if (want("matmul")) {
   if (!gpu.adapter.software || values.full) await benchMatmul(4096, 4096, 4096, "4096^3");
   // T5-base feed-forward: (batch 32 x 256 tokens = 8192, 768) x (768, 3072)
   await benchMatmul(8192, 3072, 768, "t5-base ffn 8192x768x3072");
+  if (gpu.hasF16) {
+    // The same with the weight in f16 (loadT5's weightDtype "f16"), f32 accumulation
+    await benchMatmul(8192, 3072, 768, "t5-base ffn f16 weight 8192x768x3072", "matmul", "f16");
+  }
+  // Few rows, long K: the decoder and LM-head products at 4 target tokens (16-row tiles; K split
+  // where the tiles are too few for the device)
+  await benchMatmul(16, 512, 512, "t5-small decoder 16x512x512");
+  await benchMatmul(16, 512, 32128, "t5-small lm_head.backward 16x32128x512");
+  if (!gpu.adapter.software || values.full) {
+    await benchMatmul(128, 768, 32128, "t5-base lm_head.backward 128x32128x768");
+  }
 }
 if (want("t5")) {
   // The paper's recipe is batch 32 x 256 source tokens; a CPU adapter gets a small batch.
