@@ -45,10 +45,21 @@ import { loadT5Config, type T5Config } from "./t5_config.ts";
 import { T5Generator } from "./t5_generate.ts";
 import type { FrozenT5 } from "./t5_graph.ts";
 import { T5Session, type T5SessionOptions } from "./t5_session.ts";
-import { loadT5Weights } from "./t5_weights.ts";
+import { isT5Projection, loadT5Weights, type T5WeightDtype } from "./t5_weights.ts";
 
-/** Options of {@link loadT5}: where to look on the Hub (see `hubDownload`). */
-export type LoadT5Options = Omit<HubDownloadOptions, "files" | "patterns" | "repoType">;
+/**
+ * Options of {@link loadT5}: where to look on the Hub (see `hubDownload`), and the element type
+ * of the frozen projection matrices on the GPU.
+ */
+export type LoadT5Options = Omit<HubDownloadOptions, "files" | "patterns" | "repoType"> & {
+  /**
+   * `"f16"` keeps the attention and feed-forward projections (and an untied LM head) in f16:
+   * half their memory and bandwidth, products still accumulated in f32 (see `T5WeightDtype`).
+   * Needs the adapter feature `shader-f16`.
+   * @default {"f32"}
+   */
+  weightDtype?: T5WeightDtype;
+};
 
 /** Files of a T5 checkpoint folder that the model reads. */
 const MODEL_FILES = ["config.json", "*.safetensors", "model.safetensors.index.json"];
@@ -72,6 +83,20 @@ const MODEL_FILES = ["config.json", "*.safetensors", "model.safetensors.index.js
  * gpu.destroy();
  * ```
  *
+ * @example Frozen projections in f16 (the adapter must offer shader-f16; lavapipe does)
+ * ```ts
+ * import { loadT5, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const model = await loadT5(gpu, "tests/fixtures/t5/tiny-t5-v1_1", { weightDtype: "f16" });
+ * assert.equal(model.weightDtype, "f16");
+ * assert.equal(model.w("encoder.block.0.layer.0.SelfAttention.q.weight").dtype, "f16");
+ * assert.equal(model.w("shared.weight").dtype, "f32"); // embeddings, biases and norms stay f32
+ * model.destroy();
+ * gpu.destroy();
+ * ```
+ *
  * @example A Hub model id (needs the network, or the model in the Hugging Face cache)
  * ```ts ignore
  * import { loadT5, requestGpu } from "@adept/trainer";
@@ -90,9 +115,10 @@ export async function loadT5(
   idOrPath: string,
   options: LoadT5Options = {},
 ): Promise<T5Model> {
-  const snap = await hubDownload(idOrPath, { ...options, patterns: MODEL_FILES });
+  const { weightDtype, ...hub } = options;
+  const snap = await hubDownload(idOrPath, { ...hub, patterns: MODEL_FILES });
   const config = await loadT5Config(snap.path("config.json"));
-  const weights = await loadT5Weights(gpu, snap.dir, config);
+  const weights = await loadT5Weights(gpu, snap.dir, config, { weightDtype });
   return new T5Model(gpu, config, weights, snap.dir, snap.sha);
 }
 
@@ -109,6 +135,15 @@ export class T5Model implements FrozenT5 {
     /** The Hub commit sha of the checkpoint (undefined for a local folder). */
     readonly revision?: string,
   ) {}
+
+  /**
+   * The element type of the frozen projection matrices: `"f16"` when the weights were loaded
+   * with `weightDtype: "f16"` (see {@link LoadT5Options}), else `"f32"`.
+   */
+  get weightDtype(): T5WeightDtype {
+    const [name] = Object.keys(this.weights.tensors).filter(isT5Projection);
+    return name && this.weights.tensors[name].dtype === "f16" ? "f16" : "f32";
+  }
 
   /** A frozen weight by transformers' name. */
   w(name: string): Tensor {
