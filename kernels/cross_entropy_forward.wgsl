@@ -6,8 +6,10 @@
 //
 // Shapes: logits (N, V) f32, labels (N) i32, lse (N, 2) f32, row_loss (N) f32.
 // Thread mapping: one workgroup of 256 threads per row. Thread t keeps an online (max, sum of
-//   exp) over columns t, t + 256, ...; the 256 pairs are merged by a tree in workgroup memory in
-//   a fixed order, so the result does not depend on scheduling.
+//   exp) over columns t, t + 256, ...; workgroup_max_sum256 (kernels/include/
+//   reduce_max_sum256.wgsl: a tree in workgroup memory, or subgroup reductions where the device
+//   has them) merges the 256 pairs in a fixed order, so the result does not depend on
+//   scheduling.
 // Grid: N workgroups, folded into (x, y) when N > 65535: row = wid.x + wid.y * nwg.x, and
 //   workgroups with row >= N do nothing.
 
@@ -21,23 +23,19 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
 
-// Lowest finite f32: a start value for maxima that keeps exp() arguments finite.
-const LOWEST: f32 = -0x1.fffffep+127f;
-
-var<workgroup> wm: array<f32, 256>;
-var<workgroup> ws: array<f32, 256>;
+//! include "reduce_max_sum256.wgsl"
 
 @compute @workgroup_size(256)
 fn main(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_id) lid: vec3u,
+  ids: ReduceIds, // ids.t = local_invocation_index (plus subgroup ids: the reduction snippet)
 ) {
   let row = wid.x + wid.y * nwg.x;
   if (row >= params.n) { return; } // uniform across the workgroup
   let v = params.v;
   let base = row * v;
-  let t = lid.x;
+  let t = ids.t;
   var m = LOWEST;
   var s = 0.0;
   for (var k = t; k < v; k += 256u) {
@@ -49,22 +47,10 @@ fn main(
       s += exp(x - m);
     }
   }
-  wm[t] = m;
-  ws[t] = s;
-  workgroupBarrier();
-  for (var stride = 128u; stride > 0u; stride >>= 1u) {
-    if (t < stride) {
-      let m1 = wm[t];
-      let m2 = wm[t + stride];
-      let mm = max(m1, m2);
-      ws[t] = ws[t] * exp(m1 - mm) + ws[t + stride] * exp(m2 - mm);
-      wm[t] = mm;
-    }
-    workgroupBarrier();
-  }
+  let tot = workgroup_max_sum256(ids, m, s);
   if (t == 0u) {
-    let mx = wm[0];
-    let log_sum = log(ws[0]);
+    let mx = tot.x;
+    let log_sum = log(tot.y);
     lse[2u * row] = mx;
     lse[2u * row + 1u] = log_sum;
     let label = labels[row];

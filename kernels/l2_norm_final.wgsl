@@ -3,8 +3,8 @@
 //
 // Shapes: partials (slots) f32, out (1) f32.
 // Thread mapping: one workgroup of 256 threads. Thread t sums slots t, t + 256, ... in order,
-//   then workgroup_sum256 (kernels/include/reduce256.wgsl: a tree in a fixed order) adds the
-//   256 sums.
+//   then workgroup_sum256 (kernels/include/reduce256.wgsl: a tree in a fixed order, or subgroup
+//   reductions where the device has them; deterministic) adds the 256 sums.
 // Grid: 1 workgroup.
 
 struct Params {
@@ -18,13 +18,13 @@ struct Params {
 //! include "reduce256.wgsl"
 
 @compute @workgroup_size(256)
-fn main(@builtin(local_invocation_id) lid: vec3u) {
-  let t = lid.x;
+fn main(ids: ReduceIds) {
+  let t = ids.t;
   var s = 0.0;
   for (var i = t; i < params.slots; i += 256u) {
     s += partials[i];
   }
-  let total = workgroup_sum256(t, s);
+  let total = workgroup_sum256(ids, s);
   if (t == 0u) {
     out[0] = sqrt(total);
   }

@@ -11,7 +11,8 @@
 //   inputs are bound to a placeholder.
 // Thread mapping: one workgroup of 64 threads per row; thread t handles columns t, t + 64, ...
 //   (any C) and sums their squares in f32; workgroup_sum64 (kernels/include/reduce64.wgsl:
-//   deterministic, two barriers) gives the row sum.
+//   deterministic; a two-barrier tree, or subgroup reductions where the device has them) gives
+//   the row sum.
 // Grid: N workgroups, folded into (x, y) by the runtime beyond 65535; row = wid.x + wid.y *
 //   nwg.x, and workgroups past N return (uniformly, before any barrier).
 
@@ -65,11 +66,11 @@ fn stream_at(i: u32) -> f32 {
 fn main(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_id) lid: vec3u,
+  ids: ReduceIds, // ids.t = local_invocation_index (plus subgroup ids: the reduction snippet)
 ) {
   let row = wid.x + wid.y * nwg.x;
   if (row >= params.rows) { return; }
-  let t = lid.x;
+  let t = ids.t;
   let base = row * params.c;
   var ss = 0.0;
   for (var k = t; k < params.c; k += 64u) {
@@ -77,7 +78,7 @@ fn main(
     if (WRITE_SUM) { sum[base + k] = v; }
     ss += v * v;
   }
-  let total = workgroup_sum64(t, ss);
+  let total = workgroup_sum64(ids, ss);
   let r = inverseSqrt(total / f32(params.c) + params.eps);
   for (var k = t; k < params.c; k += 64u) {
     let i = base + k;

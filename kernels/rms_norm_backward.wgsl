@@ -12,7 +12,8 @@
 //   (a placeholder without BRANCH). Without ACCUMULATE, dx may alias dout (every read of a row
 //   happens before the barriers that precede its writes).
 // Thread mapping: one workgroup of 64 threads per row; thread t handles columns t, t + 64, ...;
-//   workgroup_sum64 (kernels/include/reduce64.wgsl: deterministic, two barriers) gives dot.
+//   workgroup_sum64 (kernels/include/reduce64.wgsl: deterministic; a two-barrier tree, or
+//   subgroup reductions where the device has them) gives dot.
 // Grid: N workgroups, folded into (x, y) by the runtime beyond 65535; row = wid.x + wid.y *
 //   nwg.x, and workgroups past N return (uniformly, before any barrier).
 
@@ -56,17 +57,17 @@ fn grad_at(i: u32) -> f32 {
 fn main(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_id) lid: vec3u,
+  ids: ReduceIds, // ids.t = local_invocation_index (plus subgroup ids: the reduction snippet)
 ) {
   let row = wid.x + wid.y * nwg.x;
   if (row >= params.rows) { return; }
-  let t = lid.x;
+  let t = ids.t;
   let base = row * params.c;
   var p = 0.0;
   for (var k = t; k < params.c; k += 64u) {
     p += grad_at(base + k) * weight[k] * x[base + k];
   }
-  let dot = workgroup_sum64(t, p);
+  let dot = workgroup_sum64(ids, p);
   let r = rstd[row];
   let coef = r * r * dot / f32(params.c);
   for (var k = t; k < params.c; k += 64u) {

@@ -9,11 +9,11 @@
 //   HAS_BIAS), mask (B, Sk) of 1 (keep) / 0 (masked) (bound to x and unused without HAS_MASK),
 //   y (B, H, Sq, Sk). y may alias x (each element is read, then written, by the same thread).
 // Algorithm: one pass keeps a per-thread running (max, sum of exp(logit - max)) ("online"
-//   softmax); a two-stage workgroup reduction combines the pairs (8 threads combine 8 pairs
-//   each, then every thread combines those 8, in order: deterministic, two barriers; a combine
-//   takes the max of the maxima, then sums each sum rescaled by exp(its max - max)); a second
-//   pass writes exp(logit - max) / sum. exp of a difference below -104 (under the smallest f32
-//   denormal; also the masked case) is taken as 0 without calling exp.
+//   softmax); workgroup_max_sum64 (kernels/include/reduce_max_sum64.wgsl: deterministic; a
+//   two-stage tree, or subgroup reductions where the device has them) merges the pairs (the max
+//   of the maxima, then each sum rescaled by exp(its max - max)); a second pass writes
+//   exp(logit - max) / sum. exp of a difference below -104 (under the smallest f32 denormal;
+//   also the masked case) is taken as 0 without calling exp (exp_neg).
 // Thread mapping: one workgroup of 64 threads per row (b, h, q); thread t handles keys
 //   t, t + 64, ... (any Sk).
 // Grid: B * H * Sq workgroups, folded into (x, y) by the runtime beyond 65535; row = wid.x +
@@ -38,16 +38,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> mask: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-const LOWEST: f32 = -0x1.fffffep+127f;
-
-var<workgroup> red: array<vec2<f32>, 64>; // (max, sum) per thread
-var<workgroup> red2: array<vec2<f32>, 8>;
-
-// exp(d) for d <= 0, exactly 0 below -104 (also for d = -inf).
-fn exp_neg(d: f32) -> f32 {
-  if (d < -104.0) { return 0.0; }
-  return exp(d);
-}
+//! include "reduce_max_sum64.wgsl"
 
 fn logit(xi: u32, bi: u32, mi: u32, q: u32, k: u32) -> f32 {
   var v = params.scale * x[xi + k];
@@ -62,11 +53,11 @@ fn logit(xi: u32, bi: u32, mi: u32, q: u32, k: u32) -> f32 {
 fn main(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_id) lid: vec3u,
+  ids: ReduceIds, // ids.t = local_invocation_index (plus subgroup ids: the reduction snippet)
 ) {
   let row = wid.x + wid.y * nwg.x;
   if (row >= params.rows) { return; }
-  let t = lid.x;
+  let t = ids.t;
   let sk = params.sk;
   let q = row % params.sq;
   let bh = row / params.sq;
@@ -85,21 +76,7 @@ fn main(
       s += exp_neg(v - m);
     }
   }
-  red[t] = vec2<f32>(m, s);
-  workgroupBarrier();
-  if (t < 8u) {
-    var mm = red[t].x;
-    for (var j = 1u; j < 8u; j++) { mm = max(mm, red[t + 8u * j].x); }
-    var ss = 0.0;
-    for (var j = 0u; j < 8u; j++) { let r = red[t + 8u * j]; ss += r.y * exp_neg(r.x - mm); }
-    red2[t] = vec2<f32>(mm, ss);
-  }
-  workgroupBarrier();
-  var mt = red2[0].x;
-  for (var j = 1u; j < 8u; j++) { mt = max(mt, red2[j].x); }
-  var st = 0.0;
-  for (var j = 0u; j < 8u; j++) { let r = red2[j]; st += r.y * exp_neg(r.x - mt); }
-  let tot = vec2<f32>(mt, st);
+  let tot = workgroup_max_sum64(ids, m, s);
   let mx = tot.x;
   let sum = tot.y;
   for (var k = t; k < sk; k += 64u) {

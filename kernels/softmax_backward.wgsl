@@ -7,8 +7,8 @@
 // Shapes: dout (B, H, Sq, Sk), y (B, H, Sq, Sk) (the forward output), dx (B, H, Sq, Sk).
 //   Without ACCUMULATE, dx may alias dout (a row is read before the barrier preceding writes).
 // Thread mapping: one workgroup of 64 threads per row (b, h, q); thread t handles keys
-//   t, t + 64, ...; workgroup_sum64 (kernels/include/reduce64.wgsl: deterministic, two
-//   barriers) gives dot.
+//   t, t + 64, ...; workgroup_sum64 (kernels/include/reduce64.wgsl: deterministic; a
+//   two-barrier tree, or subgroup reductions where the device has them) gives dot.
 // Grid: B * H * Sq workgroups, folded into (x, y) by the runtime beyond 65535; row = wid.x +
 //   wid.y * nwg.x, and workgroups past the last row return (uniformly, before any barrier).
 
@@ -31,17 +31,17 @@ struct Params {
 fn main(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_id) lid: vec3u,
+  ids: ReduceIds, // ids.t = local_invocation_index (plus subgroup ids: the reduction snippet)
 ) {
   let row = wid.x + wid.y * nwg.x;
   if (row >= params.rows) { return; }
-  let t = lid.x;
+  let t = ids.t;
   let base = row * params.sk;
   var p = 0.0;
   for (var k = t; k < params.sk; k += 64u) {
     p += dout[base + k] * y[base + k];
   }
-  let dot = workgroup_sum64(t, p);
+  let dot = workgroup_sum64(ids, p);
   for (var k = t; k < params.sk; k += 64u) {
     let i = base + k;
     var g = params.scale * y[i] * (dout[i] - dot);

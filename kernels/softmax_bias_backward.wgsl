@@ -7,8 +7,8 @@
 //
 // Shapes: dout (B, H, Sq, Sk), y (B, H, Sq, Sk), dbias (H, Sq, Sk).
 // Thread mapping: one workgroup of 64 threads per bias row (h, q); it walks the batch, and for
-//   each b workgroup_sum64 (kernels/include/reduce64.wgsl: deterministic, two barriers; safe to
-//   call once per b) gives dot, then thread t updates keys t, t + 64, ... of dbias, which no
+//   each b workgroup_sum64 (kernels/include/reduce64.wgsl: deterministic; a tree, or subgroup
+//   reductions where the device has them; safe to call once per b) gives dot, then thread t updates keys t, t + 64, ... of dbias, which no
 //   other thread touches.
 // Grid: H * Sq workgroups, folded into (x, y) by the runtime beyond 65535; bias row = wid.x +
 //   wid.y * nwg.x, and workgroups past the last row return (uniformly, before any barrier).
@@ -32,11 +32,11 @@ struct Params {
 fn main(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_id) lid: vec3u,
+  ids: ReduceIds, // ids.t = local_invocation_index (plus subgroup ids: the reduction snippet)
 ) {
   let hq = wid.x + wid.y * nwg.x;
   if (hq >= params.hsq) { return; }
-  let t = lid.x;
+  let t = ids.t;
   let sk = params.sk;
   let out = hq * sk;
   for (var b = 0u; b < params.batch; b++) {
@@ -45,7 +45,7 @@ fn main(
     for (var k = t; k < sk; k += 64u) {
       p += dout[base + k] * y[base + k];
     }
-    let dot = workgroup_sum64(t, p);
+    let dot = workgroup_sum64(ids, p);
     for (var k = t; k < sk; k += 64u) {
       var g = y[base + k] * (dout[base + k] - dot);
       if (b > 0u || ACCUMULATE) { g += dbias[out + k]; }

@@ -6,7 +6,8 @@
 //   ceil(N / 4096)).
 // Thread mapping: a workgroup of 256 threads covers 4096 consecutive elements; thread t sums
 //   elements t, t + 256, ... (16 of them) in order, then workgroup_sum256
-//   (kernels/include/reduce256.wgsl: a tree in a fixed order, deterministic) adds the 256 sums.
+//   (kernels/include/reduce256.wgsl: a tree in a fixed order, or subgroup reductions where the
+//   device has them; deterministic) adds the 256 sums.
 // Grid: W workgroups, folded into (x, y) when W > 65535: w = wid.x + wid.y * nwg.x, and
 //   workgroups with 4096 · w >= N do nothing.
 
@@ -24,19 +25,19 @@ struct Params {
 fn main(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_id) lid: vec3u,
+  ids: ReduceIds, // ids.t = local_invocation_index (plus subgroup ids: the reduction snippet)
 ) {
   let w = wid.x + wid.y * nwg.x;
   let base = w * 4096u;
   if (base >= params.n) { return; } // uniform across the workgroup
-  let t = lid.x;
+  let t = ids.t;
   let end = min(params.n, base + 4096u);
   var s = 0.0;
   for (var i = base + t; i < end; i += 256u) {
     let v = x[i];
     s += v * v;
   }
-  let total = workgroup_sum256(t, s);
+  let total = workgroup_sum256(ids, s);
   if (t == 0u) {
     partials[params.slot + w] = total;
   }

@@ -49,6 +49,17 @@ export interface GpuOptions {
   /** Enable `shader-f16` when the adapter offers it. @default {true} */
   f16?: boolean;
   /**
+   * Subgroup reductions. Unset (auto): the `subgroups` feature is requested (Deno 2.9 grants it
+   * where wgpu supports it without listing it in `adapter.features`) and, when granted and a
+   * probe kernel compiles, the norms, softmaxes, losses and L2 norms reduce with
+   * `subgroupAdd`/`subgroupMax`; otherwise with workgroup-memory trees. `false` (or the
+   * environment variable `ADEPT_SUBGROUPS=0`) forces the trees; `true` (or
+   * `ADEPT_SUBGROUPS=1`) refuses a device without subgroups. Both paths are deterministic run
+   * to run; they differ from each other in the last bits of sums (see {@link Gpu.subgroups}).
+   * @default {undefined}
+   */
+  subgroups?: boolean;
+  /**
    * Where the adapter description is logged; `false` for silence.
    * @default {console.error}
    */
@@ -73,6 +84,11 @@ export interface AdapterSummary {
   features: string[];
   /** True for CPU implementations such as Mesa's lavapipe. */
   software: boolean;
+  /**
+   * The adapter's range of subgroup sizes (`subgroupMinSize`, `subgroupMaxSize` of its info),
+   * when reported. WGSL guarantees only a power of two in [4, 128].
+   */
+  subgroupSizes?: [number, number];
 }
 
 /** Limits the kernels need; each is requested up to the adapter's maximum. */
@@ -135,7 +151,44 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     requiredFeatures.push("shader-f16");
   }
   if (adapter.features.has("timestamp-query")) requiredFeatures.push("timestamp-query");
-  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  const sgEnv = readEnv("ADEPT_SUBGROUPS");
+  const sgWanted = options.subgroups ??
+    (sgEnv === "0" ? false : sgEnv === "1" ? true : undefined);
+  const sgSource = options.subgroups !== undefined
+    ? `subgroups: ${options.subgroups}`
+    : `ADEPT_SUBGROUPS=${sgEnv}`;
+  let device: GPUDevice | undefined;
+  let sgWhy = sgWanted === false ? `disabled by ${sgSource}` : "";
+  if (sgWanted !== false) {
+    // Not in adapter.features under Deno 2.9 even where wgpu supports it: ask, and fall back
+    // when the request is refused (a TypeError, before the adapter is consumed).
+    try {
+      device = await adapter.requestDevice({
+        requiredLimits,
+        requiredFeatures: [...requiredFeatures, "subgroups" as GPUFeatureName],
+      });
+    } catch (e) {
+      sgWhy = `the device refused the feature: ${(e as Error).message}`;
+    }
+  }
+  const refuse = () =>
+    new GpuLimitError(
+      `subgroup reductions were required (${sgSource}) but are unavailable on ` +
+        `"${description}": ${sgWhy}; unset it to fall back to workgroup-memory reductions`,
+    );
+  if (sgWanted === true && !device) throw refuse();
+  device ??= await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  let subgroups: { directive: boolean } | undefined;
+  if (device.features.has("subgroups")) {
+    const probe = await probeSubgroups(device);
+    if (typeof probe === "string") sgWhy = probe;
+    else subgroups = probe;
+  }
+  if (sgWanted === true && !subgroups) {
+    device.destroy();
+    throw refuse();
+  }
+  const infoSizes = info as unknown as { subgroupMinSize?: number; subgroupMaxSize?: number };
   const summary: AdapterSummary = {
     description,
     vendor: String(info.vendor ?? ""),
@@ -143,6 +196,9 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
     features: [...device.features].map(String).sort(),
     software,
   };
+  if (typeof infoSizes.subgroupMinSize === "number" && infoSizes.subgroupMinSize > 0) {
+    summary.subgroupSizes = [infoSizes.subgroupMinSize, infoSizes.subgroupMaxSize ?? 0];
+  }
   const log = options.log === undefined ? (l: string) => console.error(l) : options.log;
   if (log) {
     log(
@@ -151,8 +207,56 @@ export async function requestGpu(options: GpuOptions = {}): Promise<Gpu> {
           software ? ", software" : ""
         }); features: ${summary.features.join(",") || "none"}`,
     );
+    const sizes = summary.subgroupSizes
+      ? `subgroup size ${summary.subgroupSizes[0]}-${summary.subgroupSizes[1]}`
+      : "subgroup size not reported";
+    log(
+      subgroups
+        ? `[gpu] reductions: subgroups (subgroupAdd/subgroupMax, ${sizes}${
+          subgroups.directive ? "" : ", without the enable directive"
+        })`
+        : `[gpu] reductions: workgroup-memory trees (no subgroups: ${sgWhy})`,
+    );
   }
-  return new Gpu(device, summary);
+  return new Gpu(device, summary, { subgroups });
+}
+
+/** The subgroup built-ins and functions the reduction snippets of `kernels/include/` use. */
+const SUBGROUP_PROBE = `struct Ids {
+  @builtin(local_invocation_index) t: u32,
+  @builtin(subgroup_id) subgroup: u32,
+  @builtin(num_subgroups) subgroups: u32,
+}
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(64)
+fn main(ids: Ids) {
+  let lead = subgroupMin(ids.t) == ids.t;
+  out[ids.t] = subgroupMax(subgroupAdd(f32(ids.subgroup + ids.subgroups))) + select(0.0, 1.0, lead);
+}
+`;
+
+/**
+ * Compiles a kernel using the subgroup built-ins the reductions use, with `enable subgroups;`
+ * and then without. Returns how the variants must be compiled, or why they cannot be.
+ */
+async function probeSubgroups(device: GPUDevice): Promise<{ directive: boolean } | string> {
+  const errors: string[] = [];
+  for (const directive of [true, false]) {
+    device.pushErrorScope("validation");
+    const module = device.createShaderModule({
+      label: "subgroups probe",
+      code: (directive ? "enable subgroups;\n" : "") + SUBGROUP_PROBE,
+    });
+    device.createComputePipeline({
+      label: "subgroups probe",
+      layout: "auto",
+      compute: { module, entryPoint: "main" },
+    });
+    const error = await device.popErrorScope();
+    if (!error) return { directive };
+    errors.push(error.message.trim().split("\n").find((l) => l.trim()) ?? "unknown error");
+  }
+  return `the feature was granted but a subgroup kernel does not compile: ${errors.join("; ")}`;
 }
 
 /** Anything that records dispatches into a compute pass (an `Op` of `op.ts`). */
@@ -253,12 +357,23 @@ export class Gpu {
    */
   strictAliasing: boolean = readEnv("ADEPT_STRICT_ALIASING") === "1";
 
+  #sgSupport: { directive: boolean } | undefined;
+  #subgroups: boolean;
+
   constructor(
     /** The WebGPU device. */
     readonly device: GPUDevice,
     /** What the adapter reported. */
     readonly adapter: AdapterSummary,
+    /**
+     * `subgroups`: how subgroup variants compile on this device, from {@link requestGpu}'s
+     * probe (`directive`: whether `enable subgroups;` heads them). Without it, or without the
+     * device feature, the kernels use workgroup-memory reductions only.
+     */
+    options: { subgroups?: { directive: boolean } } = {},
   ) {
+    this.#sgSupport = device.features.has("subgroups") ? options.subgroups : undefined;
+    this.#subgroups = this.#sgSupport !== undefined;
     this.kernels = new KernelCache(this);
     this.#lostPromise = device.lost.then((info) => {
       this.#lost = info;
@@ -291,6 +406,54 @@ export class Gpu {
   /** Whether the `shader-f16` feature is enabled. */
   get hasF16(): boolean {
     return this.device.features.has("shader-f16");
+  }
+
+  /** Whether the device has the `subgroups` feature and subgroup kernels compile on it. */
+  get hasSubgroups(): boolean {
+    return this.#sgSupport !== undefined;
+  }
+
+  /**
+   * Whether kernels with a subgroup variant (the row reductions of the norms, softmaxes,
+   * cross-entropy and L2 norms; `kernels/README.md`) compile it: true by default where
+   * {@link Gpu.hasSubgroups}. Settable, to compare the two paths on one device; ops built
+   * earlier keep their pipelines. Each path is deterministic run to run (a subgroup's order of
+   * addition is fixed by the hardware for a given pipeline); the two differ in the last bits of
+   * sums, maxima being exact in both.
+   *
+   * @example
+   * ```ts
+   * import { requestGpu } from "@adept/trainer";
+   * import assert from "node:assert/strict";
+   *
+   * const gpu = await requestGpu({ log: false });
+   * assert.equal(gpu.subgroups, gpu.hasSubgroups);
+   * gpu.subgroups = false; // the workgroup-memory trees from here on
+   * assert.equal(gpu.subgroups, false);
+   * gpu.destroy();
+   * ```
+   */
+  get subgroups(): boolean {
+    return this.#subgroups;
+  }
+
+  set subgroups(on: boolean) {
+    if (on && !this.#sgSupport) {
+      throw new GpuLimitError(
+        "subgroup reductions need the subgroups feature, which this device " +
+          `("${this.adapter.description}") does not have; see requestGpu's subgroups option`,
+      );
+    }
+    this.#subgroups = on;
+  }
+
+  /**
+   * Whether subgroup variants start with `enable subgroups;` (read by the kernel cache): WGSL
+   * requires the directive, the naga of Deno 2.9 rejects it as not yet implemented and accepts
+   * subgroup built-ins without it. {@link requestGpu} decides by compiling a probe both ways.
+   */
+  get subgroupsDirective(): boolean {
+    return this.#sgSupport?.directive ?? true;
   }
 
   /** Bytes currently allocated through this object. */

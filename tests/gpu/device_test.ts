@@ -13,22 +13,26 @@ import { sumRows } from "../../src/layers/reduce.ts";
 import { softmax } from "../../src/layers/softmax.ts";
 import { gpuTest } from "../gpu_support.ts";
 
-gpuTest("requestGpu() logs the adapter's description, vendor and features", async () => {
-  const lines: string[] = [];
-  const gpu = await requestGpu({ log: (l) => lines.push(l) });
-  try {
-    assert.equal(lines.length, 1);
-    assert.match(lines[0], /^\[gpu\] adapter: .+ \(vendor .+\); features: /);
-    assert.ok(lines[0].includes(gpu.adapter.description));
-    assert.ok(gpu.adapter.description.length > 0);
-    // The limits the kernels need are raised to the adapter's maxima, beyond WebGPU's defaults.
-    assert.ok(gpu.limits.maxStorageBufferBindingSize >= 128 * 1024 * 1024);
-    assert.ok(gpu.limits.maxBufferSize >= 256 * 1024 * 1024);
-    assert.ok(gpu.limits.maxComputeWorkgroupStorageSize >= 16384);
-  } finally {
-    gpu.destroy();
-  }
-});
+gpuTest(
+  "requestGpu() logs the adapter's description, vendor and features, then the reduction path",
+  async () => {
+    const lines: string[] = [];
+    const gpu = await requestGpu({ log: (l) => lines.push(l) });
+    try {
+      assert.equal(lines.length, 2);
+      assert.match(lines[0], /^\[gpu\] adapter: .+ \(vendor .+\); features: /);
+      assert.match(lines[1], /^\[gpu\] reductions: (subgroups|workgroup-memory trees) \(/);
+      assert.ok(lines[0].includes(gpu.adapter.description));
+      assert.ok(gpu.adapter.description.length > 0);
+      // The limits the kernels need are raised to the adapter's maxima, beyond WebGPU's defaults.
+      assert.ok(gpu.limits.maxStorageBufferBindingSize >= 128 * 1024 * 1024);
+      assert.ok(gpu.limits.maxBufferSize >= 256 * 1024 * 1024);
+      assert.ok(gpu.limits.maxComputeWorkgroupStorageSize >= 16384);
+    } finally {
+      gpu.destroy();
+    }
+  },
+);
 
 gpuTest(
   "upload() and read() round-trip f32, i32, u32 and f16 data, odd byte lengths included",
