@@ -152,7 +152,7 @@ function oldOp(s: Shape, a: Tensor, b: Tensor, c: Tensor) {
   };
 }
 
-const CONFIGS: (MatmulConfig & { scalar?: boolean })[] = [
+const CONFIGS: (MatmulConfig & { scalar?: boolean; f16?: boolean })[] = [
   { tile: "64x64", scalar: true },
   { tile: "64x64" },
   { tile: "64x64", pad: true },
@@ -167,6 +167,10 @@ const CONFIGS: (MatmulConfig & { scalar?: boolean })[] = [
   { tile: "64x64", splitK: 2 },
   { tile: "64x64", splitK: 4 },
   { tile: "16x128", splitK: 4 },
+  // B (the weight) in f16, as loadT5's weightDtype "f16" keeps it
+  { tile: "64x64", f16: true },
+  { tile: "128x128", f16: true },
+  { tile: "16x128", f16: true },
 ];
 
 console.log(
@@ -179,10 +183,12 @@ for (const set of values.shapes.split(",")) {
     // One element of offset makes the scalar kernel run (no vec4 loads).
     const a = gpu.tensor("a", [s.m * s.k + 1]);
     const b = gpu.tensor("b", [s.k * s.n]);
+    const b16 = gpu.hasF16 ? gpu.tensor("b16", [s.k * s.n], "f16") : undefined;
     const c = gpu.tensor("c", [s.m * s.n]);
     const ops = [oldOp(s, a, b, c)];
     for (const cfg of CONFIGS) {
       if (matmulWorkgroupBytes(cfg) > gpu.limits.maxComputeWorkgroupStorageSize) continue;
+      if (cfg.f16 && !b16) continue;
       const off = cfg.scalar ? 1 : 0;
       const op = matmulStrided(gpu, {
         m: s.m,
@@ -191,12 +197,12 @@ for (const set of values.shapes.split(",")) {
         transA: s.tA,
         transB: s.tB,
         a: { tensor: a, offset: off, ld: s.tA ? s.m : s.k },
-        b: { tensor: b, ld: s.tB ? s.k : s.n },
+        b: { tensor: cfg.f16 ? b16! : b, ld: s.tB ? s.k : s.n },
         out: { tensor: c, ld: s.n },
         config: cfg,
       });
       ops.push({
-        label: `${matmulConfigName(cfg)}${cfg.scalar ? " scalar" : ""}`,
+        label: `${matmulConfigName(cfg)}${cfg.scalar ? " scalar" : ""}${cfg.f16 ? " f16 B" : ""}`,
         record: (p) => op.record(p),
       });
     }
@@ -218,7 +224,7 @@ for (const set of values.shapes.split(",")) {
         } GFLOP/s  x${(best[0] / best[i]).toFixed(2)}`,
       );
     });
-    for (const t of [a, b, c]) gpu.freeBuffer(t.buffer);
+    for (const t of [a, b, c, b16]) if (t) gpu.freeBuffer(t.buffer);
   }
 }
 gpu.destroy();
