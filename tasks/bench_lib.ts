@@ -42,6 +42,10 @@ export interface RunInfo {
   architecture: string;
   software: boolean;
   limits: Record<string, number>;
+  /** The reduction path the kernels take: subgroup operations or workgroup-memory trees. */
+  reductions: "subgroups" | "trees";
+  /** Whether the device accepts `shader-f16` (f16 frozen weights). */
+  shaderF16: boolean;
   deno: string;
   commit: string;
   date: string;
@@ -67,6 +71,8 @@ export async function runInfo(gpu: Gpu): Promise<RunInfo> {
       maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
       maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
     },
+    reductions: gpu.subgroups ? "subgroups" : "trees",
+    shaderF16: gpu.hasF16,
     deno: Deno.version.deno,
     commit,
     date: new Date().toISOString(),
