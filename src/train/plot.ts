@@ -61,6 +61,63 @@ function fmt(v: number): string {
   return a >= 1e4 || a < 1e-3 ? v.toExponential(1) : Number(v.toPrecision(4)).toString();
 }
 
+/** Where {@link chartFrame} draws. */
+export interface ChartFrame {
+  /** Pixel width and height. */
+  size: readonly [number, number];
+  /** The title, centred at the top. */
+  title: string;
+  /** The plot area's margins: left and right (pixels). */
+  pad: { readonly left: number; readonly right: number };
+  /** The y range: grid lines and labels at its nice ticks. */
+  y0: number;
+  y1: number;
+  /** A y value's pixel row. */
+  py: (y: number) => number;
+}
+
+/**
+ * The opening parts of a chart's SVG document: the root element, a white background, the title
+ * and the horizontal grid lines with their labels (shared by the line charts here and the bar
+ * charts of sweep reports). The caller adds its marks and `</svg>`.
+ *
+ * @example
+ * ```ts
+ * import { chartFrame } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const parts = chartFrame({
+ *   size: [400, 200],
+ *   title: "scores",
+ *   pad: { left: 40, right: 10 },
+ *   y0: 0,
+ *   y1: 100,
+ *   py: (y) => 180 - y * 1.6,
+ * });
+ * assert.match(parts[0], /^<svg .*width="400" height="200"/);
+ * assert.equal(parts.filter((p) => p.startsWith("<line")).length, 6); // 0, 20, ..., 100
+ * ```
+ */
+export function chartFrame(f: ChartFrame): string[] {
+  const [W, H] = f.size, { left, right } = f.pad;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ` +
+    `font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(f.title)}</text>`,
+  ];
+  for (const t of niceTicks(f.y0, f.y1)) {
+    const y = f.py(t).toFixed(1);
+    parts.push(
+      `<line x1="${left}" x2="${W - right}" y1="${y}" y2="${y}" stroke="#e5e5e5"/>`,
+      `<text x="${left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${
+        fmt(t)
+      }</text>`,
+    );
+  }
+  return parts;
+}
+
 /**
  * Renders a line chart as a standalone SVG document.
  *
@@ -92,21 +149,7 @@ export function lineChartSvg(chart: LineChart): string {
   y1 += yPad;
   const px = (x: number) => pad.left + (x - x0) / (x1 - x0) * (W - pad.left - pad.right);
   const py = (y: number) => H - pad.bottom - (y - y0) / (y1 - y0) * (H - pad.top - pad.bottom);
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ` +
-    `font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(chart.title)}</text>`,
-  ];
-  for (const t of niceTicks(y0, y1)) {
-    const y = py(t).toFixed(1);
-    parts.push(
-      `<line x1="${pad.left}" x2="${W - pad.right}" y1="${y}" y2="${y}" stroke="#e5e5e5"/>`,
-      `<text x="${pad.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${
-        fmt(t)
-      }</text>`,
-    );
-  }
+  const parts = chartFrame({ size: [W, H], title: chart.title, pad, y0, y1, py });
   for (const t of niceTicks(x0, x1)) {
     const x = px(t).toFixed(1);
     parts.push(
