@@ -8,6 +8,8 @@
  * - `src/optim`: AdamW and gradient clipping on the GPU.
  * - `src/model`: T5 checkpoints (`loadT5`), forward/backward sessions and greedy generation.
  * - `src/data`: tokenizers, datasets, the paper's tasks, splits, metrics, tokenized cache, batches.
+ * - `src/sweep`: grids of training runs (`planSweep`, `runSweep`, Slurm and Kubernetes job arrays,
+ *   `collectReport`), as `deno task sweep` runs them.
  *
  * @example Loss, input-embedding gradient and greedy decoding of a T5
  * ```ts
@@ -58,3 +60,4 @@ export * from "./src/model/mod.ts";
 export * from "./src/data/mod.ts";
 export * from "./src/peft/mod.ts";
 export * from "./src/train/mod.ts";
+export * from "./src/sweep/mod.ts";

@@ -6,7 +6,8 @@ import { dirname, join, relative } from "node:path";
 const SRC = new URL("../src/", import.meta.url).pathname;
 
 /**
- * What each folder of src/ may import besides itself: gpu < layers < model/optim < peft < train,
+ * What each folder of src/ may import besides itself: gpu < layers < model/optim < peft < train <
+ * sweep,
  * with io (files, Hub, formats) below everything and the data pipeline on io alone, so that
  * tokenizing and batching never pull in WebGPU.
  */
@@ -19,6 +20,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   data: ["io"],
   peft: ["gpu", "io", "layers", "model", "optim"],
   train: ["gpu", "io", "layers", "model", "optim", "data", "peft"],
+  sweep: ["gpu", "io", "layers", "model", "optim", "data", "peft", "train"],
 };
 
 async function sourceFiles(dir = SRC): Promise<string[]> {
