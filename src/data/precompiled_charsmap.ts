@@ -44,6 +44,19 @@ const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
+ * A charsmap rule that cannot be applied: it points inside a character of the replacement
+ * pool. Rust `tokenizers` loads such a charsmap and panics when the rule is used; a
+ * `TextTokenizer` reports it as a `TokenizerError` naming its `tokenizer.json`.
+ */
+export class CharsmapRuleError extends Error {
+  /** What is wrong, in words. */
+  constructor(message: string) {
+    super(message);
+    this.name = "CharsmapRuleError";
+  }
+}
+
+/**
  * A parsed `precompiled_charsmap`: normalizes text the way Rust `tokenizers`' `Precompiled`
  * normalizer does.
  *
@@ -61,7 +74,8 @@ export class PrecompiledCharsmap {
   readonly #trie: Uint32Array;
   readonly #pool: Uint8Array;
   readonly #cache = new Map<string, string | null>();
-  readonly #ascii: (string | null)[] = [];
+  /** Each ASCII character's rule, looked up on first use (undefined until then). */
+  readonly #ascii: (string | null | undefined)[] = new Array(128);
   readonly #segmenter = new Intl.Segmenter("und", { granularity: "grapheme" });
 
   /**
@@ -75,8 +89,8 @@ export class PrecompiledCharsmap {
     const bytes = typeof charsmap === "string" ? decodeBase64(charsmap) : charsmap;
     if (bytes.length < 4) {
       throw new Error(
-        `precompiled_charsmap is ${bytes.length} bytes long, too short for the 4-byte size of ` +
-          "its trie (an empty or truncated charsmap)",
+        `the charsmap is ${bytes.length} bytes long, too short for the 4-byte size of its trie ` +
+          "(an empty or truncated charsmap)",
       );
     }
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -84,7 +98,7 @@ export class PrecompiledCharsmap {
     const units = Math.floor(view.getUint32(0, true) / 4);
     if (units === 0 || 4 + 4 * units > bytes.length) {
       throw new Error(
-        `precompiled_charsmap declares a ${view.getUint32(0, true)}-byte trie, but has ` +
+        `the charsmap declares a ${view.getUint32(0, true)}-byte trie, but has ` +
           `${bytes.length - 4} bytes after its size: it is truncated or corrupt`,
       );
     }
@@ -95,22 +109,15 @@ export class PrecompiledCharsmap {
     try {
       utf8Decoder.decode(this.#pool);
     } catch {
-      throw new Error("precompiled_charsmap: the replacement pool is not valid UTF-8");
+      throw new Error("the charsmap's replacement pool is not valid UTF-8");
     }
-    // Every rule must point at the start of a character of the pool (or past it: no
-    // replacement); Rust would panic slicing a string inside a character.
-    const trie = this.#trie;
-    for (let i = 0; i < trie.length; i++) {
-      if (!hasLeaf(trie[i])) continue;
-      const at = i ^ unitOffset(trie[i]);
-      const start = at < trie.length ? unitValue(trie[at]) : this.#pool.length;
-      if (start < this.#pool.length && (this.#pool[start] & 0xc0) === 0x80) {
-        throw new Error(
-          "precompiled_charsmap: a rule points inside a character of the replacement pool",
-        );
-      }
-    }
-    for (let c = 0; c < 128; c++) this.#ascii.push(this.#lookup(String.fromCharCode(c)));
+  }
+
+  /** The rule of ASCII character `c` (memoized). */
+  #asciiRule(c: number): string | null {
+    let r = this.#ascii[c];
+    if (r === undefined) r = this.#ascii[c] = this.#lookup(String.fromCharCode(c));
+    return r;
   }
 
   /** Byte offsets into the pool of every rule matching a prefix of `key`, shortest first. */
@@ -142,6 +149,13 @@ export class PrecompiledCharsmap {
     if (start > this.#pool.length) return null;
     let end = start;
     while (end < this.#pool.length && this.#pool[end] !== 0) end++;
+    if (start < this.#pool.length && (this.#pool[start] & 0xc0) === 0x80) {
+      // Rust slices the pool at the rule's offset, which panics inside a character.
+      throw new CharsmapRuleError(
+        `the charsmap's rule for ${JSON.stringify(chunk)} points inside a character of its ` +
+          "replacement pool (a corrupt charsmap; Rust tokenizers panics on it too)",
+      );
+    }
     return utf8Decoder.decode(this.#pool.subarray(start, end));
   }
 
@@ -155,7 +169,7 @@ export class PrecompiledCharsmap {
   transform(chunk: string): string | null {
     if (chunk.length === 1) {
       const c = chunk.charCodeAt(0);
-      if (c < 128) return this.#ascii[c];
+      if (c < 128) return this.#asciiRule(c);
     }
     let r = this.#cache.get(chunk);
     if (r === undefined) {
@@ -192,7 +206,7 @@ export class PrecompiledCharsmap {
           len = 2;
           rep = this.transform("\r\n");
           if (rep === null) {
-            const a = this.#ascii[13], b = this.#ascii[10];
+            const a = this.#asciiRule(13), b = this.#asciiRule(10);
             if (a === null && b === null) {
               i++;
               continue;
@@ -200,7 +214,7 @@ export class PrecompiledCharsmap {
             rep = (a ?? "\r") + (b ?? "\n");
           }
         } else {
-          rep = this.#ascii[c];
+          rep = this.#asciiRule(c);
           if (rep === null) continue;
         }
         out += text.slice(start, i) + rep;
@@ -246,7 +260,7 @@ function decodeBase64(s: string): Uint8Array {
   try {
     bin = atob(s);
   } catch {
-    throw new Error("precompiled_charsmap is not valid base64");
+    throw new Error("the charsmap is not valid base64");
   }
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);

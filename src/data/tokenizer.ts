@@ -32,8 +32,12 @@ import {
   readTextFileChecked,
 } from "../io/files.ts";
 import { hubDownload, HubError, type HubOptions } from "../io/hub.ts";
-import { PrecompiledCharsmap } from "./precompiled_charsmap.ts";
-import { TokenizerJsonProblem, validateTokenizerJson } from "./tokenizer_json.ts";
+import { CharsmapRuleError, PrecompiledCharsmap } from "./precompiled_charsmap.ts";
+import {
+  parseTokenizerJson,
+  TokenizerJsonProblem,
+  validateTokenizerJson,
+} from "./tokenizer_json.ts";
 
 /**
  * The version of `@huggingface/tokenizers` this module encodes with: the version deno.json's
@@ -334,7 +338,10 @@ export class TextTokenizer {
     this.source = options.source ?? "tokenizer.json";
     let modelType: string;
     try {
-      modelType = validateTokenizerJson(json, this.source);
+      // With the types Rust infers from the fields written out, for the library.
+      const checked = validateTokenizerJson(json, this.source);
+      modelType = checked.modelType;
+      json = checked.json as TokenizerJson;
     } catch (e) {
       if (!(e instanceof TokenizerJsonProblem)) throw e;
       throw new TokenizerError(this.source, e.message, { cause: e });
@@ -410,6 +417,13 @@ export class TextTokenizer {
           `${this.source}: the post-processor drops the sequence it is given`,
         );
       }
+      if (out.lastIndexOf(placeholder) !== at) {
+        throw new TokenizerError(
+          this.source,
+          `${this.source}: the post-processor's template repeats the sequence; only templates ` +
+            "that hold it once are supported",
+        );
+      }
       prefix = out.slice(0, at);
       suffix = out.slice(at + 1);
     }
@@ -468,10 +482,16 @@ export class TextTokenizer {
    * @returns The content ids.
    */
   encodeContent(text: string): number[] {
-    const { ids, tokens } = this.#tok.encode(text, { add_special_tokens: false }) as {
-      ids: number[];
-      tokens: string[];
-    };
+    let encoded;
+    try {
+      encoded = this.#tok.encode(text, { add_special_tokens: false });
+    } catch (e) {
+      if (!(e instanceof CharsmapRuleError)) throw e;
+      throw new TokenizerError(this.source, `${this.source}: normalizer: ${e.message}`, {
+        cause: e,
+      });
+    }
+    const { ids, tokens } = encoded as { ids: number[]; tokens: string[] };
     for (let i = 0; i < ids.length; i++) {
       if (!Number.isInteger(ids[i]) || ids[i] < 0) {
         // Rust refuses to encode it too ("Encountered an unknown token but unk_id is missing").
@@ -611,7 +631,7 @@ export function createTokenizer(
   const parse = <T>(v: string | T, what: string): T => {
     if (typeof v !== "string") return v;
     try {
-      return JSON.parse(v) as T;
+      return parseTokenizerJson(v) as T;
     } catch (e) {
       throw new TokenizerError(
         source,

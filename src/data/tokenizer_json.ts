@@ -47,6 +47,7 @@ type Kind =
   | "opt_string"
   | "opt_bool"
   | "uint"
+  | "opt_uint"
   | "char"
   | "pattern"
   | "behavior"
@@ -55,6 +56,9 @@ type Kind =
   | "token_pair"
   | "template"
   | "special_tokens"
+  | "truncation_strategy"
+  | "padding_strategy"
+  | "direction"
   | `list:${Component}`;
 type Component = "normalizer" | "pre_tokenizer" | "decoder" | "post_processor";
 
@@ -135,6 +139,69 @@ const COMPONENTS: Record<Component, Record<string, Record<string, string>>> = {
   },
 };
 
+/**
+ * The types Rust also recognizes without their "type" (or with another one), by their fields:
+ * the others check their tag. In Rust's order.
+ */
+const INFERABLE: Record<Component, readonly string[]> = {
+  normalizer: ["BertNormalizer", "Strip", "Sequence", "Replace", "Prepend"],
+  pre_tokenizer: [],
+  decoder: ["BPEDecoder", "WordPiece", "CTC", "Replace", "Strip"],
+  post_processor: ["RobertaProcessing", "BertProcessing", "TemplateProcessing"],
+};
+
+/**
+ * Numbers written with a fraction or an exponent (`5.0`, `9e6`), by holder object and key, as
+ * {@link parseTokenizerJson} saw them: Rust refuses them where it expects an integer, where
+ * JSON.parse alone would give an integer.
+ */
+const nonIntegerLiterals = new WeakMap<object, Set<string>>();
+
+/**
+ * Parses tokenizer.json text, remembering which numbers were not written as integers (see
+ * {@link validateTokenizerJson}).
+ *
+ * @param text The file's text.
+ * @returns The parsed JSON.
+ * @throws {SyntaxError} When the text is not JSON.
+ */
+export function parseTokenizerJson(text: string): unknown {
+  return JSON.parse(
+    text,
+    function (this: object, key: string, value: unknown, context?: { source?: string }) {
+      if (typeof value === "number" && context?.source && /[.eE]/.test(context.source)) {
+        let keys = nonIntegerLiterals.get(this);
+        if (!keys) nonIntegerLiterals.set(this, keys = new Set());
+        keys.add(key);
+      }
+      return value;
+    },
+  );
+}
+
+/** Whether `holder[key]` was written as a non-integer literal. */
+function writtenAsFloat(holder: object, key: string | number): boolean {
+  return nonIntegerLiterals.get(holder)?.has(String(key)) ?? false;
+}
+
+/** The saved `truncation` and `padding` settings (null when off). */
+const SETTINGS: Record<string, Record<string, string>> = {
+  truncation: {
+    max_length: "!uint",
+    stride: "!uint",
+    strategy: "!truncation_strategy",
+    direction: "direction",
+  },
+  padding: {
+    strategy: "!padding_strategy",
+    direction: "!direction",
+    pad_id: "!uint",
+    pad_type_id: "!uint",
+    pad_token: "!string",
+    pad_to_multiple_of: "opt_uint",
+  },
+};
+
 const BEHAVIORS = ["Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"];
 const SCHEMES = ["first", "never", "always"];
 
@@ -164,39 +231,57 @@ class Checker {
     throw new TokenizerJsonProblem(`${this.file}: ${path} ${message}`);
   }
 
-  value(path: string, v: unknown, kind: Kind): void {
+  /** Checks a value; returns it, or a copy whose nested components got their inferred types. */
+  value(path: string, v: unknown, kind: Kind, holder?: object, key?: string): unknown {
     const want = (what: string) => this.fail(path, `must be ${what}, got ${show(v)}`);
     switch (kind) {
       case "bool":
         if (typeof v !== "boolean") want("true or false");
-        return;
+        return v;
       case "opt_bool":
         if (v !== null && typeof v !== "boolean") want("true, false or null");
-        return;
+        return v;
       case "string":
         if (typeof v !== "string") want("a string");
-        return;
+        return v;
       case "opt_string":
         if (v !== null && typeof v !== "string") want("a string or null");
-        return;
+        return v;
       case "uint":
-        if (!isUint(v)) want("a non-negative integer");
-        return;
+        if (!isUint(v) || (holder !== undefined && writtenAsFloat(holder, key!))) {
+          want("a non-negative integer");
+        }
+        return v;
+      case "opt_uint":
+        return v === null ? v : this.value(path, v, "uint", holder, key);
       case "char":
         if (typeof v !== "string" || [...v].length !== 1) want("exactly one character");
-        return;
+        return v;
       case "pattern": {
         const ok = isObject(v) && Object.keys(v).length === 1 &&
           (typeof v.String === "string" || typeof v.Regex === "string");
         if (!ok) want('{"String": text} or {"Regex": pattern}');
-        return;
+        return v;
       }
       case "behavior":
         if (!BEHAVIORS.includes(v as string)) want(`one of ${BEHAVIORS.join(", ")}`);
-        return;
+        return v;
       case "scheme":
         if (!SCHEMES.includes(v as string)) want(`one of ${SCHEMES.join(", ")}`);
-        return;
+        return v;
+      case "truncation_strategy":
+        if (!["LongestFirst", "OnlyFirst", "OnlySecond"].includes(v as string)) {
+          want("LongestFirst, OnlyFirst or OnlySecond");
+        }
+        return v;
+      case "padding_strategy":
+        if (v !== "BatchLongest" && !(isObject(v) && isUint(v.Fixed))) {
+          want('"BatchLongest" or {"Fixed": length}');
+        }
+        return v;
+      case "direction":
+        if (v !== "Left" && v !== "Right") want('"Left" or "Right"');
+        return v;
       case "charsmap":
         if (typeof v !== "string") want("a base64 string");
         try {
@@ -204,16 +289,16 @@ class Checker {
         } catch (e) {
           this.fail(path, `cannot be parsed: ${e instanceof Error ? e.message : String(e)}`);
         }
-        return;
+        return v;
       case "token_pair":
         if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== "string" || !isUint(v[1])) {
           want("a [token, id] pair");
         }
-        return;
+        return v;
       case "template":
         if (!Array.isArray(v)) want("a list of template pieces");
         (v as unknown[]).forEach((piece, i) => this.#piece(`${path}[${i}]`, piece));
-        return;
+        return v;
       case "special_tokens":
         if (!isObject(v)) want("a map of special tokens");
         for (const [k, t] of Object.entries(v as Record<string, unknown>)) {
@@ -226,15 +311,14 @@ class Checker {
           if (!Array.isArray(t.tokens) || !t.tokens.every((x) => typeof x === "string")) {
             this.fail(`${p}.tokens`, `must be a list of strings, got ${show(t.tokens)}`);
           }
-          if (t.ids.length !== t.tokens.length) {
-            this.fail(p, `has ${t.ids.length} ids for ${t.tokens.length} tokens`);
-          }
         }
-        return;
+        return v;
       default: {
         const component = kind.slice("list:".length) as Component;
         if (!Array.isArray(v)) want(`a list of ${component.replace("_", "-")}s`);
-        (v as unknown[]).forEach((c, i) => this.component(`${path}[${i}]`, c, component));
+        const list = v as unknown[];
+        const out = list.map((c, i) => this.component(`${path}[${i}]`, c, component));
+        return out.every((c, i) => c === list[i]) ? v : out;
       }
     }
   }
@@ -254,8 +338,16 @@ class Checker {
     }
   }
 
-  /** Fields of an object by a table of kinds ("!" = required). */
-  fields(path: string, obj: Record<string, unknown>, spec: Record<string, string>): void {
+  /**
+   * Fields of an object by a table of kinds ("!" = required). Returns the object, or a copy
+   * whose nested components got their inferred types.
+   */
+  fields(
+    path: string,
+    obj: Record<string, unknown>,
+    spec: Record<string, string>,
+  ): Record<string, unknown> {
+    let out = obj;
     for (const [name, k] of Object.entries(spec)) {
       const required = k.startsWith("!");
       const kind = (required ? k.slice(1) : k) as Kind;
@@ -264,26 +356,56 @@ class Checker {
         if (required) this.fail(path, `has no "${name}" (a required field)`);
         continue;
       }
-      if (v === null && !required && kind !== "opt_bool" && kind !== "opt_string") continue;
-      this.value(`${path}.${name}`, v, kind);
+      // null stands for "none" only where Rust has an Option; elsewhere it is the wrong type.
+      const checked = this.value(`${path}.${name}`, v, kind, obj, name);
+      if (checked !== v) out = { ...out, [name]: checked };
     }
+    return out;
   }
 
-  component(path: string, v: unknown, component: Component): void {
+  /**
+   * A normalizer, pre-tokenizer, decoder or post-processor. A known `type` is checked with its
+   * fields; an unknown or missing one is inferred from the fields, as Rust's untagged
+   * deserialization does for the types in {@link INFERABLE} (the first, in Rust's order, whose
+   * required fields are all there and well typed). Returns the object, with the inferred type
+   * set when there is one.
+   */
+  component(path: string, v: unknown, component: Component): Record<string, unknown> {
     if (!isObject(v)) {
       this.fail(path, `must be an object with a "type", got ${show(v)}`);
     }
     const table = COMPONENTS[component];
     const type = v.type;
-    if (typeof type !== "string" || !Object.hasOwn(table, type)) {
+    if (typeof type === "string" && Object.hasOwn(table, type)) {
+      const out = this.fields(path, v, table[type]);
+      if (type === "Metaspace") this.#metaspace(path, v);
+      return out;
+    }
+    for (const candidate of INFERABLE[component]) {
+      try {
+        return { ...this.fields(path, v, table[candidate]), type: candidate };
+      } catch (e) {
+        if (!(e instanceof TokenizerJsonProblem)) throw e;
+      }
+    }
+    if (type === undefined) this.fail(path, 'has no "type", and its fields match no known type');
+    this.fail(
+      `${path}.type`,
+      `${show(type)} is not a known ${component.replace("_", "-")} type (known: ${
+        Object.keys(table).join(", ")
+      }), and the fields match none`,
+    );
+  }
+
+  /** Rust: "add_prefix_space does not match declared prepend_scheme". */
+  #metaspace(path: string, v: Record<string, unknown>): void {
+    const scheme = v.prepend_scheme ?? "always";
+    if (v.add_prefix_space === false && scheme !== "never") {
       this.fail(
-        `${path}.type`,
-        `${show(type)} is not a known ${component.replace("_", "-")} type (known: ${
-          Object.keys(table).join(", ")
-        })`,
+        `${path}.add_prefix_space`,
+        `is false, which contradicts prepend_scheme ${show(scheme)} (false goes with "never")`,
       );
     }
-    this.fields(path, v, table[type]);
   }
 
   /** A map vocabulary: token → integer id. */
@@ -298,7 +420,7 @@ class Checker {
     }
     const out = new Map<string, number>();
     for (const [token, id] of Object.entries(vocab)) {
-      if (!isUint(id, 2 ** 32 - 1)) {
+      if (!isUint(id, 2 ** 32 - 1) || writtenAsFloat(vocab, token)) {
         this.fail(
           `${path}[${JSON.stringify(token)}]`,
           `must be a token id (an integer >= 0), got ${show(id)}`,
@@ -314,6 +436,9 @@ class Checker {
   }
 
   model(m: Record<string, unknown>): string {
+    if ("type" in m && typeof m.type !== "string") {
+      this.fail("model.type", `must be a string, got ${show(m.type)}`);
+    }
     const given = m.type ?? inferType(m);
     if (given === undefined) {
       this.fail(
@@ -349,7 +474,10 @@ class Checker {
           }
         });
         if (vocab.length - 1 > MAX_ID) this.fail("model.vocab", "has too many entries");
-        if (m.unk_id !== undefined && m.unk_id !== null && !isUint(m.unk_id, vocab.length - 1)) {
+        if (
+          m.unk_id !== undefined && m.unk_id !== null &&
+          (!isUint(m.unk_id, vocab.length - 1) || writtenAsFloat(m, "unk_id"))
+        ) {
           this.fail(
             "model.unk_id",
             `must be the index of a vocabulary entry (0 to ${vocab.length - 1}) or null, got ${
@@ -366,9 +494,10 @@ class Checker {
           unk_token: "opt_string",
           continuing_subword_prefix: "opt_string",
           end_of_word_suffix: "opt_string",
-          fuse_unk: "bool",
-          byte_fallback: "bool",
-          ignore_merges: "bool",
+          // Rust's BPE reads each of these as optional: null means the default.
+          fuse_unk: "opt_bool",
+          byte_fallback: "opt_bool",
+          ignore_merges: "opt_bool",
         });
         if (m.dropout !== undefined && m.dropout !== null) {
           const d = m.dropout;
@@ -440,7 +569,9 @@ class Checker {
     v.forEach((t, i) => {
       const p = `added_tokens[${i}]`;
       if (!isObject(t)) this.fail(p, `must be an object, got ${show(t)}`);
-      if (!isUint(t.id, MAX_ID)) this.fail(`${p}.id`, `must be a token id, got ${show(t.id)}`);
+      if (!isUint(t.id, MAX_ID) || writtenAsFloat(t, "id")) {
+        this.fail(`${p}.id`, `must be a token id, got ${show(t.id)}`);
+      }
       this.fields(p, t, {
         content: "!string",
         single_word: "!bool",
@@ -464,11 +595,13 @@ function inferType(m: Record<string, unknown>): string | undefined {
 }
 
 /**
- * Checks a parsed `tokenizer.json` (see the module doc) and returns its model type.
+ * Checks a parsed `tokenizer.json` (see the module doc) and returns it with every type Rust
+ * would infer filled in (a model, a normalizer, ... without `type`), for a library that needs
+ * them spelled out. The input is not changed.
  *
  * @param json The parsed file.
  * @param file The file, named in every message.
- * @returns The model type (given or inferred).
+ * @returns The model type and the file with the inferred types.
  * @throws {TokenizerJsonProblem} Naming the file and the field.
  *
  * @example
@@ -483,7 +616,10 @@ function inferType(m: Record<string, unknown>): string | undefined {
  * );
  * ```
  */
-export function validateTokenizerJson(json: unknown, file: string): string {
+export function validateTokenizerJson(
+  json: unknown,
+  file: string,
+): { modelType: string; json: Record<string, unknown> } {
   const c: Checker = new Checker(file);
   if (!isObject(json)) c.fail("the file", `must hold a JSON object, got ${show(json)}`);
   if (json.version !== undefined && json.version !== "1.0") {
@@ -493,17 +629,19 @@ export function validateTokenizerJson(json: unknown, file: string): string {
   if (!isObject(json.model)) c.fail("model", `must be an object, got ${show(json.model)}`);
   const type = c.model(json.model as Record<string, unknown>);
   c.addedTokens(json.added_tokens);
+  let out: Record<string, unknown> = json;
   for (const component of Object.keys(COMPONENTS) as Component[]) {
     const v = json[component];
-    if (v !== undefined && v !== null) c.component(component, v, component);
+    if (v === undefined || v === null) continue;
+    const checked = c.component(component, v, component);
+    if (checked !== v) out = { ...out, [component]: checked };
   }
-  if (json.truncation !== undefined && json.truncation !== null) {
-    if (!isObject(json.truncation)) c.fail("truncation", `must be an object or null`);
-    c.fields("truncation", json.truncation, { max_length: "uint", stride: "uint" });
+  for (const [name, spec] of Object.entries(SETTINGS)) {
+    const v = json[name];
+    if (v === undefined || v === null) continue;
+    if (!isObject(v)) c.fail(name, `must be an object or null, got ${show(v)}`);
+    c.fields(name, v, spec);
   }
-  if (json.padding !== undefined && json.padding !== null) {
-    if (!isObject(json.padding)) c.fail("padding", `must be an object or null`);
-    c.fields("padding", json.padding, { pad_id: "uint", pad_type_id: "uint", pad_token: "string" });
-  }
-  return type;
+  if (json.model.type === undefined) out = { ...out, model: { ...json.model, type } };
+  return { modelType: type, json: out };
 }
