@@ -97,7 +97,7 @@ export type FileReadProblem = "missing" | "not_regular" | "too_large" | "not_utf
  *
  * @example
  * ```ts
- * import { FileReadError, readTextFileChecked } from "./files.ts";
+ * import { FileReadError, readTextFileChecked } from "@adept/trainer";
  * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();
@@ -152,7 +152,7 @@ function kindOf(info: Deno.FileInfo): string {
  *
  * @example
  * ```ts
- * import { checkRegularFile } from "./files.ts";
+ * import { checkRegularFile } from "@adept/trainer";
  * import assert from "node:assert/strict";
  *
  * const info = await checkRegularFile("deno.json");
@@ -188,7 +188,7 @@ export async function checkRegularFile(path: string): Promise<Deno.FileInfo> {
  *
  * @example
  * ```ts
- * import { openRegularFile } from "./files.ts";
+ * import { openRegularFile } from "@adept/trainer";
  * import assert from "node:assert/strict";
  *
  * using f = await openRegularFile("deno.json");
@@ -238,7 +238,7 @@ export interface ReadCheckedOptions {
  *
  * @example
  * ```ts
- * import { readFileChecked } from "./files.ts";
+ * import { readFileChecked } from "@adept/trainer";
  * import assert from "node:assert/strict";
  *
  * assert.ok((await readFileChecked("deno.json")).length > 0);
@@ -280,7 +280,7 @@ export async function readFileChecked(
  *
  * @example
  * ```ts
- * import { FileReadError, readTextFileChecked } from "./files.ts";
+ * import { FileReadError, readTextFileChecked } from "@adept/trainer";
  * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();
@@ -360,7 +360,7 @@ export function decodeUtf8(
  *
  * @example
  * ```ts
- * import { firstInvalidUtf8 } from "./files.ts";
+ * import { firstInvalidUtf8 } from "@adept/trainer";
  * import assert from "node:assert/strict";
  *
  * assert.equal(firstInvalidUtf8(new TextEncoder().encode("héllo")), 6);

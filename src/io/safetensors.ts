@@ -308,9 +308,12 @@ function q(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v.length > 200 ? v.slice(0, 200) + "…" : v);
   if (typeof v === "bigint") return `${v}`;
   if (v === undefined) return "undefined";
+  if (v instanceof NonIntegerLiteral) return v.source;
   let s: string;
   try {
-    s = JSON.stringify(v) ?? String(v);
+    // A number written as 2.0 is shown as written, unquoted.
+    s = JSON.stringify(v, (_k, x) => x instanceof NonIntegerLiteral ? `\uE000${x.source}\uE000` : x)
+      ?.replace(/"\uE000([^\uE000]*)\uE000"/g, "$1") ?? String(v);
   } catch {
     s = String(v);
   }
@@ -459,13 +462,10 @@ function parseHeader(
 /**
  * A number written with a fraction or an exponent (`2.0`, `1e3`). Python `safetensors` (Rust
  * serde) refuses such literals where it expects an integer (shape, data_offsets); JSON.parse
- * alone would turn `2.0` into the integer 2. Its JSON form is the literal as written.
+ * alone would turn `2.0` into the integer 2. Messages show it as written.
  */
 class NonIntegerLiteral {
   constructor(readonly source: string) {}
-  toJSON(): string {
-    return this.source;
-  }
 }
 
 /** A JSON.parse reviver that keeps integer literals as numbers and marks the others. */
@@ -552,6 +552,7 @@ function parseEntry(
     );
   }
   const shape = v.shape;
+  if (shape === undefined) throw new SafetensorsError(file, "the header entry has no shape", name);
   if (
     !Array.isArray(shape) ||
     !shape.every((d) => typeof d === "number" && Number.isSafeInteger(d) && d >= 0)
@@ -563,6 +564,9 @@ function parseEntry(
     );
   }
   const offs = v.data_offsets;
+  if (offs === undefined) {
+    throw new SafetensorsError(file, "the header entry has no data_offsets", name);
+  }
   if (
     !Array.isArray(offs) || offs.length !== 2 ||
     !offs.every((o) => typeof o === "number" && Number.isSafeInteger(o) && o >= 0)

@@ -403,8 +403,7 @@ async function planWeights(
  *
  * @example
  * ```ts
- * import { loadT5Config } from "@adept/trainer";
- * import { checkT5Checkpoint } from "./t5_weights.ts";
+ * import { checkT5Checkpoint, loadT5Config } from "@adept/trainer";
  * import assert from "node:assert/strict";
  *
  * const dir = "tests/fixtures/t5/tiny-t5-v1_1";

@@ -4,10 +4,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatasetError, readParquet } from "../../src/data/datasets.ts";
-import { decodeParquet, ParquetProblem, readThriftStruct } from "../../src/data/parquet.ts";
+import { decodeParquet, ParquetProblem } from "../../src/data/parquet.ts";
 import { runSnippet } from "../support/subprocess.ts";
 import { withTempDir } from "../support/temp.ts";
-import { encodeThriftStruct } from "../support/thrift.ts";
+import { encodeThriftStruct, parquetFooter, withParquetFooter } from "../support/thrift.ts";
 
 const FIXTURES = new URL("../fixtures/datasets/", import.meta.url).pathname;
 
@@ -76,31 +76,14 @@ Deno.test("a decoder that never ends is stopped at the deadline, and a stray rej
   assert.equal(r.code, 0, r.stderr);
 });
 
-/** The footer of a parquet file: its struct and where it sits. */
-function footer(bytes: Uint8Array) {
-  const n = bytes.length;
-  const len = new DataView(bytes.buffer, bytes.byteOffset).getUint32(n - 8, true);
-  return { ...readThriftStruct(bytes, n - 8 - len, n - 8), start: n - 8 - len };
-}
-
-/** A file with its footer replaced. */
-function withFooter(bytes: Uint8Array, start: number, encoded: Uint8Array): Uint8Array {
-  const out = new Uint8Array(start + encoded.length + 8);
-  out.set(bytes.subarray(0, start));
-  out.set(encoded, start);
-  new DataView(out.buffer).setUint32(start + encoded.length, encoded.length, true);
-  out.set([0x50, 0x41, 0x52, 0x31], start + encoded.length + 4);
-  return out;
-}
-
 Deno.test("rows a corrupt footer would leave without a column's value are refused, naming file, column and row", async () => {
   const bytes = await Deno.readFile(join(FIXTURES, "rows_snappy.parquet"));
-  const { struct, start } = footer(bytes);
+  const { struct, start } = parquetFooter(bytes);
   // One more row in the file and in its first row group than the pages hold.
   struct.get(3)!.value = (struct.get(3)!.value as bigint) + 1n;
   const group = (struct.get(4)!.value as Map<number, { value: unknown }>[])[0];
   group.get(3)!.value = (group.get(3)!.value as bigint) + 1n;
-  const bad = withFooter(bytes, start, encodeThriftStruct(struct));
+  const bad = withParquetFooter(bytes, start, encodeThriftStruct(struct));
   await withTempDir(async (dir) => {
     const p = join(dir, "train.parquet");
     await Deno.writeFile(p, bad);

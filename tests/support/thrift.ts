@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ThriftStruct, ThriftValue } from "../../src/data/parquet.ts";
+import { readThriftStruct, type ThriftStruct, type ThriftValue } from "../../src/data/parquet.ts";
 
 function varint(out: number[], v: bigint): void {
   let x = v;
@@ -105,4 +105,37 @@ export function encodeThriftStruct(s: ThriftStruct): Uint8Array {
   const out: number[] = [];
   struct(out, s);
   return Uint8Array.from(out);
+}
+
+/**
+ * A parquet file's footer, decoded, and where it starts.
+ *
+ * @param bytes The file.
+ * @returns The footer's struct and its offset.
+ */
+export function parquetFooter(bytes: Uint8Array): { struct: ThriftStruct; start: number } {
+  const n = bytes.length;
+  const len = new DataView(bytes.buffer, bytes.byteOffset).getUint32(n - 8, true);
+  return { struct: readThriftStruct(bytes, n - 8 - len, n - 8).struct, start: n - 8 - len };
+}
+
+/**
+ * A parquet file with its footer replaced (length and magic rewritten).
+ *
+ * @param bytes The file.
+ * @param start Where its footer starts.
+ * @param footer The new footer's bytes.
+ * @returns The new file.
+ */
+export function withParquetFooter(
+  bytes: Uint8Array,
+  start: number,
+  footer: Uint8Array,
+): Uint8Array {
+  const out = new Uint8Array(start + footer.length + 8);
+  out.set(bytes.subarray(0, start));
+  out.set(footer, start);
+  new DataView(out.buffer).setUint32(start + footer.length, footer.length, true);
+  out.set([0x50, 0x41, 0x52, 0x31], start + footer.length + 4);
+  return out;
 }
