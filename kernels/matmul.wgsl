@@ -1,7 +1,8 @@
-// matmul: C = alpha * op(A) · op(B) (+ bias[n]) (+ C when ACCUMULATE), A and B f32, strided
-// and batched, read with vec4 loads: each operand's contiguous dimension, row stride, offset and
-// batch strides are multiples of 4 (kernels/matmul_scalar.wgsl takes any layout). Shapes, batch,
-// split-K and thread mapping: kernels/include/matmul_body.wgsl.
+// matmul: C = alpha * op(A) · op(B) (+ bias[n]) (+ C when ACCUMULATE), then an optional ReLU
+// and dropout (the epilogue), A and B f32, strided and batched, read with vec4 loads: each
+// operand's contiguous dimension, row stride, offset and batch strides are multiples of 4
+// (kernels/matmul_scalar.wgsl takes any layout). Shapes, batch, split-K, epilogue and thread
+// mapping: kernels/include/matmul_body.wgsl.
 // Shapes: op(A) (M, K), op(B) (K, N), C (M, N), bias (N), per batch entry.
 // Thread mapping: a WG_Y x WG_X workgroup computes an (8 WG_Y) x (8 WG_X) tile of C, each thread
 //   an 8x8 register block. Grid: (ceil(N / (8 WG_X)), ceil(M / (8 WG_Y)), entries x splits).

@@ -1,8 +1,10 @@
 // matmul_reduce: the second pass of a split-K matmul (kernels/include/matmul_body.wgsl):
 //   C[z][row][col] = alpha * sum_s part[(z * splits + s) * M * N + row * N + col] (+ bias[col])
-//   (+ C when ACCUMULATE), the chunks s = 0 .. splits-1 added in that order: the same bits on
-//   every run (no atomics).
-// Shapes: part (entries * splits * M * N), bias (N), C (M, N) per batch entry z, at
+//   (+ C when ACCUMULATE), then the epilogue (kernels/include/matmul_epilogue.wgsl: ReLU,
+//   dropout), the chunks s = 0 .. splits-1 added in that order: the same bits on every run (no
+//   atomics).
+// Shapes: part (entries * splits * M * N), bias (N), state (2) u32 (the dropout's; unused
+//   without DROPOUT), C (M, N) per batch entry z, at
 //   c_offset + (z / batch_inner) * c_outer + (z % batch_inner) * c_inner, rows ldc apart.
 // Thread mapping: one thread per element of C (entries x M x N, row-major), 256 per workgroup.
 // Grid: ceil(entries * M * N / 256) workgroups, folded into (x, y) by the runtime beyond 65535;
@@ -17,6 +19,9 @@ override ACCUMULATE: bool = false;
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> state: array<u32>;
+
+//! include "matmul_epilogue.wgsl"
 
 @compute @workgroup_size(256)
 fn main(
@@ -42,5 +47,5 @@ fn main(
   let zi = z % params.batch_inner;
   let idx = params.c_offset + zo * params.c_outer + zi * params.c_inner + row * params.ldc + col;
   if (ACCUMULATE) { v += c[idx]; }
-  c[idx] = v;
+  c[idx] = epilogue(v, idx - params.c_offset);
 }

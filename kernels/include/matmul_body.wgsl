@@ -1,12 +1,13 @@
-// matmul_body: C = alpha * op(A) · op(B) (+ bias[n]) (+ C when ACCUMULATE); strided and batched.
+// matmul_body: C = epilogue(alpha * op(A) · op(B) (+ bias[n]) (+ C when ACCUMULATE)); strided and
+// batched; the epilogue (matmul_epilogue.wgsl) is an optional ReLU then dropout.
 // The body of the matmul kernels (kernels/matmul*.wgsl): each declares the element types of A
 // and B, includes matmul_params.wgsl, this body, then one loader snippet (matmul_load_vec4.wgsl
 // or matmul_load_scalar.wgsl: the bindings `a` (1) and `b` (2) and `load_tile`), in that order:
 // naga 29 (Deno 2.9) panics when a function is declared before the override-sized workgroup
 // arrays it uses. A is f32;
 // B is f32 or f16 (frozen weights), converted to f32 as it is loaded: products accumulate in
-// f32. Declares `params`, `bias`, `c`, the workgroup arrays
-// `As`, `Bs`, `store_row` and `main`.
+// f32. Declares `params`, `bias`, `c`, `state` (5: the epilogue's dropout state), the workgroup
+// arrays `As`, `Bs`, `store_row` and `main`, and includes matmul_epilogue.wgsl.
 //
 // Shapes (per batch entry z): op(A) (M, K), op(B) (K, N), C (M, N), bias (N).
 //   A is stored (M, K) with row stride lda, or (K, M) when TRANS_A.
@@ -19,7 +20,8 @@
 //   ([s * k_chunk, min(K, (s + 1) * k_chunk)), k_chunk a multiple of 16); it writes its raw
 //   partial sums to c = scratch (splits x entries x M x N, entry z's chunk s at
 //   (z * splits + s) * M * N, rows N apart), and kernels/matmul_reduce.wgsl adds the chunks in
-//   order and applies alpha, bias and ACCUMULATE. No atomics: the same bits on every run.
+//   order and applies alpha, bias, ACCUMULATE and the epilogue. No atomics: the same bits on
+//   every run.
 // Thread mapping: a WG_Y x WG_X workgroup computes a (8 WG_Y) x (8 WG_X) tile of C, each
 //   thread an 8x8 register block (rows 8*ly.., columns 8*lx..). K advances 16 at a time through
 //   workgroup memory, where A is kept k-major as vec4 of 4 rows and B as vec4 of 4 columns,
@@ -45,12 +47,16 @@ override NBUF: u32 = 1u;
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(5) var<storage, read> state: array<u32>;
+
+//! include "matmul_epilogue.wgsl"
 
 // NBUF buffers of BK k-rows of 2 WG_Y (A) or 2 WG_X (B) vec4 groups plus PAD.
 var<workgroup> As: array<vec4<f32>, NBUF * BK * (2u * WG_Y + PAD)>; // [k][g] = A[4g .. 4g+3][k]
 var<workgroup> Bs: array<vec4<f32>, NBUF * BK * (2u * WG_X + PAD)>; // [k][g] = B[k][4g .. 4g+3]
 
-// Writes C[row][col .. col+7] = alpha * (lo, hi) (+ bias) (+ C), within bounds; raw under SPLIT.
+// Writes C[row][col .. col+7] = epilogue(alpha * (lo, hi) (+ bias) (+ C)), within bounds; raw
+// partial sums under SPLIT.
 fn store_row(base: u32, ld: u32, row: u32, col: u32, lo: vec4<f32>, hi: vec4<f32>) {
   if (row >= params.m) { return; }
   for (var j = 0u; j < 8u; j++) {
@@ -62,6 +68,7 @@ fn store_row(base: u32, ld: u32, row: u32, col: u32, lo: vec4<f32>, hi: vec4<f32
       v *= params.alpha;
       if (HAS_BIAS) { v += bias[cc]; }
       if (ACCUMULATE) { v += c[idx]; }
+      v = epilogue(v, idx - params.c_offset);
     }
     c[idx] = v;
   }

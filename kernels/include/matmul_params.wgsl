@@ -5,7 +5,8 @@
 //   lda, ldb, ldc: row strides (elements); batch_inner, z_offset: the batch split and the first
 //   entry of this dispatch; {a,b,c}_offset / _outer / _inner: element offsets and batch strides.
 //   alpha: scale of the product. splits, k_chunk: split-K chunks and their length (a multiple
-//   of BK); entries: batch entries of the whole product (the reduction's extent).
+//   of BK); entries: batch entries of the whole product (the reduction's extent). stream,
+//   threshold, keep_none, drop_scale: the epilogue's dropout (matmul_epilogue.wgsl).
 
 const BK = 16u;
 
@@ -18,4 +19,5 @@ struct Params {
   c_offset: u32, c_outer: u32, c_inner: u32,
   alpha: f32,
   splits: u32, k_chunk: u32, entries: u32,
+  stream: u32, threshold: u32, keep_none: u32, drop_scale: f32,
 }

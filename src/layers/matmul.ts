@@ -12,6 +12,7 @@ import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOp, buildOps, Op, type OpSpec } from "../gpu/op.ts";
 import { checkF32, numel, type Tensor } from "../gpu/tensor.ts";
 import type { KernelName } from "../gpu/kernel.ts";
+import { type DropoutSite, dropoutUniforms } from "./dropout.ts";
 import { fill } from "./fill.ts";
 import {
   allowedSplits,
@@ -29,6 +30,24 @@ import {
 } from "./matmul_plan.ts";
 
 export * from "./matmul_plan.ts";
+
+/**
+ * What a product applies to each element of its result, after alpha, bias and accumulate:
+ * `relu(...)`, then a dropout, so that a feed-forward's `wi -> ReLU -> dropout` is one kernel.
+ * The dropout's mask bit of an element is the one `dropoutForward` (and `relu` with the same
+ * site) draws for index `i` = the element's position from C's offset (`row · ld + col` plus
+ * the batch strides): C's flat index when it is contiguous, so the forward matches the separate
+ * kernels bit for bit and their backward (`reluBackward` with the same site) applies. For
+ * ReLU, the result itself tells the backward where the input was positive (`out > 0` exactly
+ * where the element was kept and positive): `reluBackward` may read it instead of a saved
+ * pre-activation.
+ */
+export interface MatmulEpilogue {
+  /** The activation. @default {none} */
+  activation?: "relu";
+  /** A dropout after the activation. @default {none} */
+  dropout?: DropoutSite;
+}
 
 /** Options of {@link matmul}. */
 export interface MatmulOptions {
@@ -52,6 +71,8 @@ export interface MatmulOptions {
   label?: string;
   /** The tiling, instead of the measured or heuristic one ({@link matmulConfig}). */
   config?: MatmulConfig;
+  /** ReLU and dropout applied to the result ({@link MatmulEpilogue}). @default {none} */
+  epilogue?: MatmulEpilogue;
 }
 
 /** One operand of {@link matmulStrided}: a tensor plus element offsets and strides. */
@@ -96,6 +117,8 @@ export interface MatmulStridedOptions {
   label?: string;
   /** The tiling, instead of the measured or heuristic one ({@link matmulConfig}). */
   config?: MatmulConfig;
+  /** ReLU and dropout applied to the result ({@link MatmulEpilogue}). @default {none} */
+  epilogue?: MatmulEpilogue;
 }
 
 /** Largest element index (exclusive) an operand touches; checked against the tensor size. */
@@ -184,6 +207,16 @@ export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
   if (o.bias && o.bias.size !== n) {
     throw new ShapeError(`${label}: bias ${o.bias.describe()} must have N = ${n} elements`);
   }
+  const ep = o.epilogue ?? {};
+  if (ep.activation !== undefined && ep.activation !== "relu") {
+    throw new ShapeError(`${label}: epilogue activation must be "relu", got "${ep.activation}"`);
+  }
+  const dropout = ep.dropout && ep.dropout.p > 0 ? ep.dropout : undefined;
+  if (dropout && (dropout.state.dtype !== "u32" || dropout.state.size < 2)) {
+    throw new ShapeError(
+      `${label}: the dropout state ${dropout.state.describe()} must be (2) u32 (seed, step)`,
+    );
+  }
   const total = batch[0] * batch[1];
   const desc = `${label}(A=${o.a.tensor.describe()}${
     o.transA ? "ᵀ" : ""
@@ -235,7 +268,10 @@ export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
     splits,
     k_chunk: kChunk,
     entries: total,
+    ...dropoutUniforms(dropout),
   };
+  const epilogue = { ACT: ep.activation === "relu" ? 1 : 0, DROPOUT: !!dropout };
+  const state = dropout?.state ?? gpu.placeholder;
   const scratch = split ? acquireScratch(gpu, splits * total * m * n) : undefined;
   const zTotal = total * splits;
   const maxZ = gpu.limits.maxComputeWorkgroupsPerDimension;
@@ -255,12 +291,14 @@ export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
         SPLIT: split,
         PAD: config.pad ? 1 : 0,
         NBUF: config.doubleBuffer ? 2 : 1,
+        ...(split ? {} : epilogue),
       },
       bindings: {
         a: o.a.tensor,
         b: o.b.tensor,
         bias: split ? gpu.placeholder : o.bias ?? gpu.placeholder,
         c: scratch ? scratch.tensor : o.out.tensor,
+        state: split ? gpu.placeholder : state,
       },
       params: { ...params, z_offset: z0 },
       workgroups: [Math.ceil(n / tileN), Math.ceil(m / tileM), Math.min(maxZ, zTotal - z0)],
@@ -270,8 +308,13 @@ export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
     specs.push({
       kernel: "matmul_reduce",
       label: `${label}.reduce_k`,
-      constants: { HAS_BIAS: !!o.bias, ACCUMULATE: !!o.accumulate },
-      bindings: { part: scratch.tensor, bias: o.bias ?? gpu.placeholder, c: o.out.tensor },
+      constants: { HAS_BIAS: !!o.bias, ACCUMULATE: !!o.accumulate, ...epilogue },
+      bindings: {
+        part: scratch.tensor,
+        bias: o.bias ?? gpu.placeholder,
+        c: o.out.tensor,
+        state,
+      },
       params,
       workgroups: Math.ceil((total * m * n) / 256),
     });
@@ -467,6 +510,29 @@ export function matmulGeometry(
  * assert.deepEqual(await gpu.read(y), Float32Array.of(4.5, 4.5, 10.5, 10.5));
  * gpu.destroy();
  * ```
+ *
+ * @example A feed-forward's `wi -> ReLU -> dropout` as one kernel (the epilogue)
+ * ```ts
+ * import { dropoutMaskCpu, dropoutState, matmul, requestGpu } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * const gpu = await requestGpu({ log: false });
+ * const x = gpu.upload("x", Float32Array.of(1, 2, -3, 4), [1, 2, 2]); // (B, S, C)
+ * const wi = gpu.upload("wi", Float32Array.of(1, 0, 0, 1, 1, 1), [3, 2]); // (F, C)
+ * const f = gpu.tensor("f", [1, 2, 3]); // (B, S, F)
+ * const dropout = { state: dropoutState(gpu, { seed: 7, step: 1 }), p: 0.5, stream: 2 };
+ * await gpu.run(matmul(gpu, {
+ *   a: x,
+ *   b: wi,
+ *   out: f,
+ *   transB: true,
+ *   epilogue: { activation: "relu", dropout },
+ * }));
+ * const mask = dropoutMaskCpu(6, { seed: 7, step: 1, stream: 2, p: 0.5 });
+ * const relu = [1, 2, 3, 0, 4, 1]; // max(x · wiᵀ, 0)
+ * assert.deepEqual(await gpu.read(f), Float32Array.from(relu, (v, i) => mask[i] ? 2 * v : 0));
+ * gpu.destroy();
+ * ```
  */
 export function matmul(gpu: Gpu, o: MatmulOptions): Op {
   const label = o.label ?? "matmul";
@@ -489,6 +555,7 @@ export function matmul(gpu: Gpu, o: MatmulOptions): Op {
     accumulate: o.accumulate,
     label,
     config: o.config,
+    epilogue: o.epilogue,
   });
 }
 

@@ -25,6 +25,8 @@ import {
   saveMatmulTuning,
   tuneMatmuls,
 } from "../../src/layers/matmul.ts";
+import { relu, reluBackward } from "../../src/layers/activation.ts";
+import { dropoutMaskCpu, dropoutState } from "../../src/layers/dropout.ts";
 import { gpuTest } from "../gpu_support.ts";
 import { assertClose, dot, f32, f64, finiteDiff, Rng } from "../numeric.ts";
 
@@ -738,6 +740,122 @@ gpuTest(
           config: { tile: "64x64", splitK: 0 },
         }),
       /splitK must be a positive integer, got 0/,
+    );
+  },
+);
+
+gpuTest(
+  "a ReLU + dropout epilogue equals the product followed by relu() with the same dropout, bit for bit, split or not, vec4 or scalar, and matches the CPU reference",
+  async (gpu) => {
+    const rng = new Rng(17);
+    const state = dropoutState(gpu, { seed: 1234, step: 7 });
+    const [B, S, C, F] = [2, 9, 36, 44]; // the feed-forward's wi: (B, S, C) · (F, C)ᵀ
+    const x = rng.normal(B * S * C), w = rng.normal(F * C), bias = rng.normal(F);
+    const X = gpu.upload("x", x, [B, S, C]), W = gpu.upload("w", w, [F, C]);
+    const Bias = gpu.upload("bias", bias);
+    const site = { state, p: 0.3, stream: 5 };
+    const pre = gpu.tensor("pre", [B, S, F]), ref = gpu.tensor("ref", [B, S, F]);
+    await gpu.run([
+      matmul(gpu, { a: X, b: W, bias: Bias, out: pre, transB: true, alpha: 0.5 }),
+      relu(gpu, { x: pre, out: ref, dropout: site }),
+    ]);
+    const want = await gpu.read(ref);
+    // CPU: relu, then keep ? v · scale : 0 with the kernels' mask
+    const cpu = matmulCpu(f64(x), [B, S, C], f64(w), [F, C], {
+      transB: true,
+      alpha: 0.5,
+      bias: f64(bias),
+    }).out;
+    const mask = dropoutMaskCpu(cpu.length, { seed: 1234, step: 7, stream: 5, p: 0.3 });
+    const scale = Math.fround(1 / 0.7);
+    const cpuWant = cpu.map((v, i) => mask[i] ? Math.max(v, 0) * scale : 0);
+    assertClose(want, cpuWant, { atol: 1e-4, rtol: 1e-4, label: "separate kernels vs CPU" });
+    assert.ok(mask.some((k) => !k) && mask.some((k) => k), "some dropped, some kept");
+    for (const config of [{ tile: "32x32" }, { tile: "16x128", splitK: 3 }] as MatmulConfig[]) {
+      for (const scalar of [false, true]) {
+        // The scalar kernel: x read from an offset of one element.
+        const xs = gpu.upload("x1", Float32Array.of(0, ...x));
+        const f = gpu.tensor("f", [B, S, F]);
+        const op = scalar
+          ? matmulStrided(gpu, {
+            m: B * S,
+            n: F,
+            k: C,
+            transB: true,
+            a: { tensor: xs, offset: 1, ld: C },
+            b: { tensor: W, ld: C },
+            out: { tensor: f, ld: F },
+            bias: Bias,
+            alpha: 0.5,
+            config,
+            epilogue: { activation: "relu", dropout: site },
+          })
+          : matmul(gpu, {
+            a: X,
+            b: W,
+            bias: Bias,
+            out: f,
+            transB: true,
+            alpha: 0.5,
+            config,
+            epilogue: { activation: "relu", dropout: site },
+          });
+        await gpu.run(op);
+        const label = `${matmulConfigName(config)} ${scalar ? "scalar" : "vec4"}`;
+        assert.equal(op.dispatches[0].kernel, scalar ? "matmul_scalar" : "matmul", label);
+        const got = await gpu.read(f);
+        if ((config.splitK ?? 1) === 1) {
+          assert.deepEqual(got, want, `${label}: bitwise equal to matmul + relu(dropout)`);
+        } else {
+          // split-K adds in another order: equal to f32 rounding, same zeros
+          assertClose(got, want, { atol: 1e-5, rtol: 1e-5, label });
+          got.forEach((v, i) => assert.equal(v === 0, want[i] === 0, `${label} zero at ${i}`));
+        }
+        // The backward can read the result instead of the pre-activation.
+        const dout = gpu.upload("dout", rng.normal(B * S * F), [B, S, F]);
+        const [dxPre, dxOut] = [gpu.tensor("dx1", [B, S, F]), gpu.tensor("dx2", [B, S, F])];
+        await gpu.run([
+          reluBackward(gpu, { dout, x: pre, dx: dxPre, dropout: site }),
+          reluBackward(gpu, { dout, x: f, dx: dxOut, dropout: site }),
+        ]);
+        assert.deepEqual(await gpu.read(dxOut), await gpu.read(dxPre), `${label}: backward`);
+        op.destroy();
+      }
+    }
+    // ReLU alone; a dropout of p = 0 is none
+    const f = gpu.tensor("f", [B, S, F]);
+    await gpu.run(matmul(gpu, {
+      a: X,
+      b: W,
+      bias: Bias,
+      out: f,
+      transB: true,
+      alpha: 0.5,
+      epilogue: { activation: "relu", dropout: { ...site, p: 0 } },
+    }));
+    const preV = await gpu.read(pre);
+    assert.deepEqual(await gpu.read(f), preV.map((v) => Math.max(v, 0)));
+    assert.throws(
+      () =>
+        matmul(gpu, {
+          a: X,
+          b: W,
+          out: f,
+          transB: true,
+          epilogue: { activation: "gelu" as never },
+        }),
+      /epilogue activation must be "relu", got "gelu"/,
+    );
+    assert.throws(
+      () =>
+        matmul(gpu, {
+          a: X,
+          b: W,
+          out: f,
+          transB: true,
+          epilogue: { dropout: { ...site, state: Bias } },
+        }),
+      /the dropout state bias\(44\) f32 must be \(2\) u32/,
     );
   },
 );
