@@ -421,7 +421,10 @@ interface TuningFile {
  * gpu.destroy();
  * ```
  */
-export async function saveMatmulTuning(gpu: Gpu, path = matmulTuningPath(gpu)): Promise<string> {
+export async function saveMatmulTuning(
+  gpu: Gpu,
+  path: string = matmulTuningPath(gpu),
+): Promise<string> {
   const file: TuningFile = {
     adapter: gpu.adapter.description,
     kernels: matmulKernelsHash(),
@@ -451,7 +454,10 @@ export async function saveMatmulTuning(gpu: Gpu, path = matmulTuningPath(gpu)): 
  * other.destroy();
  * ```
  */
-export async function loadMatmulTuning(gpu: Gpu, path = matmulTuningPath(gpu)): Promise<number> {
+export async function loadMatmulTuning(
+  gpu: Gpu,
+  path: string = matmulTuningPath(gpu),
+): Promise<number> {
   let file: TuningFile;
   try {
     file = JSON.parse(await Deno.readTextFile(path));
