@@ -703,17 +703,26 @@ async function tuneOne(
     const timed = await timeConfigs(gpu, list, build, options.trials ?? 3);
     let best = timed.reduce((x, y) => (y.ms < x.ms ? y : x));
     if (options.kernelOptions ?? true) {
+      // A second round times the winner, the heuristic's choice and the winner with padding
+      // and double buffering side by side; another choice must beat the winner by 2%.
       const extra = [{ pad: true }, { doubleBuffer: true }, { pad: true, doubleBuffer: true }]
         .map((x) => ({ ...best.config, ...x }))
         .filter((x) => matmulWorkgroupBytes(x) <= gpu.limits.maxComputeWorkgroupStorageSize);
-      const more = await timeConfigs(gpu, [best.config, ...extra], build, options.trials ?? 3);
-      timed.push(...more.slice(1));
-      // Compared within one round; the base keeps the better of its two measurements.
+      const again = sameConfig(best.config, heuristic) ? [] : [heuristic];
+      const more = await timeConfigs(
+        gpu,
+        [best.config, ...again, ...extra],
+        build,
+        options.trials ?? 3,
+      );
+      for (const r of more) {
+        const e = timed.find((x) => sameConfig(x.config, r.config));
+        if (e) e.ms = r.ms;
+        else timed.push(r);
+      }
       const base = more[0];
       const better = more.slice(1).reduce((x, y) => (y.ms < x.ms ? y : x), base);
-      const entry = timed.find((x) => sameConfig(x.config, base.config))!;
-      entry.ms = Math.min(entry.ms, base.ms);
-      best = better.ms < 0.98 * base.ms ? better : entry;
+      best = better.ms < 0.98 * base.ms ? better : base;
     }
     setMatmulConfig(gpu, s, best.config);
     return {
