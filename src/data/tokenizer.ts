@@ -36,6 +36,7 @@ import { CharsmapRuleError, PrecompiledCharsmap } from "./precompiled_charsmap.t
 import {
   parseTokenizerJson,
   TokenizerJsonProblem,
+  validateTokenizerConfig,
   validateTokenizerJson,
 } from "./tokenizer_json.ts";
 
@@ -346,18 +347,11 @@ export class TextTokenizer {
       if (!(e instanceof TokenizerJsonProblem)) throw e;
       throw new TokenizerError(this.source, e.message, { cause: e });
     }
-    if (
-      config !== undefined && config !== null &&
-      (typeof config !== "object" || Array.isArray(config))
-    ) {
-      throw new TokenizerError(
-        this.source,
-        `the tokenizer_config.json beside ${this.source} must hold a JSON object`,
-      );
-    }
-    // A model without "type" (Rust infers it from the fields): name it for the library.
-    if (json.model.type === undefined) {
-      json = { ...json, model: { ...json.model, type: modelType } };
+    try {
+      validateTokenizerConfig(config ?? {}, `the tokenizer_config.json beside ${this.source}`);
+    } catch (e) {
+      if (!(e instanceof TokenizerJsonProblem)) throw e;
+      throw new TokenizerError(this.source, e.message, { cause: e });
     }
     const full = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null };
     try {

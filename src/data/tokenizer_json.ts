@@ -645,3 +645,48 @@ export function validateTokenizerJson(
   if (json.model.type === undefined) out = { ...out, model: { ...json.model, type } };
   return { modelType: type, json: out };
 }
+
+/**
+ * Checks the fields of a `tokenizer_config.json` that this module and the library read: the
+ * special tokens (a string, `{content}` or null), `additional_special_tokens` (a list of them)
+ * and the flags.
+ *
+ * @param config The parsed file.
+ * @param file The file, named in every message.
+ * @throws {TokenizerJsonProblem} Naming the file and the field.
+ *
+ * @example
+ * ```ts
+ * import { validateTokenizerConfig } from "./tokenizer_json.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(
+ *   () => validateTokenizerConfig({ eos_token: 1 }, "t/tokenizer_config.json"),
+ *   /t\/tokenizer_config\.json: eos_token must be a token/,
+ * );
+ * ```
+ */
+export function validateTokenizerConfig(config: unknown, file: string): void {
+  const c: Checker = new Checker(file);
+  if (!isObject(config)) c.fail("the file", `must hold a JSON object, got ${show(config)}`);
+  const isToken = (t: unknown) =>
+    typeof t === "string" || (isObject(t) && typeof t.content === "string");
+  for (const name of ["eos_token", "bos_token", "pad_token", "unk_token"]) {
+    const t = config[name];
+    if (t !== undefined && t !== null && !isToken(t)) {
+      c.fail(name, `must be a token (a string or {"content": string}), got ${show(t)}`);
+    }
+  }
+  const extra = config.additional_special_tokens;
+  if (extra !== undefined && extra !== null && (!Array.isArray(extra) || !extra.every(isToken))) {
+    c.fail("additional_special_tokens", `must be a list of tokens, got ${show(extra)}`);
+  }
+  for (
+    const name of ["clean_up_tokenization_spaces", "remove_space", "do_lowercase_and_remove_accent"]
+  ) {
+    const v = config[name];
+    if (v !== undefined && v !== null && typeof v !== "boolean") {
+      c.fail(name, `must be true or false, got ${show(v)}`);
+    }
+  }
+}

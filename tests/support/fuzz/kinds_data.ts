@@ -292,6 +292,21 @@ export const tokenizerKind: FuzzKind = {
         const text = JSON.stringify(json);
         return file(`${f} truncation`, text.slice(0, pick(r, text.length)));
       }],
+      [1, async (r) => {
+        // tokenizer_config.json beside it, mutated.
+        const f = oneOf(r, ["t5", "gpt2", "llama"]);
+        const dir = join(ROOT, `tests/fixtures/tokenizers/${f}`);
+        const config = JSON.parse(await Deno.readTextFile(join(dir, "tokenizer_config.json")));
+        const { json, label } = mutateJson(r, config);
+        const text = await Deno.readTextFile(join(dir, "tokenizer.json"));
+        return {
+          gen: `${f} tokenizer_config.json ${label}`,
+          async write(out: string) {
+            await put(out, "tokenizer_config.json", JSON.stringify(json));
+            return await put(out, "tokenizer.json", text);
+          },
+        };
+      }],
       [1, (r) => {
         // The T5 charsmap cut, flipped or emptied.
         const json = structuredClone(bases[0][1]) as {
