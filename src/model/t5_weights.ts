@@ -11,6 +11,7 @@ import { DTYPE_BYTES, Tensor, type TensorSpec } from "../gpu/tensor.ts";
 import {
   openSafetensors,
   safetensorsDtypeBits,
+  SafetensorsError,
   type SafetensorsReader,
   type SafetensorsTensorInfo,
 } from "../io/safetensors.ts";
@@ -482,11 +483,22 @@ export async function loadT5Weights(
     gpu.limits,
     weightDtype,
   );
-  const arena = gpu.arena("t5", specs);
+  let arena: Arena<string>;
+  try {
+    arena = gpu.arena("t5", specs);
+  } catch (e) {
+    throw new T5WeightsError(
+      `${reader.path}: the weights (${Object.keys(specs).length} tensors) cannot be allocated ` +
+        `on the GPU: ${e instanceof Error ? e.message : String(e)}`,
+      { file: reader.path, cause: e },
+    );
+  }
+  let current = "";
   try {
     // Tensor by tensor, piece by piece: host memory holds one piece, never a whole tensor.
     let sinceSync = 0;
     for (const name of Object.keys(specs)) {
+      current = source(name);
       const t = arena.tensors[name];
       // An even number of elements per piece: f16 pieces then start on 4-byte boundaries.
       const pair = 2 * safetensorsDtypeBits(reader.info(source(name)).dtype) / 8;
@@ -509,10 +521,20 @@ export async function loadT5Weights(
         }
       }
     }
+    current = "";
     await gpu.flush();
   } catch (e) {
     gpu.freeArena(arena);
-    throw e;
+    if (e instanceof SafetensorsError || e instanceof T5WeightsError) throw e;
+    // A GPU error while uploading: name the checkpoint and the tensor.
+    const file = current ? reader.info(current).file : reader.path;
+    throw new T5WeightsError(
+      `${file}: ${
+        current ? `uploading tensor "${current}" failed` : "uploading the weights failed"
+      }` +
+        `: ${e instanceof Error ? e.message : String(e)}`,
+      { file, tensor: current || undefined, cause: e },
+    );
   }
   return arena;
 }

@@ -13,6 +13,7 @@ import {
   T5ConfigError,
 } from "../../src/model/t5_config.ts";
 import { checkT5Checkpoint, loadT5Weights, T5WeightsError } from "../../src/model/t5_weights.ts";
+import type { Gpu } from "../../src/gpu/device.ts";
 import { gpuTest } from "../gpu_support.ts";
 import { withTempDir } from "../support/temp.ts";
 
@@ -183,3 +184,47 @@ gpuTest(
     }
   },
 );
+
+Deno.test("a GPU that cannot allocate or upload the weights gives a T5WeightsError naming the checkpoint and tensor", async () => {
+  const cfg = await loadT5Config(V10);
+  const limits = { maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 30 };
+  const noMemory = {
+    limits,
+    arena: () => {
+      throw new Error("out of memory allocating t5 (1 MB)");
+    },
+  } as unknown as Gpu;
+  await assert.rejects(loadT5Weights(noMemory, V10, cfg), (e) => {
+    assert.ok(e instanceof T5WeightsError);
+    assert.equal(e.file, join(V10, "model.safetensors"));
+    assert.match(e.message, /cannot be allocated on the GPU: out of memory allocating t5/);
+    return true;
+  });
+  let freed = false;
+  const failing = {
+    limits,
+    arena: (_name: string, specs: Record<string, { shape: number[] }>) => ({
+      tensors: Object.fromEntries(
+        Object.entries(specs).map((
+          [k, s],
+        ) => [k, { buffer: {}, offset: 0, shape: s.shape, dtype: "f32", name: k }]),
+      ),
+    }),
+    write: (t: { name: string }) => {
+      if (t.name === "encoder.block.1.layer.1.DenseReluDense.wo.weight") {
+        throw new Error("device lost");
+      }
+    },
+    freeArena: () => (freed = true),
+  } as unknown as Gpu;
+  await assert.rejects(loadT5Weights(failing, V10, cfg), (e) => {
+    assert.ok(e instanceof T5WeightsError);
+    assert.equal(e.tensor, "encoder.block.1.layer.1.DenseReluDense.wo.weight");
+    assert.match(
+      e.message,
+      /model\.safetensors: uploading tensor "encoder\.block\.1\.layer\.1\.DenseReluDense\.wo\.weight" failed: device lost/,
+    );
+    return true;
+  });
+  assert.ok(freed, "the arena is freed");
+});
