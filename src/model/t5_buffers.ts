@@ -59,7 +59,10 @@ export interface CrossAttentionSaved {
 
 /** What a feed-forward sublayer keeps: the input projections before the activation. */
 export interface FfnSaved {
-  /** (B, Lq, F) `wi` (ReLU / GELU) or `wi_0` (gated: the gate) output. */
+  /**
+   * (B, Lq, F): with ReLU the activation after its dropout (the `wi` product's epilogue), what
+   * `wo` reads; with GELU the `wi` output; gated, the `wi_0` output (the gate).
+   */
   pre: Tensor;
   /** (B, Lq, F) `wi_1` output (gated FFN only: the linear branch). */
   up?: Tensor;

@@ -22,7 +22,6 @@ import {
   gatedGeluBackward,
   gelu,
   geluBackward,
-  relu,
   reluBackward,
 } from "../layers/activation.ts";
 import {
@@ -333,12 +332,22 @@ export class T5Graph {
       ops.push(
         gatedGelu(gpu, { gate: saved.pre, up, out: f, dropout, label: `${prefix}.gated_gelu` }),
       );
+    } else if (this.cfg.denseActFn === "relu") {
+      // wi, ReLU and dropout in one kernel (the product's epilogue); the backward reads the
+      // result: relu(x)·mask > 0 exactly where both the ReLU and the dropout pass a gradient
+      ops.push(matmul(gpu, {
+        a: n,
+        b: this.w(`${prefix}.wi.weight`),
+        out: saved.pre,
+        transB: true,
+        epilogue: { activation: "relu", dropout },
+        label: `${prefix}.wi+relu`,
+      }));
+      ops.push(this.linear(saved.pre, this.w(`${prefix}.wo.weight`), out, `${prefix}.wo`));
+      return ops;
     } else {
       ops.push(this.linear(n, this.w(`${prefix}.wi.weight`), saved.pre, `${prefix}.wi`));
-      const act = this.cfg.denseActFn === "relu" ? relu : gelu;
-      ops.push(
-        act(gpu, { x: saved.pre, out: f, dropout, label: `${prefix}.${this.cfg.denseActFn}` }),
-      );
+      ops.push(gelu(gpu, { x: saved.pre, out: f, dropout, label: `${prefix}.gelu` }));
     }
     ops.push(this.linear(f, this.w(`${prefix}.wo.weight`), out, `${prefix}.wo`));
     return ops;
