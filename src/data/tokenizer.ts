@@ -394,8 +394,15 @@ export class TextTokenizer {
     this.modelType = modelType;
     this.#cleanUp = config?.clean_up_tokenization_spaces ?? true;
 
+    // From the file, not the library's get_vocab(), which walks every id up to the largest: a
+    // valid file whose ids have holes (one token at id 1e9) would take a minute.
     let maxId = -1;
-    for (const id of this.#tok.get_vocab(true).values()) if (id > maxId) maxId = id;
+    const vocab = json.model.vocab;
+    if (Array.isArray(vocab)) maxId = vocab.length - 1;
+    else {for (const id of Object.values(vocab as Record<string, number>)) {
+        maxId = Math.max(maxId, id);
+      }}
+    for (const t of json.added_tokens ?? []) maxId = Math.max(maxId, t.id);
     this.vocabSize = maxId + 1;
 
     // Special tokens of a single-sequence template, found by running the post-processor on a

@@ -25,6 +25,8 @@ export interface FuzzOptions {
   minRefused?: number;
   /** Whether a refusal's message must contain the loaded file's folder. @default {true} */
   namesFile?: boolean;
+  /** A fixed list of cases, not scaled by ADEPT_FUZZ_SCALE. @default {false} */
+  fixed?: boolean;
 }
 
 /** What {@link runFuzz} saw. */
@@ -58,7 +60,8 @@ export async function runFuzz(
 ): Promise<FuzzSummary> {
   // ADEPT_FUZZ_SEED replays another seed; ADEPT_FUZZ_SCALE runs more (or fewer) cases.
   seed = Number(Deno.env.get("ADEPT_FUZZ_SEED") ?? seed);
-  count = Math.max(1, Math.round(count * Number(Deno.env.get("ADEPT_FUZZ_SCALE") ?? 1)));
+  const scale = options.fixed ? 1 : Number(Deno.env.get("ADEPT_FUZZ_SCALE") ?? 1);
+  count = Math.max(1, Math.round(count * scale));
   const r = await runChild(
     "tests/support/fuzz/child.ts",
     [kind, String(seed), String(count)],
