@@ -6,7 +6,11 @@
  *   become numbers (strings if beyond 2^53), also inside lists and structs; CSV/TSV values are
  *   strings.
  * - **Parquet** is read with `hyparquet`, with `hyparquet-compressors` for ZSTD, GZIP, BROTLI and
- *   LZ4 pages (SNAPPY is built in). Only the requested columns are decoded.
+ *   LZ4 pages (SNAPPY is built in). Only the requested columns are decoded. The footer and the
+ *   page headers are checked first and the decoding runs in a worker with a deadline
+ *   (parquet.ts); a row without a value for a requested column is an error naming the row.
+ * - **Files** must be regular (a named pipe or a device is refused before it is opened); JSONL is
+ *   read in pieces, JSON, CSV and TSV whole (refused as too large past one string's length).
  * - **TSV** is read with quoting off (`quote: false`): GLUE's TSVs contain unbalanced `"`.
  *   CSV follows RFC 4180 (quoted fields, `""` escapes, multi-line fields).
  * - **Hub datasets**: {@link loadHubSplits} fetches `<config>/<split>-*.parquet` (the layout of
@@ -208,9 +212,12 @@ async function* textLines(path: string): AsyncGenerator<{ line: number; text: st
     throw fileError(path, e);
   }
   try {
-    let carry = new Uint8Array(0);
+    // The bytes after the last newline so far, as the chunks they came in (no copying until a
+    // line ends, so a long line costs its length once).
+    let pending: Uint8Array[] = [];
+    let pendingLength = 0;
     let line = 1;
-    let offset = 0; // of carry[0] in the file
+    let offset = 0; // of the pending bytes in the file
     const buf = new Uint8Array(LINE_CHUNK);
     for (;;) {
       let n: number | null;
@@ -219,28 +226,36 @@ async function* textLines(path: string): AsyncGenerator<{ line: number; text: st
       } catch (e) {
         throw fileError(path, e);
       }
-      const end = n === null;
-      const joined = new Uint8Array(carry.length + (n ?? 0));
-      joined.set(carry);
-      if (n) joined.set(buf.subarray(0, n), carry.length);
-      const cut = end ? joined.length : joined.lastIndexOf(10) + 1;
-      if (cut > 0) {
-        const text = decodeUtf8Piece(path, joined.subarray(0, cut), line, offset);
-        const parts = text.split("\n");
-        if (!end || parts.at(-1) === "") parts.pop();
-        for (const p of parts) yield { line: line++, text: p };
-        offset += cut;
+      const chunk = n === null ? new Uint8Array(0) : buf.slice(0, n);
+      const cut = n === null ? chunk.length : chunk.lastIndexOf(10) + 1;
+      if (cut === 0 && n !== null) {
+        pending.push(chunk);
+        pendingLength += chunk.length;
+        if (pendingLength > MAX_STRING_LENGTH) {
+          throw new DatasetError(
+            path,
+            `${path}:${line}: the line is longer than the ${MAX_STRING_LENGTH} bytes one ` +
+              "JavaScript string can hold",
+            { line },
+          );
+        }
+        continue;
       }
-      carry = joined.slice(cut);
-      if (carry.length > MAX_STRING_LENGTH) {
-        throw new DatasetError(
-          path,
-          `${path}:${line}: the line is longer than the ${MAX_STRING_LENGTH} bytes one ` +
-            "JavaScript string can hold",
-          { line },
-        );
+      const piece = new Uint8Array(pendingLength + cut);
+      let at = 0;
+      for (const p of pending) {
+        piece.set(p, at);
+        at += p.length;
       }
-      if (end) return;
+      piece.set(chunk.subarray(0, cut), at);
+      const text = decodeUtf8Piece(path, piece, line, offset);
+      const parts = text.split("\n");
+      if (n !== null || parts.at(-1) === "") parts.pop();
+      for (const p of parts) yield { line: line++, text: p };
+      offset += piece.length;
+      pending = [chunk.subarray(cut)];
+      pendingLength = chunk.length - cut;
+      if (n === null) return;
     }
   } finally {
     file.close();
