@@ -8,7 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { runCli } from "../src/train/cli_errors.ts";
-import { TrainConfigError } from "../src/train/config.ts";
+import { TrainConfigError, weightDtypeFlag } from "../src/train/config.ts";
 import { evaluateAdapter } from "../src/train/inference.ts";
 
 const HELP = `deno task eval --adapter DIR [flags]
@@ -20,6 +20,7 @@ Scores a saved adapter on a split of its task (greedy generation, the task's met
   --task <name|file>    the task (default: the adapter's)
   --model <id|dir>      the base model (default: the adapter's)
   --batch-size <n>      rows per generation batch (default: 32)
+  --weight-dtype <t>    f32 (default) or f16: the frozen projections' storage
   --limit <n>           score only the first n examples
   -h, --help            this help`;
 
@@ -35,6 +36,7 @@ await runCli(async () => {
         task: { type: "string" },
         model: { type: "string" },
         "batch-size": { type: "string" },
+        "weight-dtype": { type: "string" },
         limit: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -69,6 +71,7 @@ await runCli(async () => {
     task: v.task as string | undefined,
     model: v.model as string | undefined,
     batchSize: int("batch-size"),
+    weightDtype: weightDtypeFlag(v["weight-dtype"]),
     limit: int("limit"),
   });
   console.log(`${r.task} ${r.split} (${r.examples} examples, ${r.seconds.toFixed(1)} s):`);

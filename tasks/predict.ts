@@ -8,10 +8,10 @@
 
 import { parseArgs } from "node:util";
 import { runCli } from "../src/train/cli_errors.ts";
-import { TrainConfigError } from "../src/train/config.ts";
+import { TrainConfigError, weightDtypeFlag } from "../src/train/config.ts";
 import { predict } from "../src/train/inference.ts";
 
-const HELP = `deno task predict --adapter DIR [--model M] "text" ["text" ...]
+const HELP = `deno task predict --adapter DIR [--model M] [--weight-dtype f16] "text" ["text" ...]
 
 Prints the label a saved adapter generates for each text (greedy, at most 20 tokens). Give the
 texts as the task's sources look ("sentence1: ... sentence2: ...").`;
@@ -26,6 +26,7 @@ await runCli(async () => {
       options: {
         adapter: { type: "string" },
         model: { type: "string" },
+        "weight-dtype": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -43,7 +44,12 @@ await runCli(async () => {
   if (positionals.length === 0) {
     throw new TrainConfigError("give at least one text to label; see --help");
   }
-  const labels = await predict({ adapter: v.adapter, model: v.model, texts: positionals });
+  const labels = await predict({
+    adapter: v.adapter,
+    model: v.model,
+    weightDtype: weightDtypeFlag(v["weight-dtype"]),
+    texts: positionals,
+  });
   for (const l of labels) console.log(l);
   return 0;
 });

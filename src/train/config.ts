@@ -58,6 +58,11 @@ export interface TrainConfig {
   evalBatchSize?: number;
   /** Most validation (and test) examples scored; all when undefined. */
   evalLimit?: number;
+  /**
+   * The frozen projections' storage on the GPU: `f16` halves their memory (needs shader-f16;
+   * products still add in f32); `f32` when undefined.
+   */
+  weightDtype?: "f32" | "f16";
 }
 
 /** One setting: its key, flag, kind, default and help. */
@@ -179,6 +184,13 @@ export const TRAIN_OPTIONS: readonly TrainOption[] = [
     min: 1,
     help: "most validation/test examples scored (default: all)",
   },
+  {
+    key: "weightDtype",
+    flag: "weight-dtype",
+    kind: "string",
+    choices: ["f32", "f16"],
+    help: "frozen projections in f32 or f16 (half the memory; needs shader-f16)",
+  },
 ];
 
 /** The paper's recipe (docs/method.md): the defaults of every run on a real model. */
@@ -226,6 +238,24 @@ const BY_FLAG = new Map(TRAIN_OPTIONS.map((o) => [o.flag, o]));
  */
 export function optionFor(key: string): TrainOption | undefined {
   return BY_KEY.get(key) ?? BY_FLAG.get(key);
+}
+
+/**
+ * The `--weight-dtype` flag of `deno task eval` and `predict`, checked as `train` checks it.
+ *
+ * @example
+ * ```ts
+ * import { TrainConfigError, weightDtypeFlag } from "@adept/trainer";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(weightDtypeFlag("f16"), "f16");
+ * assert.equal(weightDtypeFlag(undefined), undefined);
+ * assert.throws(() => weightDtypeFlag("bf16"), TrainConfigError);
+ * ```
+ */
+export function weightDtypeFlag(value: unknown): "f32" | "f16" | undefined {
+  if (value === undefined) return undefined;
+  return parseValue(optionFor("weightDtype")!, value, "flags") as "f32" | "f16";
 }
 
 /**
@@ -316,6 +346,7 @@ export function resolveTrainConfig(
       "dropout",
       "evalBatchSize",
       "evalLimit",
+      "weightDtype",
     ].includes(o.key);
     if (required && out[o.key] === undefined) {
       throw new TrainConfigError(`the setting --${o.flag} has no value and no default`);

@@ -175,7 +175,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
 export async function frozenEvaluation(gpu: Gpu, c: TrainConfig): Promise<EvalResult> {
   const task = await resolveTask(c.task);
   const tokenizer = await loadTokenizer(c.model);
-  const model = await loadT5(gpu, c.model);
+  const model = await loadT5(gpu, c.model, { weightDtype: c.weightDtype });
   const data = await prepareTask(task, tokenizer, { sourceLength: c.maxSourceLength });
   const ev = new Evaluator(model, undefined, tokenizer, {
     batchSize: c.evalBatchSize ?? c.batchSize,

@@ -26,6 +26,8 @@ export interface AdapterRunOptions {
   model?: string;
   /** Rows per generation batch. @default {32} */
   batchSize?: number;
+  /** The frozen projections' storage (see `TrainConfig.weightDtype`). @default {"f32"} */
+  weightDtype?: "f32" | "f16";
   /** The device. @default {requestGpu()} */
   gpu?: Gpu;
   /** Hub settings. */
@@ -51,7 +53,7 @@ async function setup(o: AdapterRunOptions) {
     );
   }
   const gpu = o.gpu ?? await requestGpu({ log: false });
-  const t5 = await loadT5(gpu, model, o.hub);
+  const t5 = await loadT5(gpu, model, { ...o.hub, weightDtype: o.weightDtype });
   const tokenizer = await loadTokenizer(model, o.hub);
   if (saved.meta.tokenizerHash && saved.meta.tokenizerHash !== tokenizer.hash) {
     throw new PeftError(

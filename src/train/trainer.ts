@@ -195,7 +195,7 @@ async function load(
 ): Promise<Loaded> {
   const gpu = o.gpu ?? await requestGpu({ log: print });
   const tokenizer = await loadTokenizer(c.model, o.hub);
-  const model = await loadT5(gpu, c.model, o.hub);
+  const model = await loadT5(gpu, c.model, { ...o.hub, weightDtype: c.weightDtype });
   const data = await prepareTask(task, tokenizer, {
     ...o.hub,
     sourceLength: c.maxSourceLength,

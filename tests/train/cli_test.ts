@@ -44,6 +44,8 @@ Deno.test("with a task, the paper's recipe fills every other setting", async () 
     out: "runs/x",
     batchSize: 8,
   });
+  const f16 = await parseTrainArgs(["--task", "rte", "--weight-dtype", "f16"]);
+  assert.equal(f16.kind === "train" && f16.config.weightDtype, "f16");
   const noOut = await parseTrainArgs(["--task", "cb", "--method", "dept"]);
   if (noOut.kind === "train") assert.match(noOut.config.out, /^runs\/cb-dept-\d{8}-\d{6}$/);
   assert.equal(
@@ -62,6 +64,10 @@ Deno.test("unknown flags, bad values and impossible combinations are refused, na
   await refused(
     ["--task", "rte", "--prompt-init", "zeros"],
     /--prompt-init: expected one of text, random/,
+  );
+  await refused(
+    ["--task", "rte", "--weight-dtype", "bf16"],
+    /--weight-dtype: expected one of f32, f16, got "bf16"/,
   );
   await refused(
     ["--task", "rte", "--warmup", "600", "--steps", "500"],

@@ -11,6 +11,7 @@ import { evaluateAdapter, predict } from "../../src/train/inference.ts";
 import { readLog, type TrainRecord } from "../../src/train/run_log.ts";
 import { train } from "../../src/train/trainer.ts";
 import { gpuTest } from "../gpu_support.ts";
+import { withTempDir } from "../support/temp.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -254,4 +255,29 @@ gpuTest(
       assert.equal(r.score, 0, "the frozen model does not know the new dictionary");
     }
   },
+);
+
+gpuTest(
+  "--weight-dtype f16 trains on f16 projections: the same losses as f32 within f16's rounding",
+  (gpu) =>
+    withTempDir(async (tmp) => {
+      const losses: number[][] = [];
+      for (const weightDtype of ["f32", "f16"] as const) {
+        const out = join(tmp, weightDtype);
+        const config = shortConfig(out, { steps: 10, logEvery: 1, evalEvery: 10, weightDtype });
+        const r = await train(config, { ...quiet, gpu });
+        assert.equal(r.status, "completed");
+        const log = await readLog(join(out, "log.jsonl"));
+        losses.push(log.filter((x): x is TrainRecord => x.type === "train").map((x) => x.loss));
+      }
+      assert.equal(losses[1].length, 10);
+      // The first step's loss differs by f16's rounding of the weights only (tests/model/
+      // t5_f16_test.ts: 1-4e-5 on the tiny T5s); the runs then drift apart slowly.
+      losses[0].forEach((want, i) => {
+        const rel = Math.abs(losses[1][i] - want) / Math.abs(want);
+        const tol = i === 0 ? 2e-3 : 3e-2;
+        assert.ok(rel < tol, `step ${i + 1}: f16 loss ${losses[1][i]} vs f32 ${want}`);
+      });
+      assert.notDeepEqual(losses[1], losses[0], "the f16 run really used f16 weights");
+    }),
 );
