@@ -3,7 +3,7 @@
  * (wall-clock and, where the adapter has `timestamp-query`, GPU time by op group).
  *
  * Usage: `deno task bench [--only matmul,roundtrip,t5,methods,tokenize] [--quick] [--full]
- * [--out FILE.jsonl] [--compare BASELINE.jsonl] [--tolerance 0.1] [--vs-torch]`
+ * [--out FILE.jsonl] [--compare BASELINE.jsonl] [--tolerance 0.1] [--vs-torch] [--tune]`
  *
  * - `--full` also runs the T5-base step and the T5-small method steps on a software (CPU)
  *   adapter, where they take minutes.
@@ -13,13 +13,18 @@
  *   with status 1 when one is worse by more than `--tolerance` (default 10 %).
  * - `--vs-torch` runs the same ADePT training step in PyTorch (`tools/torch_bench.py`, when
  *   Python and torch are found) and prints our tokens per second beside PyTorch's.
+ * - `--tune` measures the tiling of every product of the T5 steps on this adapter before timing
+ *   them (`tuneMatmuls`), reusing and updating the saved table (`loadMatmulTuning`,
+ *   `saveMatmulTuning`); without it the products take the heuristic's tiling.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { type Gpu, requestGpu } from "../src/gpu/device.ts";
-import { matmul, matmulNaive } from "../src/layers/matmul.ts";
+import { matmul, matmulNaive, tuneMatmuls } from "../src/layers/matmul.ts";
+import { loadMatmulTuning, saveMatmulTuning } from "../src/layers/matmul_plan.ts";
+import type { T5WeightDtype } from "../src/model/t5_weights.ts";
 import { T5Model } from "../src/model/t5.ts";
 import type { T5Shape } from "../src/model/t5_buffers.ts";
 import { parseT5Config } from "../src/model/t5_config.ts";
@@ -48,6 +53,7 @@ const { values } = parseArgs({
     compare: { type: "string" },
     tolerance: { type: "string", default: "0.1" },
     "vs-torch": { type: "boolean", default: false },
+    tune: { type: "boolean", default: false },
   },
 });
 const only = values.only?.split(",");
@@ -142,7 +148,12 @@ const T5_SHAPES = {
   "t5-base": { d_model: 768, d_kv: 64, d_ff: 3072, num_heads: 12, num_layers: 12 },
 } as const;
 
-async function benchT5(g: Gpu, name: keyof typeof T5_SHAPES, shape: T5Shape) {
+async function benchT5(
+  g: Gpu,
+  name: keyof typeof T5_SHAPES,
+  shape: T5Shape,
+  weightDtype: T5WeightDtype = "f32",
+) {
   const config = parseT5Config({
     model_type: "t5",
     vocab_size: 32128,
@@ -150,8 +161,14 @@ async function benchT5(g: Gpu, name: keyof typeof T5_SHAPES, shape: T5Shape) {
     ...T5_SHAPES[name],
   }, { source: `${name} (random)` });
   const before = g.allocatedBytes;
-  const model = new T5Model(g, config, randomT5Weights(g, config));
-  const session = model.session(shape);
+  const model = new T5Model(g, config, randomT5Weights(g, config, { weightDtype }));
+  let session = model.session(shape);
+  if (values.tune) {
+    // the session's products are known once it is built: measure them, then rebuild
+    await tuneMatmuls(g, { log: (l) => console.error(l) });
+    session.destroy();
+    session = model.session(shape);
+  }
   const { batch: B, sourceLength: S, targetLength: T } = shape;
   const ids = new Int32Array(B * S);
   for (let i = 0; i < ids.length; i++) ids[i] = (i * 7919) % 32000 + 3;
@@ -165,10 +182,11 @@ async function benchT5(g: Gpu, name: keyof typeof T5_SHAPES, shape: T5Shape) {
   const ops = [session.embedOp, ...session.trainOps, ...session.backwardOps];
   const groups = await profileGroups(g, ops.map((op) => ({ op })));
   await emit({
-    id: `t5_forward_backward/${name}/${B}x${S}+${T}`,
+    id: `t5_forward_backward/${name}${weightDtype === "f16" ? " f16" : ""}/${B}x${S}+${T}`,
     bench: "t5_forward_backward",
     model: name,
-    weights: "random",
+    weights: `random ${weightDtype}`,
+    matmul_tiling: values.tune ? "tuned" : "heuristic",
     batch: B,
     source_length: S,
     target_length: T,
@@ -212,8 +230,14 @@ if (want("t5")) {
   const big: T5Shape = { batch: 32, sourceLength: 256, targetLength: 4 };
   const small: T5Shape = { batch: 4, sourceLength: 32, targetLength: 4 };
   const sw = gpu.adapter.software;
+  if (values.tune) await loadMatmulTuning(gpu);
   await benchT5(gpu, "t5-small", sw ? small : big);
-  if (!sw || values.full) await benchT5(gpu, "t5-base", sw ? small : big);
+  if (!sw || values.full) {
+    await benchT5(gpu, "t5-base", sw ? small : big);
+    // half the weight bytes: what it buys where bandwidth, not arithmetic, bounds the products
+    if (gpu.hasF16) await benchT5(gpu, "t5-base", sw ? small : big, "f16");
+  }
+  if (values.tune) console.error(`[matmul] tuning saved: ${await saveMatmulTuning(gpu)}`);
 }
 if (want("methods")) await benchMethods(gpu, emit, { quick: values.quick, full: values.full });
 if (want("tokenize")) await benchTokenize(emit);

@@ -102,7 +102,12 @@ export async function timeMs(
 
 /** The op group a dispatch's kernel belongs to, for profiles. */
 export function kernelGroup(kernel: string, label: string): string {
-  if (/attention|softmax/.test(kernel) || /attention/.test(label)) return "attention";
+  if (/attention|softmax/.test(kernel)) return "attention";
+  // the matmul path of attention (scores, context and their gradients) counts as attention;
+  // the projections around it (q·k·v, o) are products like any other
+  if (/attention[^(]*\.(scores|context|dprobs|dv|dq|dk)(\(|$)/.test(label)) {
+    return "attention";
+  }
   if (kernel.startsWith("matmul")) return "matmul";
   if (kernel.startsWith("rms_norm")) return "norms";
   if (kernel.startsWith("cross_entropy")) return "loss";

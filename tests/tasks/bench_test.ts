@@ -41,6 +41,10 @@ Deno.test("compareRecords() orients every metric and flags only what is worse th
 Deno.test("kernelGroup() sorts dispatches into the profile's op groups", () => {
   assert.equal(kernelGroup("matmul", "encoder.0.ffn.wi"), "matmul");
   assert.equal(kernelGroup("matmul", "encoder.0.self_attention.scores"), "attention");
+  assert.equal(kernelGroup("matmul", "decoder.1.cross_attention.dv(A=x, B=y, C=z)"), "attention");
+  // the projections around attention are products
+  assert.equal(kernelGroup("matmul", "encoder.0.self_attention.qkv(A=x, B=y, C=z)"), "matmul");
+  assert.equal(kernelGroup("matmul_scalar", "decoder.2.self_attention.o(A=x)"), "matmul");
   assert.equal(kernelGroup("attention_small", "x"), "attention");
   assert.equal(kernelGroup("softmax", "x"), "attention");
   assert.equal(kernelGroup("rms_norm_backward", "x"), "norms");
