@@ -91,7 +91,8 @@ export async function exportFolded(
   }
   const tensors: Record<string, TensorToWrite> = {};
   for (const [name, t] of Object.entries(model.weights.tensors)) {
-    tensors[name] = { shape: t.shape, data: await gpu.read(t) as Float32Array };
+    // f32, or f16 for projections loaded with weightDtype "f16" (written as F16)
+    tensors[name] = { shape: t.shape, data: await gpu.read(t) };
   }
   const folded = method.foldedTable;
   tensors["encoder.embed_tokens.weight"] = {
