@@ -14,8 +14,9 @@
  * Two implementations give the same results: fused kernels (scores, bias, mask, softmax,
  * dropout and context per query row in one dispatch; two for the backward; a row of up to
  * {@link CACHED_MAX_KEYS} keys is kept in registers, a longer one is recomputed in a second
- * pass), the default; and strided matmuls around the softmax and dropout kernels
- * (`fused: false`).
+ * pass), the default, reading a head's columns 4 floats at a time where the head size and the
+ * operands' row widths and offsets are multiples of 4 (scalar loads otherwise, or with `loads:
+ * "scalar"`); and strided matmuls around the softmax and dropout kernels (`fused: false`).
  *
  * Shape legend: B batch, H heads, D head size, Lq query length, Lk key length.
  *
@@ -122,9 +123,18 @@ export interface AttentionOptions {
   dropout?: AttentionDropout;
   /** The fused kernels (true) or the matmul path (false). @default {true} */
   fused?: boolean;
+  /**
+   * The fused kernels' loads: vec4 (4 floats of a head row per load) or scalar. vec4 needs the
+   * head size and every operand's row width and head column offset to be multiples of 4.
+   * @default {vec4 where the operands allow it, else scalar}
+   */
+  loads?: AttentionLoads;
   /** Name in error messages. @default {"attention"} */
   label?: string;
 }
+
+/** How the fused attention kernels read the head columns: see {@link AttentionOptions.loads}. */
+export type AttentionLoads = "vec4" | "scalar";
 
 /** The ops of an attention forward pass; record `ops` in order. */
 export interface AttentionOps {
@@ -264,8 +274,11 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
       .filter(Boolean);
     const kInQ = oneBinding(d.q, d.k);
     const vInK = oneBinding(d.k, d.v);
+    const ctxCols = { t: o.ctx, off: 0, w: o.ctx.shape[2], rows: d.lq };
+    const w = vectorWidth(label, o.loads, d, [d.q, d.k, d.v, ctxCols]);
+    const head = headConstants(d.D, w);
     const op = buildOp(gpu, {
-      kernel: "attention_small",
+      kernel: w === 4 ? "attention_vec4" : "attention_small",
       label: `${label}(q=${d.q.t.describe()}, k=${d.k.t.describe()}${
         flags.length ? ` +${flags.join("+")}` : ""
       } -> ${o.ctx.describe()})`,
@@ -284,14 +297,14 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
         h: d.H,
         lq: d.lq,
         lk: d.lk,
-        d: d.D,
+        d: d.D / w,
         lkv: d.k.rows,
-        q_w: d.q.w,
-        q_off: d.q.off,
-        k_w: d.k.w,
-        k_off: d.k.off,
-        v_w: d.v.w,
-        v_off: d.v.off,
+        q_w: d.q.w / w,
+        q_off: d.q.off / w,
+        k_w: d.k.w / w,
+        k_off: d.k.off / w,
+        v_w: d.v.w / w,
+        v_off: d.v.off / w,
         scale: o.scale ?? 1,
         causal_offset: offset,
         ...dropoutUniforms(o.dropout),
@@ -304,7 +317,8 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
         CACHED: d.lk <= CACHED_MAX_KEYS,
         K_IN_Q: kInQ,
         V_IN_K: vInK,
-        Q_CACHED: d.D <= CACHED_MAX_HEAD_DIM,
+        Q_CACHED: head.ROW_CACHED,
+        DV: head.DV,
       },
       workgroups: workgroupsFor(d.B * d.H * d.lq, 64),
     });
@@ -367,6 +381,35 @@ function useFused(fused: boolean | undefined, d: Dims): boolean {
   return (fused ?? true) && d.lk > 0 && d.lq > 0 && d.D > 0;
 }
 
+/**
+ * The fused kernels' vector width: 4 (the `_vec4` kernels) when the head size and every
+ * operand's row width and head offset are multiples of 4 and `loads` allows it, else 1; a
+ * requested "vec4" that the operands do not allow is refused, naming the operand.
+ */
+function vectorWidth(label: string, loads: AttentionLoads | undefined, d: Dims, ops: Cols[]) {
+  if (loads === "scalar") return 1;
+  const bad = d.D % 4 !== 0
+    ? `head size ${d.D}`
+    : ops.find((c) => c.w % 4 !== 0 || c.off % 4 !== 0);
+  if (!bad) return 4;
+  if (loads === "vec4") {
+    const what = typeof bad === "string"
+      ? bad
+      : `${bad.t.describe()}${bad.off ? ` from column ${bad.off}` : ""}`;
+    throw new ShapeError(
+      `${label}: loads "vec4" needs the head size, row widths and head offsets to be multiples ` +
+        `of 4; ${what} is not: use loads "scalar"`,
+    );
+  }
+  return 1;
+}
+
+/** Override constants of the fused kernels for head size D read `w` floats at a time. */
+function headConstants(D: number, w: number): { DV: number; ROW_CACHED: boolean } {
+  const cached = D <= CACHED_MAX_HEAD_DIM;
+  return { DV: cached ? D / w : 0, ROW_CACHED: cached };
+}
+
 /** Options of {@link attentionBackward}. */
 export interface AttentionBackwardOptions {
   /** The forward's queries (B, Lq, H·D). */
@@ -404,6 +447,8 @@ export interface AttentionBackwardOptions {
   dropout?: AttentionDropout;
   /** As the forward's {@link AttentionOptions.fused}. @default {auto} */
   fused?: boolean;
+  /** As the forward's {@link AttentionOptions.loads} (dq, dk, dv and dctx count too). */
+  loads?: AttentionLoads;
   /** Name in error messages. @default {"attention_backward"} */
   label?: string;
 }
@@ -455,13 +500,16 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
   if (d.k.rows === d.lk && useFused(o.fused, d)) {
     const ds = scratchView(label, "scratch[0]", o.scratch[0], pShape);
     const drop = dropoutUniforms(o.dropout);
-    const common = { h: d.H, lq: d.lq, lk: d.lk, d: d.D };
     const dropout = !!o.dropout && o.dropout.p > 0;
     const state = o.dropout?.state ?? gpu.placeholder;
     const vInK = oneBinding(d.k, d.v), dvInDk = oneBinding(dk, dv);
+    const dctxCols = { t: o.dctx, off: 0, w: HD, rows: d.lq };
+    const w = vectorWidth(label, o.loads, d, [d.q, d.k, d.v, dq, dk, dv, dctxCols]);
+    const head = headConstants(d.D, w);
+    const common = { h: d.H, lq: d.lq, lk: d.lk, d: d.D / w };
     return [
       buildOp(gpu, {
-        kernel: "attention_small_backward_q",
+        kernel: w === 4 ? "attention_vec4_backward_q" : "attention_small_backward_q",
         label: `${label}.dq(dctx=${o.dctx.describe()} -> ${dq.t.describe()})`,
         bindings: {
           k: d.k.t,
@@ -475,12 +523,12 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
         params: {
           rows: d.B * d.H * d.lq,
           ...common,
-          k_w: d.k.w,
-          k_off: d.k.off,
-          v_w: d.v.w,
-          v_off: d.v.off,
-          dq_w: dq.w,
-          dq_off: dq.off,
+          k_w: d.k.w / w,
+          k_off: d.k.off / w,
+          v_w: d.v.w / w,
+          v_off: d.v.off / w,
+          dq_w: dq.w / w,
+          dq_off: dq.off / w,
           scale: o.scale ?? 1,
           ...drop,
         },
@@ -488,12 +536,12 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
           DROPOUT: dropout,
           CACHED: d.lk <= CACHED_MAX_KEYS,
           V_IN_K: vInK,
-          ROW_CACHED: d.D <= CACHED_MAX_HEAD_DIM,
+          ...head,
         },
         workgroups: workgroupsFor(d.B * d.H * d.lq, 64),
       }),
       buildOp(gpu, {
-        kernel: "attention_small_backward_kv",
+        kernel: w === 4 ? "attention_vec4_backward_kv" : "attention_small_backward_kv",
         label: `${label}.dkv(dctx=${o.dctx.describe()} -> ${dk.t.describe()}, ${dv.t.describe()})`,
         bindings: {
           q: d.q.t,
@@ -507,15 +555,15 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
         params: {
           rows: d.B * d.H * d.lk,
           ...common,
-          q_w: d.q.w,
-          q_off: d.q.off,
-          dk_w: dk.w,
-          dk_off: dk.off,
-          dv_w: dv.w,
-          dv_off: dv.off,
+          q_w: d.q.w / w,
+          q_off: d.q.off / w,
+          dk_w: dk.w / w,
+          dk_off: dk.off / w,
+          dv_w: dv.w / w,
+          dv_off: dv.off / w,
           ...drop,
         },
-        constants: { DROPOUT: dropout, DV_IN_DK: dvInDk, ROW_CACHED: d.D <= CACHED_MAX_HEAD_DIM },
+        constants: { DROPOUT: dropout, DV_IN_DK: dvInDk, ...head },
         workgroups: workgroupsFor(d.B * d.H * d.lk, 64),
       }),
     ];

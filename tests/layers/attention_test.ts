@@ -8,6 +8,7 @@ import {
   attentionBackwardCpu,
   attentionCpu,
   type AttentionCpuOptions,
+  type AttentionLoads,
 } from "../../src/layers/attention.ts";
 import { setDropoutState } from "../../src/layers/dropout.ts";
 import { gpuTest } from "../gpu_support.ts";
@@ -36,6 +37,21 @@ const CASES: Case[] = [
     dropout: { p: 0.25, seed: 4, step: 2, stream: 9 },
   },
 ];
+
+/** The three implementations: the matmul path and the fused kernels with each kind of load. */
+type Impl = "matmul path" | "fused, scalar loads" | "fused, vec4 loads";
+const IMPLS: Impl[] = ["matmul path", "fused, scalar loads", "fused, vec4 loads"];
+
+/** The attention options that select an implementation. */
+function implOptions(impl: Impl): { fused: boolean; loads?: AttentionLoads } {
+  if (impl === "matmul path") return { fused: false };
+  return { fused: true, loads: impl === "fused, vec4 loads" ? "vec4" : "scalar" };
+}
+
+/** A head size the implementation takes: vec4 loads need a multiple of 4 (5 becomes 8). */
+function headDimFor(impl: Impl, D: number): number {
+  return impl === "fused, vec4 loads" ? Math.ceil(D / 4) * 4 : D;
+}
 
 function inputs(c: AttentionCpuOptions, seed: number) {
   const rng = new Rng(seed);
@@ -98,7 +114,7 @@ async function runGpu(
   gpu: Gpu,
   c: AttentionCpuOptions & { withBias?: boolean },
   seed: number,
-  fused: boolean,
+  impl: Impl,
 ) {
   const x = inputs(c, seed);
   const { batch: B, heads: H, headDim: D, lq, lk } = c;
@@ -126,7 +142,7 @@ async function runGpu(
     setDropoutState(gpu, st, c.dropout);
     dropout = { state: st, p: c.dropout.p, stream: c.dropout.stream };
   }
-  const common = { q, k, v, heads: H, probs, scale: c.scale, dropout, fused };
+  const common = { q, k, v, heads: H, probs, scale: c.scale, dropout, ...implOptions(impl) };
   const fwd = attention(gpu, { ...common, ctx, scratch, bias, mask, causal: c.causal });
   const bwd = attentionBackward(gpu, {
     ...common,
@@ -150,11 +166,9 @@ async function runGpu(
   return { x, out };
 }
 
-for (const fused of [false, true]) {
+for (const impl of IMPLS) {
   gpuTest(
-    `attention() and attentionBackward() match the CPU reference at odd sizes (${
-      fused ? "fused kernels" : "matmul path"
-    })`,
+    `attention() and attentionBackward() match the CPU reference at odd sizes (${impl})`,
     async (gpu) => {
       const cases = [
         ...CASES.map((c, i) => ({ ...c, withBias: i !== 2 })),
@@ -168,9 +182,9 @@ for (const fused of [false, true]) {
           withBias: true,
           dropout: { p: 0.25, seed: 42, step: 5, stream: 17 },
         },
-      ];
+      ].map((c) => ({ ...c, headDim: headDimFor(impl, c.headDim) }));
       for (const [i, c] of cases.entries()) {
-        const { x, out } = await runGpu(gpu, c, 100 + i, fused);
+        const { x, out } = await runGpu(gpu, c, 100 + i, impl);
         const o: AttentionCpuOptions = {
           ...c,
           bias: c.withBias ? x.bias : undefined,
@@ -189,13 +203,11 @@ for (const fused of [false, true]) {
   );
 }
 
-for (const fused of [false, true]) {
+for (const impl of IMPLS) {
   gpuTest(
-    `attention() reads keys and values from a longer cache, ignoring rows past Lk (${
-      fused ? "fused" : "matmul path"
-    })`,
+    `attention() reads keys and values from a longer cache, ignoring rows past Lk (${impl})`,
     async (gpu) => {
-      const B = 2, H = 2, D = 3, lq = 1, N = 6, HD = H * D;
+      const B = 2, H = 2, D = headDimFor(impl, 3), lq = 1, N = 6, HD = H * D;
       const rng = new Rng(9);
       const q = gpu.upload("q", rng.normal(B * lq * HD), [B, lq, HD]);
       const kData = rng.normal(B * N * HD), vData = rng.normal(B * N * HD);
@@ -203,7 +215,10 @@ for (const fused of [false, true]) {
       const lk = 4; // keys 0..3 written so far; rows 4..5 of the cache hold garbage
       const probs = gpu.tensor("probs", [B, H, lq, lk]), ctx = gpu.tensor("ctx", [B, lq, HD]);
       const scratch = gpu.tensor("scratch", [B * H * lq * N]);
-      const { ops } = attention(gpu, { q, k, v, heads: H, probs, ctx, scratch, fused });
+      const { ops } = attention(gpu, {
+        ...{ q, k, v, heads: H, probs, ctx, scratch },
+        ...implOptions(impl),
+      });
       await gpu.run(ops);
       // the reference on the first lk rows of each batch entry only
       const rows = (a: Float32Array) => {
@@ -227,23 +242,24 @@ for (const fused of [false, true]) {
 }
 
 gpuTest(
-  "the fused kernels and the matmul path agree within f32 rounding, dropout masks included",
+  "the fused kernels (both loads) and the matmul path agree within f32 rounding, dropout masks included",
   async (gpu) => {
     const c = {
       name: "causal with dropout",
       batch: 2,
       heads: 3,
-      headDim: 4,
+      headDim: 8,
       lq: 9,
       lk: 9,
       causal: true,
       withBias: true,
       dropout: { p: 0.3, seed: 3, step: 9, stream: 21 },
     };
-    const a = await runGpu(gpu, c, 7, false);
-    const b = await runGpu(gpu, c, 7, true);
-    for (const k of ["probs", "ctx", "dq", "dk", "dv"] as const) {
-      assertClose(b.out[k], a.out[k], { atol: 1e-6, rtol: 1e-5, label: k });
+    const [a, ...fused] = await Promise.all(IMPLS.map((impl) => runGpu(gpu, c, 7, impl)));
+    for (const [i, b] of fused.entries()) {
+      for (const k of ["probs", "ctx", "dq", "dk", "dv"] as const) {
+        assertClose(b.out[k], a.out[k], { atol: 1e-6, rtol: 1e-5, label: `${IMPLS[i + 1]}: ${k}` });
+      }
     }
   },
 );
@@ -293,13 +309,11 @@ gpuTest(
   },
 );
 
-for (const fused of [false, true]) {
+for (const impl of IMPLS) {
   gpuTest(
-    `q, k, v side by side in one (B, L, 3·H·D) tensor give the same results as apart (${
-      fused ? "fused" : "matmul path"
-    })`,
+    `q, k, v side by side in one (B, L, 3·H·D) tensor give the same results as apart (${impl})`,
     async (gpu) => {
-      const B = 2, L = 5, H = 2, D = 3, HD = H * D;
+      const B = 2, L = 5, H = 2, D = headDimFor(impl, 3), HD = H * D;
       const rng = new Rng(31);
       const qkv = rng.normal(B * L * 3 * HD);
       const part = (k: number) => {
@@ -334,7 +348,10 @@ for (const fused of [false, true]) {
           : [0, 1, 2].map((i) => t(`d${i}`, [B, L, HD]));
         const at = (i: number) => (sideBySide ? { tensor: fusedIn, offset: i * HD } : [q, k, v][i]);
         const g = (i: number) => (sideBySide ? { tensor: grads[0], offset: i * HD } : grads[i]);
-        const common = { q: at(0), k: at(1), v: at(2), heads: H, probs, fused, causal: true };
+        const common = {
+          ...{ q: at(0), k: at(1), v: at(2), heads: H, probs, causal: true },
+          ...implOptions(impl),
+        };
         const fwd = attention(gpu, { ...common, ctx, scratch });
         const bwd = attentionBackward(gpu, {
           ...common,
