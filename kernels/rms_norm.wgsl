@@ -12,9 +12,14 @@
 // Thread mapping: one workgroup of 64 threads per row; thread t handles columns t, t + 64, ...
 //   (any C) and sums their squares in f32; workgroup_sum64 (kernels/include/reduce64.wgsl:
 //   deterministic; a two-barrier tree, or subgroup reductions where the device has them) gives
-//   the row sum.
-// Grid: N workgroups, folded into (x, y) by the runtime beyond 65535; row = wid.x + wid.y *
-//   nwg.x, and workgroups past N return (uniformly, before any barrier).
+//   the row sum. With ROW_PER_THREAD, one thread per row instead (64 rows per workgroup), adding
+//   the squares in column order, with no barrier: for CPU adapters, where a barrier switches
+//   between all the workgroup's invocations.
+// Grid: N workgroups (ceil(N / 64) with ROW_PER_THREAD), folded into (x, y) by the runtime
+//   beyond 65535; row = wid.x + wid.y * nwg.x, and workgroups past N return (uniformly, before
+//   any barrier).
+
+override ROW_PER_THREAD: bool = false;
 
 override HAS_X: bool = true;
 override HAS_Y: bool = false;
@@ -62,25 +67,23 @@ fn stream_at(i: u32) -> f32 {
   return v;
 }
 
-@compute @workgroup_size(64)
-fn main(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  ids: ReduceIds, // ids.t = local_invocation_index (plus subgroup ids: the reduction snippet)
-) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= params.rows) { return; }
-  let t = ids.t;
+// The sum of the squares of row `row`'s columns t, t + stride, ... (writing `sum`).
+fn square_sum(row: u32, t: u32, stride: u32) -> f32 {
   let base = row * params.c;
   var ss = 0.0;
-  for (var k = t; k < params.c; k += 64u) {
+  for (var k = t; k < params.c; k += stride) {
     let v = stream_at(base + k);
     if (WRITE_SUM) { sum[base + k] = v; }
     ss += v * v;
   }
-  let total = workgroup_sum64(ids, ss);
+  return ss;
+}
+
+// Writes the normalised columns t, t + stride, ... of row `row` for the row sum of squares.
+fn normalise(row: u32, t: u32, stride: u32, total: f32) -> f32 {
+  let base = row * params.c;
   let r = inverseSqrt(total / f32(params.c) + params.eps);
-  for (var k = t; k < params.c; k += 64u) {
+  for (var k = t; k < params.c; k += stride) {
     let i = base + k;
     var v: f32;
     if (WRITE_SUM) { v = sum[i]; } else { v = stream_at(i); }
@@ -88,5 +91,25 @@ fn main(
     if (DROP_OUT) { n = drop(n, i, params.stream_out); }
     out[i] = n;
   }
+  return r;
+}
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  ids: ReduceIds, // ids.t = local_invocation_index (plus subgroup ids: the reduction snippet)
+) {
+  let wg = wid.x + wid.y * nwg.x;
+  let t = ids.t;
+  if (ROW_PER_THREAD) {
+    let row = wg * 64u + t;
+    if (row < params.rows) { rstd[row] = normalise(row, 0u, 1u, square_sum(row, 0u, 1u)); }
+    return;
+  }
+  let row = wg;
+  if (row >= params.rows) { return; }
+  let total = workgroup_sum64(ids, square_sum(row, t, 64u));
+  let r = normalise(row, t, 64u, total);
   if (t == 0u) { rstd[row] = r; }
 }

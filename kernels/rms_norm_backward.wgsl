@@ -13,13 +13,16 @@
 //   happens before the barriers that precede its writes).
 // Thread mapping: one workgroup of 64 threads per row; thread t handles columns t, t + 64, ...;
 //   workgroup_sum64 (kernels/include/reduce64.wgsl: deterministic; a two-barrier tree, or
-//   subgroup reductions where the device has them) gives dot.
+//   subgroup reductions where the device has them) gives dot. With ROW_PER_THREAD, one thread
+//   per row (64 rows per workgroup, ceil(N / 64) workgroups), adding in column order, with no
+//   barrier (for CPU adapters, as in rms_norm).
 // Grid: N workgroups, folded into (x, y) by the runtime beyond 65535; row = wid.x + wid.y *
 //   nwg.x, and workgroups past N return (uniformly, before any barrier).
 
 override ACCUMULATE: bool = false;
 override DROP_DOUT: bool = false;
 override BRANCH: bool = false;
+override ROW_PER_THREAD: bool = false;
 
 struct Params {
   rows: u32,
@@ -53,28 +56,44 @@ fn grad_at(i: u32) -> f32 {
   return dout[i];
 }
 
-@compute @workgroup_size(64)
-fn main(
-  @builtin(workgroup_id) wid: vec3u,
-  @builtin(num_workgroups) nwg: vec3u,
-  ids: ReduceIds, // ids.t = local_invocation_index (plus subgroup ids: the reduction snippet)
-) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= params.rows) { return; }
-  let t = ids.t;
+// Σ grad · weight · x over row `row`'s columns t, t + stride, ...
+fn row_dot(row: u32, t: u32, stride: u32) -> f32 {
   let base = row * params.c;
   var p = 0.0;
-  for (var k = t; k < params.c; k += 64u) {
+  for (var k = t; k < params.c; k += stride) {
     p += grad_at(base + k) * weight[k] * x[base + k];
   }
-  let dot = workgroup_sum64(ids, p);
+  return p;
+}
+
+// Writes dx (and dbranch) at row `row`'s columns t, t + stride, ... for the row's dot.
+fn write_dx(row: u32, t: u32, stride: u32, dot: f32) {
+  let base = row * params.c;
   let r = rstd[row];
   let coef = r * r * dot / f32(params.c);
-  for (var k = t; k < params.c; k += 64u) {
+  for (var k = t; k < params.c; k += stride) {
     let i = base + k;
     var g = r * (weight[k] * grad_at(i) - x[i] * coef);
     if (ACCUMULATE) { g += dx[i]; }
     dx[i] = g;
     if (BRANCH) { dbranch[i] = drop(g, i, params.stream_branch); }
   }
+}
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  ids: ReduceIds, // ids.t = local_invocation_index (plus subgroup ids: the reduction snippet)
+) {
+  let wg = wid.x + wid.y * nwg.x;
+  let t = ids.t;
+  if (ROW_PER_THREAD) {
+    let row = wg * 64u + t;
+    if (row < params.rows) { write_dx(row, 0u, 1u, row_dot(row, 0u, 1u)); }
+    return;
+  }
+  let row = wg;
+  if (row >= params.rows) { return; }
+  write_dx(row, t, 64u, workgroup_sum64(ids, row_dot(row, t, 64u)));
 }

@@ -37,6 +37,8 @@ export interface RmsNormOptions {
   rstd: Tensor;
   /** Added to the mean square (T5: `layer_norm_epsilon`, 1e-6). */
   eps: number;
+  /** As {@link ResidualRmsNormOptions.threadPerRow}. */
+  threadPerRow?: boolean;
   /** Name in error messages. @default {"rms_norm"} */
   label?: string;
 }
@@ -128,8 +130,20 @@ export interface ResidualRmsNormOptions {
   dropoutY?: NormDropout;
   /** Dropout of the normed output (a T5 stack's final dropout). */
   dropoutOut?: NormDropout;
+  /**
+   * One thread per row (true: no barrier, for CPU adapters, where a barrier switches between all
+   * of a workgroup's invocations) or one workgroup of 64 threads per row (false).
+   * @default {true on a software adapter, else false}
+   */
+  threadPerRow?: boolean;
   /** Name in error messages. @default {"residual_rms_norm"} */
   label?: string;
+}
+
+/** The row kernels' grid and mapping constant for `rows` rows (see `threadPerRow`). */
+function rowMapping(gpu: Gpu, rows: number, threadPerRow: boolean | undefined) {
+  const perThread = threadPerRow ?? gpu.adapter.software;
+  return { workgroups: perThread ? workgroupsFor(rows, 64) : rows, ROW_PER_THREAD: perThread };
 }
 
 /** The dropout uniforms of the fused norm kernels: one rate for both sites, two streams. */
@@ -187,6 +201,7 @@ export function residualRmsNorm(gpu: Gpu, o: ResidualRmsNormOptions): Op {
   const d = dropParams(dropY ? o.dropoutY : undefined, dropOut ? o.dropoutOut : undefined);
   const ph = gpu.placeholder;
   const parts = [o.x && "x", o.y && `${dropY ? "dropout(y)" : "y"}`].filter(Boolean).join(" + ");
+  const map = rowMapping(gpu, g.rows, o.threadPerRow);
   return buildOp(gpu, {
     kernel: "rms_norm",
     label:
@@ -216,8 +231,9 @@ export function residualRmsNorm(gpu: Gpu, o: ResidualRmsNormOptions): Op {
       DROP_Y: dropY,
       DROP_OUT: dropOut,
       WRITE_SUM: !!o.sum,
+      ROW_PER_THREAD: map.ROW_PER_THREAD,
     },
-    workgroups: g.c === 0 ? 0 : g.rows,
+    workgroups: g.c === 0 ? 0 : map.workgroups,
   });
 }
 
@@ -269,6 +285,8 @@ export interface RmsNormBackwardOptions {
    * once by the launcher when not given.
    */
   scratch?: Tensor;
+  /** As {@link ResidualRmsNormOptions.threadPerRow} (for dx). */
+  threadPerRow?: boolean;
   /** Name in error messages. @default {"rms_norm_backward"} */
   label?: string;
 }
@@ -333,6 +351,7 @@ export function rmsNormBackward(gpu: Gpu, o: RmsNormBackwardOptions): Op {
   const d = dropParams(dropDout ? o.doutDropout : undefined, branch ? o.branch : undefined);
   const specs: OpSpec[] = [];
   if (o.dx && g.rows > 0 && g.c > 0) {
+    const map = rowMapping(gpu, g.rows, o.threadPerRow);
     specs.push({
       kernel: "rms_norm_backward",
       label: `${label}.dx(dout=${o.dout.describe()}, x=${o.x.describe()} -> ${o.dx.describe()})`,
@@ -354,8 +373,13 @@ export function rmsNormBackward(gpu: Gpu, o: RmsNormBackwardOptions): Op {
         keep_none: d.keep_none,
         drop_scale: d.drop_scale,
       },
-      constants: { ACCUMULATE: !!o.accumulate, DROP_DOUT: dropDout, BRANCH: branch },
-      workgroups: g.rows,
+      constants: {
+        ACCUMULATE: !!o.accumulate,
+        DROP_DOUT: dropDout,
+        BRANCH: branch,
+        ROW_PER_THREAD: map.ROW_PER_THREAD,
+      },
+      workgroups: map.workgroups,
     });
   }
   const owned: Tensor[] = [];

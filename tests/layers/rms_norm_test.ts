@@ -15,7 +15,16 @@ const EPS = 1e-6;
 // f32 sums of squares and rsqrt: a few ulps relative.
 const TOL = { atol: 1e-6, rtol: 1e-5 };
 
-/** Runs forward and backward on the GPU and compares with the CPU reference. */
+interface CheckOptions {
+  accumulate?: boolean;
+  tol?: { atol: number; rtol: number };
+  threadPerRow?: boolean;
+}
+
+/**
+ * Runs forward and backward on the GPU, with a workgroup per row and with a thread per row, and
+ * compares with the CPU reference.
+ */
 async function check(
   gpu: Gpu,
   x: Float32Array,
@@ -23,7 +32,22 @@ async function check(
   d: Float32Array,
   shape: number[],
   label: string,
-  opts: { accumulate?: boolean; tol?: { atol: number; rtol: number } } = {},
+  opts: CheckOptions = {},
+): Promise<void> {
+  for (const threadPerRow of [false, true]) {
+    const mapping = threadPerRow ? "a thread per row" : "a workgroup per row";
+    await checkOne(gpu, x, w, d, shape, `${label}, ${mapping}`, { ...opts, threadPerRow });
+  }
+}
+
+async function checkOne(
+  gpu: Gpu,
+  x: Float32Array,
+  w: Float32Array,
+  d: Float32Array,
+  shape: number[],
+  label: string,
+  opts: CheckOptions,
 ): Promise<void> {
   const rows = x.length / w.length;
   const tol = opts.tol ?? TOL;
@@ -35,7 +59,7 @@ async function check(
   const dx = gpu.upload("dx", dx0, shape), dweight = gpu.upload("dw", dw0);
   const acc = !!opts.accumulate;
   await gpu.run([
-    rmsNorm(gpu, { x: X, weight: W, out, rstd, eps: EPS }),
+    rmsNorm(gpu, { x: X, weight: W, out, rstd, eps: EPS, threadPerRow: opts.threadPerRow }),
     rmsNormBackward(gpu, {
       dout: D,
       x: X,
@@ -45,6 +69,7 @@ async function check(
       dweight,
       accumulate: acc,
       accumulateWeight: acc,
+      threadPerRow: opts.threadPerRow,
     }),
   ]);
   const ref = rmsNormCpu(x, w, EPS);
