@@ -45,6 +45,62 @@ fn write_dv(i: u32, g: V) {
   if (DV_IN_DK) { dk[i] = g; } else { dv[i] = g; }
 }
 
+// ROWS > 1: thread t computes key rows j0 .. j0 + ROWS - 1 of one head (j0 = ROWS · (t mod
+// blocks), blocks = ceil(Lk / ROWS) per head), each query and context-gradient row it loads
+// serving ROWS rows; per row the same operations in the same order as one row per thread. Needs
+// ROW_CACHED and DV (the launcher checks).
+fn multi_rows(t: u32) {
+  let lq = params.lq;
+  let lk = params.lk;
+  let d = head_size();
+  let hd = params.h * d;
+  let blocks = (lk + ROWS - 1u) / ROWS;
+  let bh = t / blocks;
+  if (bh * lk >= params.rows) { return; }
+  let j0 = (t % blocks) * ROWS;
+  let h = bh % params.h;
+  let b = bh / params.h;
+  let dkey = dropout_key();
+  // rows past Lk (the head's last block) compute row Lk - 1 again and store nothing
+  var gk: array<array<V, DQ_MAX>, ROWS_MAX>;
+  var gv: array<array<V, DQ_MAX>, ROWS_MAX>;
+  for (var r = 0u; r < ROWS; r++) {
+    for (var e = 0u; e < d; e++) {
+      gk[r][e] = V(0.0);
+      gv[r][e] = V(0.0);
+    }
+  }
+  for (var i = 0u; i < lq; i++) {
+    let qi = (b * lq + i) * params.q_w + params.q_off + h * d;
+    let ci = (b * lq + i) * hd + h * d;
+    var s: array<f32, ROWS_MAX>;
+    var p: array<f32, ROWS_MAX>;
+    for (var r = 0u; r < ROWS; r++) {
+      let pi = (bh * lq + i) * lk + min(j0 + r, lk - 1u);
+      s[r] = ds[pi];
+      p[r] = dropped(probs[pi], pi, dkey);
+    }
+    for (var e = 0u; e < d; e++) {
+      let qv = q[qi + e];
+      let cv = dctx[ci + e];
+      for (var r = 0u; r < ROWS; r++) {
+        gk[r][e] += s[r] * qv;
+        gv[r][e] += p[r] * cv;
+      }
+    }
+  }
+  for (var r = 0u; r < ROWS; r++) {
+    if (j0 + r < lk) {
+      let ko = (b * lk + j0 + r) * params.dk_w + params.dk_off + h * d;
+      let vo = (b * lk + j0 + r) * params.dv_w + params.dv_off + h * d;
+      for (var e = 0u; e < d; e++) {
+        dk[ko + e] = gk[r][e];
+        write_dv(vo + e, gv[r][e]);
+      }
+    }
+  }
+}
+
 @compute @workgroup_size(64)
 fn main(
   @builtin(workgroup_id) wid: vec3u,
@@ -52,6 +108,10 @@ fn main(
   @builtin(local_invocation_id) lid: vec3u,
 ) {
   let row = (wid.x + wid.y * nwg.x) * 64u + lid.x;
+  if (ROWS > 1u) {
+    multi_rows(row);
+    return;
+  }
   if (row >= params.rows) { return; }
   let lq = params.lq;
   let lk = params.lk;

@@ -66,6 +66,72 @@ fn dprob(co: u32, vo: u32, po: u32, j: u32, key: vec2u) -> f32 {
   return dropped(hsum(acc), po + j, key);
 }
 
+// ROWS > 1: thread t computes query rows i0 .. i0 + ROWS - 1 of one head (i0 = ROWS · (t mod
+// blocks), blocks = ceil(Lq / ROWS) per head), each value and key row it loads serving ROWS
+// rows. dP goes through `ds` (no dynamically indexed private array: CPU adapters compile those
+// slowly), dq's sums stay in registers. Per row the same sums in the same order as one row per
+// thread. Needs CACHED, ROW_CACHED and DV (the launcher checks).
+fn multi_rows(t: u32) {
+  let lq = params.lq;
+  let lk = params.lk;
+  let d = head_size();
+  let hd = params.h * d;
+  let blocks = (lq + ROWS - 1u) / ROWS;
+  let bh = t / blocks;
+  if (bh * lq >= params.rows) { return; }
+  let i0 = (t % blocks) * ROWS;
+  let h = bh % params.h;
+  let b = bh / params.h;
+  let ko = b * lk * params.k_w + params.k_off + h * d;
+  let vo = b * lk * params.v_w + params.v_off + h * d;
+  let dkey = dropout_key();
+  // Rows past Lq (the head's last block) compute row Lq - 1 again and store nothing.
+  var gr: array<array<V, DQ_MAX>, ROWS_MAX>;
+  var po: array<u32, ROWS_MAX>;
+  var dot: array<f32, ROWS_MAX>;
+  for (var r = 0u; r < ROWS; r++) {
+    let i = min(i0 + r, lq - 1u);
+    po[r] = (bh * lq + i) * lk;
+    let co = (b * lq + i) * hd + h * d;
+    for (var e = 0u; e < d; e++) { gr[r][e] = dctx[co + e]; }
+    dot[r] = 0.0;
+  }
+  for (var j = 0u; j < lk; j++) {
+    var acc: array<V, ROWS_MAX>;
+    for (var r = 0u; r < ROWS; r++) { acc[r] = V(0.0); }
+    for (var e = 0u; e < d; e++) {
+      let vv = value(vo + j * params.v_w + e);
+      for (var r = 0u; r < ROWS; r++) { acc[r] += gr[r][e] * vv; }
+    }
+    for (var r = 0u; r < ROWS; r++) {
+      let g = dropped(hsum(acc[r]), po[r] + j, dkey);
+      if (i0 + r < lq) { ds[po[r] + j] = g; }
+      dot[r] += g * probs[po[r] + j];
+    }
+  }
+  var qacc: array<array<V, DQ_MAX>, ROWS_MAX>;
+  for (var r = 0u; r < ROWS; r++) {
+    for (var e = 0u; e < d; e++) { qacc[r][e] = V(0.0); }
+  }
+  for (var j = 0u; j < lk; j++) {
+    var gs: array<f32, ROWS_MAX>;
+    for (var r = 0u; r < ROWS; r++) {
+      gs[r] = params.scale * (probs[po[r] + j] * (ds[po[r] + j] - dot[r]));
+      if (i0 + r < lq) { ds[po[r] + j] = gs[r]; }
+    }
+    for (var e = 0u; e < d; e++) {
+      let kv = k[ko + j * params.k_w + e];
+      for (var r = 0u; r < ROWS; r++) { qacc[r][e] += gs[r] * kv; }
+    }
+  }
+  for (var r = 0u; r < ROWS; r++) {
+    if (i0 + r < lq) {
+      let qo = (b * lq + i0 + r) * params.dq_w + params.dq_off + h * d;
+      for (var e = 0u; e < d; e++) { dq[qo + e] = qacc[r][e]; }
+    }
+  }
+}
+
 @compute @workgroup_size(64)
 fn main(
   @builtin(workgroup_id) wid: vec3u,
@@ -73,6 +139,10 @@ fn main(
   @builtin(local_invocation_id) lid: vec3u,
 ) {
   let row = (wid.x + wid.y * nwg.x) * 64u + lid.x;
+  if (ROWS > 1u) {
+    multi_rows(row);
+    return;
+  }
   if (row >= params.rows) { return; }
   let lq = params.lq;
   let lk = params.lk;

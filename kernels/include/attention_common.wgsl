@@ -1,11 +1,19 @@
 // attention_common: what the fused attention kernels' bodies share (attention_forward_body,
-// attention_backward_q_body, attention_backward_kv_body). Needs a `params` uniform with the
+// attention_backward_q_body, attention_backward_kv_body): the baked head size, the rows per
+// thread, the dropout and the mapping of threads to rows. Needs a `params` uniform with the
 // fields d, h, stream, threshold, keep_none and drop_scale, a `state` binding (2) u32 = (seed,
 // step) and `override DROPOUT: bool`; includes dropout_hash.wgsl.
 
 // The head size in units of V when baked (a compile-time loop bound: the loops over a row's
 // columns unroll and a cached row lives in registers), 0 to read it from params.d.
 override DV: u32 = 0u;
+
+// Rows per thread (each body's multi_rows: every key, value or query row loaded serves ROWS of
+// the thread's rows), at most ROWS_MAX; 1: one row per thread.
+override ROWS: u32 = 1u;
+const ROWS_MAX: u32 = 4u;
+// The most V of a head with ROWS > 1 (its rows' sums live in registers).
+const DQ_MAX: u32 = 8u;
 
 //! include "dropout_hash.wgsl"
 

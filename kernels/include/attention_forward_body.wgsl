@@ -20,8 +20,10 @@
 //   output's buffer is).
 // Thread mapping: one thread per query row (b, h, i), 64 threads per workgroup, adding in key
 //   order (deterministic). With CACHED (Lk <= 128) a thread keeps its row's scores in a private
-//   array; otherwise it recomputes them in a second pass over the keys (any Lk).
-// Grid: ceil(B · H · Lq / 64) workgroups, folded into (x, y) by the launcher when large.
+//   array; otherwise it recomputes them in a second pass over the keys (any Lk). With ROWS > 1
+//   a thread computes ROWS query rows of one head (multi_rows): fewer loads per multiply-add.
+// Grid: ceil(B · H · Lq / 64) workgroups (ceil(B · H · ceil(Lq / ROWS) / 64) with ROWS),
+//   folded into (x, y) by the launcher when large.
 
 override HAS_BIAS: bool = false;
 override HAS_MASK: bool = false;
@@ -76,8 +78,19 @@ fn exp_neg(d: f32) -> f32 {
   return exp(d);
 }
 
-// The logit of key j for query i of head h (masked: f32 lowest); qo and ko index the head's
-// first column in q's row i and in k's row 0.
+// The logit of key j for query i of head h from the dot product of their rows: scaled, biased
+// and masked (f32 lowest).
+fn logit_of(dot: f32, b: u32, h: u32, i: u32, j: u32) -> f32 {
+  var logit = params.scale * dot;
+  if (HAS_BIAS) { logit += bias[(h * params.lq + i) * params.lk + j]; }
+  var masked = false;
+  if (HAS_MASK) { masked = mask[b * params.lk + j] < 0.5; }
+  if (CAUSAL) { masked = masked || i32(j) > i32(i) + params.causal_offset; }
+  return select(logit, LOWEST, masked);
+}
+
+// The logit of key j for query i of head h; qo and ko index the head's first column in q's row
+// i and in k's row 0.
 fn score(qo: u32, ko: u32, b: u32, h: u32, i: u32, j: u32) -> f32 {
   let d = head_size();
   var dot = V(0.0);
@@ -86,12 +99,79 @@ fn score(qo: u32, ko: u32, b: u32, h: u32, i: u32, j: u32) -> f32 {
     if (Q_CACHED) { qe = qrow[e]; } else { qe = q[qo + e]; }
     dot += qe * key(ko + j * params.k_w + e);
   }
-  var logit = params.scale * hsum(dot);
-  if (HAS_BIAS) { logit += bias[(h * params.lq + i) * params.lk + j]; }
-  var masked = false;
-  if (HAS_MASK) { masked = mask[b * params.lk + j] < 0.5; }
-  if (CAUSAL) { masked = masked || i32(j) > i32(i) + params.causal_offset; }
-  return select(logit, LOWEST, masked);
+  return logit_of(hsum(dot), b, h, i, j);
+}
+
+// ROWS > 1: thread t computes query rows i0 .. i0 + ROWS - 1 of one head (i0 = ROWS · (t mod
+// blocks), blocks = ceil(Lq / ROWS) per head), so that each key and value row it loads serves
+// ROWS rows. The rows' logits go through `probs` (no dynamically indexed private array: CPU
+// adapters compile those slowly), the context's sums stay in registers. Per row the same sums
+// in the same order as one row per thread. Needs CACHED, Q_CACHED and DV (the launcher checks).
+fn multi_rows(t: u32) {
+  let lq = params.lq;
+  let lk = params.lk;
+  let d = head_size();
+  let hd = params.h * d;
+  let blocks = (lq + ROWS - 1u) / ROWS;
+  let bh = t / blocks;
+  if (bh * lq >= params.rows) { return; }
+  let i0 = (t % blocks) * ROWS;
+  let h = bh % params.h;
+  let b = bh / params.h;
+  let ko = b * params.lkv * params.k_w + params.k_off + h * d;
+  let vo = b * params.lkv * params.v_w + params.v_off + h * d;
+  let dkey = dropout_key();
+  // Rows past Lq (the head's last block) compute row Lq - 1 again and store nothing.
+  var qr: array<array<V, DQ_MAX>, ROWS_MAX>;
+  var po: array<u32, ROWS_MAX>;
+  var mx: array<f32, ROWS_MAX>;
+  var sum: array<f32, ROWS_MAX>;
+  for (var r = 0u; r < ROWS; r++) {
+    let i = min(i0 + r, lq - 1u);
+    po[r] = (bh * lq + i) * lk;
+    let qo = (b * lq + i) * params.q_w + params.q_off + h * d;
+    for (var e = 0u; e < d; e++) { qr[r][e] = q[qo + e]; }
+    mx[r] = LOWEST;
+    sum[r] = 0.0;
+  }
+  for (var j = 0u; j < lk; j++) {
+    var dot: array<V, ROWS_MAX>;
+    for (var r = 0u; r < ROWS; r++) { dot[r] = V(0.0); }
+    for (var e = 0u; e < d; e++) {
+      let kv = key(ko + j * params.k_w + e);
+      for (var r = 0u; r < ROWS; r++) { dot[r] += qr[r][e] * kv; }
+    }
+    for (var r = 0u; r < ROWS; r++) {
+      let logit = logit_of(hsum(dot[r]), b, h, min(i0 + r, lq - 1u), j);
+      if (i0 + r < lq) { probs[po[r] + j] = logit; }
+      mx[r] = max(mx[r], logit);
+    }
+  }
+  for (var j = 0u; j < lk; j++) {
+    for (var r = 0u; r < ROWS; r++) { sum[r] += exp_neg(probs[po[r] + j] - mx[r]); }
+  }
+  var acc: array<array<V, DQ_MAX>, ROWS_MAX>;
+  for (var r = 0u; r < ROWS; r++) {
+    for (var e = 0u; e < d; e++) { acc[r][e] = V(0.0); }
+  }
+  for (var j = 0u; j < lk; j++) {
+    var pd: array<f32, ROWS_MAX>;
+    for (var r = 0u; r < ROWS; r++) {
+      let p = exp_neg(probs[po[r] + j] - mx[r]) / sum[r];
+      if (i0 + r < lq) { probs[po[r] + j] = p; }
+      pd[r] = dropped(p, po[r] + j, dkey);
+    }
+    for (var e = 0u; e < d; e++) {
+      let vv = value(vo + j * params.v_w + e);
+      for (var r = 0u; r < ROWS; r++) { acc[r][e] += pd[r] * vv; }
+    }
+  }
+  for (var r = 0u; r < ROWS; r++) {
+    if (i0 + r < lq) {
+      let co = (b * lq + i0 + r) * hd + h * d;
+      for (var e = 0u; e < d; e++) { ctx[co + e] = acc[r][e]; }
+    }
+  }
 }
 
 @compute @workgroup_size(64)
@@ -101,6 +181,10 @@ fn main(
   @builtin(local_invocation_id) lid: vec3u,
 ) {
   let row = (wid.x + wid.y * nwg.x) * 64u + lid.x;
+  if (ROWS > 1u) {
+    multi_rows(row);
+    return;
+  }
   if (row >= params.rows) { return; }
   let lq = params.lq;
   let lk = params.lk;

@@ -129,6 +129,15 @@ export interface AttentionOptions {
    * @default {vec4 where the operands allow it, else scalar}
    */
   loads?: AttentionLoads;
+  /**
+   * Rows per thread of the fused kernels (1 to {@link MAX_ROWS_PER_THREAD}): each key and value
+   * row a thread loads serves that many of its query rows (the backward's too). Applies where
+   * the rows are cached (at most {@link CACHED_MAX_KEYS} keys) and a head is at most 8 loads
+   * (32 floats with vec4 loads, 8 with scalar ones); elsewhere 1. The results agree to f32
+   * rounding (compilers may fuse multiply-adds differently).
+   * @default {4 on a software adapter, where loads cost the most, else 1}
+   */
+  rowsPerThread?: number;
   /** Name in error messages. @default {"attention"} */
   label?: string;
 }
@@ -277,6 +286,13 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
     const ctxCols = { t: o.ctx, off: 0, w: o.ctx.shape[2], rows: d.lq };
     const w = vectorWidth(label, o.loads, d, [d.q, d.k, d.v, ctxCols]);
     const head = headConstants(d.D, w);
+    const cached = d.lk <= CACHED_MAX_KEYS;
+    const rows = rowsPerThread(
+      gpu,
+      label,
+      o.rowsPerThread,
+      cached && head.ROW_CACHED && head.DV <= ROWS_MAX_HEAD_LOADS,
+    );
     const op = buildOp(gpu, {
       kernel: w === 4 ? "attention_vec4" : "attention_small",
       label: `${label}(q=${d.q.t.describe()}, k=${d.k.t.describe()}${
@@ -314,13 +330,14 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
         HAS_MASK: !!o.mask,
         CAUSAL: !!o.causal,
         DROPOUT: !!o.dropout && o.dropout.p > 0,
-        CACHED: d.lk <= CACHED_MAX_KEYS,
+        CACHED: cached,
         K_IN_Q: kInQ,
         V_IN_K: vInK,
         Q_CACHED: head.ROW_CACHED,
         DV: head.DV,
+        ROWS: rows,
       },
-      workgroups: workgroupsFor(d.B * d.H * d.lq, 64),
+      workgroups: workgroupsFor(d.B * d.H * Math.ceil(d.lq / rows), 64),
     });
     return { ops: [op], offsetOp: op };
   }
@@ -410,6 +427,37 @@ function headConstants(D: number, w: number): { DV: number; ROW_CACHED: boolean 
   return { DV: cached ? D / w : 0, ROW_CACHED: cached };
 }
 
+/** The most rows per thread of the fused attention kernels ({@link AttentionOptions}). */
+export const MAX_ROWS_PER_THREAD = 4;
+
+/**
+ * Several rows per thread need a head of at most this many loads (`DQ_MAX` of the kernels):
+ * a thread keeps its rows' sums in registers, which CPU adapters compile slowly past it.
+ */
+const ROWS_MAX_HEAD_LOADS = 8;
+
+/**
+ * Rows per thread for a fused kernel: the option (checked) or the adapter's default where
+ * `eligible` (rows cached, head of at most 16 loads), else 1.
+ */
+function rowsPerThread(
+  gpu: Gpu,
+  label: string,
+  asked: number | undefined,
+  eligible: boolean,
+): number {
+  if (
+    asked !== undefined &&
+    !(Number.isInteger(asked) && asked >= 1 && asked <= MAX_ROWS_PER_THREAD)
+  ) {
+    throw new ShapeError(
+      `${label}: rowsPerThread must be an integer from 1 to ${MAX_ROWS_PER_THREAD}, got ${asked}`,
+    );
+  }
+  if (!eligible) return 1;
+  return asked ?? (gpu.adapter.software ? MAX_ROWS_PER_THREAD : 1);
+}
+
 /** Options of {@link attentionBackward}. */
 export interface AttentionBackwardOptions {
   /** The forward's queries (B, Lq, H·D). */
@@ -449,6 +497,8 @@ export interface AttentionBackwardOptions {
   fused?: boolean;
   /** As the forward's {@link AttentionOptions.loads} (dq, dk, dv and dctx count too). */
   loads?: AttentionLoads;
+  /** As the forward's {@link AttentionOptions.rowsPerThread}. */
+  rowsPerThread?: number;
   /** Name in error messages. @default {"attention_backward"} */
   label?: string;
 }
@@ -507,6 +557,10 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
     const w = vectorWidth(label, o.loads, d, [d.q, d.k, d.v, dq, dk, dv, dctxCols]);
     const head = headConstants(d.D, w);
     const common = { h: d.H, lq: d.lq, lk: d.lk, d: d.D / w };
+    const cached = d.lk <= CACHED_MAX_KEYS;
+    const fits = head.ROW_CACHED && head.DV <= ROWS_MAX_HEAD_LOADS;
+    const rowsQ = rowsPerThread(gpu, label, o.rowsPerThread, cached && fits);
+    const rowsKv = rowsPerThread(gpu, label, o.rowsPerThread, fits);
     return [
       buildOp(gpu, {
         kernel: w === 4 ? "attention_vec4_backward_q" : "attention_small_backward_q",
@@ -534,11 +588,12 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
         },
         constants: {
           DROPOUT: dropout,
-          CACHED: d.lk <= CACHED_MAX_KEYS,
+          CACHED: cached,
           V_IN_K: vInK,
           ...head,
+          ROWS: rowsQ,
         },
-        workgroups: workgroupsFor(d.B * d.H * d.lq, 64),
+        workgroups: workgroupsFor(d.B * d.H * Math.ceil(d.lq / rowsQ), 64),
       }),
       buildOp(gpu, {
         kernel: w === 4 ? "attention_vec4_backward_kv" : "attention_small_backward_kv",
@@ -563,8 +618,8 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
           dv_off: dv.off / w,
           ...drop,
         },
-        constants: { DROPOUT: dropout, DV_IN_DK: dvInDk, ...head },
-        workgroups: workgroupsFor(d.B * d.H * d.lk, 64),
+        constants: { DROPOUT: dropout, DV_IN_DK: dvInDk, ...head, ROWS: rowsKv },
+        workgroups: workgroupsFor(d.B * d.H * Math.ceil(d.lk / rowsKv), 64),
       }),
     ];
   }

@@ -11,7 +11,7 @@ import {
   type AttentionLoads,
 } from "../../src/layers/attention.ts";
 import { setDropoutState } from "../../src/layers/dropout.ts";
-import { gpuTest } from "../gpu_support.ts";
+import { assertShapeError, gpuTest } from "../gpu_support.ts";
 import { assertClose, dot, f64, finiteDiff, Rng } from "../numeric.ts";
 
 /** Sizes that divide no workgroup or tile size. */
@@ -115,6 +115,7 @@ async function runGpu(
   c: AttentionCpuOptions & { withBias?: boolean },
   seed: number,
   impl: Impl,
+  rowsPerThread?: number,
 ) {
   const x = inputs(c, seed);
   const { batch: B, heads: H, headDim: D, lq, lk } = c;
@@ -142,7 +143,10 @@ async function runGpu(
     setDropoutState(gpu, st, c.dropout);
     dropout = { state: st, p: c.dropout.p, stream: c.dropout.stream };
   }
-  const common = { q, k, v, heads: H, probs, scale: c.scale, dropout, ...implOptions(impl) };
+  const common = {
+    ...{ q, k, v, heads: H, probs, scale: c.scale, dropout, rowsPerThread },
+    ...implOptions(impl),
+  };
   const fwd = attention(gpu, { ...common, ctx, scratch, bias, mask, causal: c.causal });
   const bwd = attentionBackward(gpu, {
     ...common,
@@ -261,6 +265,61 @@ gpuTest(
         assertClose(b.out[k], a.out[k], { atol: 1e-6, rtol: 1e-5, label: `${IMPLS[i + 1]}: ${k}` });
       }
     }
+  },
+);
+
+for (const impl of ["fused, scalar loads", "fused, vec4 loads"] as const) {
+  gpuTest(
+    `rowsPerThread 1 to 4 agree, forward and backward, in partial blocks too (${impl})`,
+    async (gpu) => {
+      const cases = [
+        { name: "bias, mask, dropout", batch: 2, heads: 3, headDim: 8, lq: 7, lk: 9 },
+        { name: "causal, dropout", batch: 1, heads: 2, headDim: 4, lq: 10, lk: 10, causal: true },
+        { name: "one query (decoding)", batch: 3, heads: 2, headDim: 4, lq: 1, lk: 6 },
+      ].map((c) => ({
+        ...c,
+        withBias: !c.causal,
+        dropout: { p: 0.2, seed: 5, step: 3, stream: 11 },
+      }));
+      for (const c of cases) {
+        const [one, ...more] = await Promise.all(
+          [1, 3, 4].map((r) => runGpu(gpu, c, 61, impl, r)),
+        );
+        for (const [i, m] of more.entries()) {
+          for (const k of ["probs", "ctx", "dq", "dk", "dv"] as const) {
+            assertClose(m.out[k], one.out[k], {
+              atol: 1e-6,
+              rtol: 1e-5,
+              label: `${c.name}: ${k}, ${[3, 4][i]} rows per thread`,
+            });
+          }
+        }
+      }
+    },
+  );
+}
+
+gpuTest(
+  "attention() refuses a rowsPerThread outside 1 to 4 and vec4 loads on unaligned operands",
+  (gpu) => {
+    const q = gpu.tensor("q", [1, 3, 6]), probs = gpu.tensor("probs", [1, 2, 3, 3]);
+    const ctx = gpu.tensor("ctx", [1, 3, 6]);
+    for (const bad of [0, 5, 1.5, NaN]) {
+      assertShapeError(
+        gpu,
+        () => attention(gpu, { q, k: q, v: q, heads: 2, probs, ctx, rowsPerThread: bad }),
+        "rowsPerThread must be an integer from 1 to 4",
+        `got ${bad}`,
+      );
+    }
+    // head size 3: vec4 loads need multiples of 4
+    assertShapeError(
+      gpu,
+      () => attention(gpu, { q, k: q, v: q, heads: 2, probs, ctx, loads: "vec4" }),
+      'loads "vec4" needs',
+      "head size 3 is not",
+      'use loads "scalar"',
+    );
   },
 );
 
