@@ -639,6 +639,12 @@ Deno.test("matmulHeuristic() picks few-row and few-column tiles, and splits K on
     tile: "128x128",
     splitK: 1,
   });
+  // a CPU adapter takes the tile of least padded work and copying: the tuner's choices on
+  // lavapipe for the tiny T5 step's products (128x128 would pad 672 x 192 to 768 x 256)
+  assert.deepEqual(matmulHeuristic({ m: 672, n: 192, k: 64 }, cpu), { tile: "64x64", splitK: 1 });
+  assert.deepEqual(matmulHeuristic({ m: 32, n: 64, k: 256 }, cpu), { tile: "32x32", splitK: 1 });
+  // large products keep the largest tile (the least copying per multiply-add)
+  assert.deepEqual(matmulHeuristic({ m: 4096, n: 4096, k: 64 }, cpu).tile, "128x128");
   // K too short to split (chunks of at least 128), or an empty product
   assert.deepEqual(matmulHeuristic({ m: 16, n: 16, k: 200 }, gpu), { tile: "64x64", splitK: 1 });
   assert.deepEqual(matmulHeuristic({ m: 0, n: 16, k: 4096 }, gpu).splitK, 1);
