@@ -6,8 +6,8 @@
 // naga 29 (Deno 2.9) panics when a function is declared before the override-sized workgroup
 // arrays it uses. A is f32;
 // B is f32 or f16 (frozen weights), converted to f32 as it is loaded: products accumulate in
-// f32. Declares `params`, `bias`, `c`, `state` (5: the epilogue's dropout state), the workgroup
-// arrays `As`, `Bs`, `store_row` and `main`, and includes matmul_epilogue.wgsl.
+// f32. Includes matmul_common.wgsl (`params`, `bias`, `c`, `state`, `store_row`, `entry_of`,
+// the epilogue); declares the workgroup arrays `As`, `Bs` and `main`.
 //
 // Shapes (per batch entry z): op(A) (M, K), op(B) (K, N), C (M, N), bias (N).
 //   A is stored (M, K) with row stride lda, or (K, M) when TRANS_A.
@@ -30,71 +30,24 @@
 //   one barrier per tile instead of two.
 // Grid: (ceil(N / (8 WG_X)), ceil(M / (8 WG_Y)), entries (x splits) of this chunk).
 
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override HAS_BIAS: bool = false;
-override ACCUMULATE: bool = false;
-// False when M, N are multiples of the tile and K of 16: loads skip their bounds checks.
-override CHECK: bool = true;
-// Threads per workgroup along N (x) and M (y): tiles of 128x128 (16, 16), 64x64 (8, 8),
-// 32x32 (4, 4), 16x128 (x 16, y 2) or 128x16 (x 2, y 16).
-override WG_X: u32 = 8u;
-override WG_Y: u32 = 8u;
-override SPLIT: bool = false;
 override PAD: u32 = 0u;
 override NBUF: u32 = 1u;
 
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-@group(0) @binding(5) var<storage, read> state: array<u32>;
-
-//! include "matmul_epilogue.wgsl"
+//! include "matmul_common.wgsl"
 
 // NBUF buffers of BK k-rows of 2 WG_Y (A) or 2 WG_X (B) vec4 groups plus PAD.
 var<workgroup> As: array<vec4<f32>, NBUF * BK * (2u * WG_Y + PAD)>; // [k][g] = A[4g .. 4g+3][k]
 var<workgroup> Bs: array<vec4<f32>, NBUF * BK * (2u * WG_X + PAD)>; // [k][g] = B[k][4g .. 4g+3]
 
-// Writes C[row][col .. col+7] = epilogue(alpha * (lo, hi) (+ bias) (+ C)), within bounds; raw
-// partial sums under SPLIT.
-fn store_row(base: u32, ld: u32, row: u32, col: u32, lo: vec4<f32>, hi: vec4<f32>) {
-  if (row >= params.m) { return; }
-  for (var j = 0u; j < 8u; j++) {
-    let cc = col + j;
-    if (cc >= params.n) { return; }
-    var v = select(hi[j & 3u], lo[j & 3u], j < 4u);
-    let idx = base + row * ld + cc;
-    if (!SPLIT) {
-      v *= params.alpha;
-      if (HAS_BIAS) { v += bias[cc]; }
-      if (ACCUMULATE) { v += c[idx]; }
-      v = epilogue(v, idx - params.c_offset);
-    }
-    c[idx] = v;
-  }
-}
-
 @compute @workgroup_size(WG_X, WG_Y)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let zz = params.z_offset + wid.z;
-  var z = zz;
-  var k_begin = 0u;
-  var k_end = params.k;
-  if (SPLIT) {
-    z = zz / params.splits;
-    k_begin = (zz % params.splits) * params.k_chunk;
-    k_end = min(params.k, k_begin + params.k_chunk);
-  }
-  let zo = z / params.batch_inner;
-  let zi = z % params.batch_inner;
-  let a_base = params.a_offset + zo * params.a_outer + zi * params.a_inner;
-  let b_base = params.b_offset + zo * params.b_outer + zi * params.b_inner;
-  var c_base = params.c_offset + zo * params.c_outer + zi * params.c_inner;
-  var ldc = params.ldc;
-  if (SPLIT) {
-    c_base = zz * params.m * params.n;
-    ldc = params.n;
-  }
+  let ent = entry_of(params.z_offset + wid.z);
+  let a_base = ent.a;
+  let b_base = ent.b;
+  let c_base = ent.c;
+  let ldc = ent.ldc;
+  let k_begin = ent.k0;
+  let k_end = ent.k1;
   let row0 = wid.y * 8u * WG_Y;
   let col0 = wid.x * 8u * WG_X;
   let t = lid.y * WG_X + lid.x;

@@ -1,23 +1,8 @@
-// matmul_load_vec4: the k-tile loader of the matmul body with vec4 global loads. Each operand's
-// contiguous dimension (K of row-major A, M of transposed A, N of row-major B, K of transposed
-// B), row stride, offset and batch strides must be multiples of 4 (the launcher checks), so a
-// vec4 lies wholly inside or outside the matrix. Needs `alias BVec = vec4<f32>;` (or vec4<f16>).
-// Declares the bindings `a` (1, vec4<f32>) and `b` (2, BVec) and `load_a4`, `load_b4`,
-// `load_tile`.
+// matmul_load_vec4: the k-tile loader of the matmul body with vec4 global loads (the operands'
+// layout: matmul_operands_vec4.wgsl, included here). Needs `alias BVec = vec4<f32>;` (or
+// vec4<f16>). Declares `load_tile` (and what matmul_operands_vec4.wgsl declares).
 
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<BVec>;
-
-// Elements i .. i+3 of A (i a multiple of 4), or zeros when `inside` is false.
-fn load_a4(i: u32, inside: bool) -> vec4<f32> {
-  if (CHECK && !inside) { return vec4<f32>(0.0); }
-  return a[i >> 2u];
-}
-
-fn load_b4(i: u32, inside: bool) -> vec4<f32> {
-  if (CHECK && !inside) { return vec4<f32>(0.0); }
-  return vec4<f32>(b[i >> 2u]);
-}
+//! include "matmul_operands_vec4.wgsl"
 
 // Fills buffer `buf` of As and Bs with the k-tile at k0. Operands stored k-major (transposed A,
 // row-major B) go straight to workgroup memory; the others are read as 4x4 blocks (4 rows of 4

@@ -243,7 +243,10 @@ export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
   const kChunk = Math.ceil(k / splits / 16) * 16;
   splits = Math.ceil(k / kChunk) || 1;
   const split = splits > 1;
-  const kernel: KernelName = shape.vec4
+  const direct = !!config.direct && shape.vec4 && bDtype === "f32";
+  const kernel: KernelName = direct
+    ? "matmul_direct"
+    : shape.vec4
     ? (bDtype === "f16" ? "matmul_f16" : "matmul")
     : (bDtype === "f16" ? "matmul_scalar_f16" : "matmul_scalar");
   const params = {
@@ -289,8 +292,7 @@ export function matmulStrided(gpu: Gpu, o: MatmulStridedOptions): Op {
         WG_X: wgX,
         WG_Y: wgY,
         SPLIT: split,
-        PAD: config.pad ? 1 : 0,
-        NBUF: config.doubleBuffer ? 2 : 1,
+        ...(direct ? {} : { PAD: config.pad ? 1 : 0, NBUF: config.doubleBuffer ? 2 : 1 }),
         ...(split ? {} : epilogue),
       },
       bindings: {
@@ -605,7 +607,7 @@ export interface MatmulTuneResult {
 export function matmulConfigName(c: MatmulConfig): string {
   return `${c.tile}${(c.splitK ?? 1) > 1 ? ` split ${c.splitK}` : ""}${c.pad ? " pad" : ""}${
     c.doubleBuffer ? " db" : ""
-  }`;
+  }${c.direct ? " direct" : ""}`;
 }
 
 /**
@@ -748,7 +750,7 @@ function matmulHeuristicFor(gpu: Gpu, s: MatmulShape): MatmulConfig {
 
 function sameConfig(x: MatmulConfig, y: MatmulConfig): boolean {
   return x.tile === y.tile && (x.splitK ?? 1) === (y.splitK ?? 1) && !!x.pad === !!y.pad &&
-    !!x.doubleBuffer === !!y.doubleBuffer;
+    !!x.doubleBuffer === !!y.doubleBuffer && !!x.direct === !!y.direct;
 }
 
 /** Milliseconds per product of each configuration: the best of `trials` rounds. */

@@ -43,6 +43,14 @@ export interface MatmulConfig {
   pad?: boolean;
   /** Double-buffer the k-tiles (one barrier per tile). @default {false} */
   doubleBuffer?: boolean;
+  /**
+   * No workgroup memory and no barrier: each thread reads its rows and columns straight from
+   * the operands (kernels/matmul_direct.wgsl), for CPU adapters, where a barrier saves and
+   * restores every live register and workgroup memory costs as much per load as the operands.
+   * Needs the vec4 layout and f32 B; otherwise the tiled kernel runs. `pad` and `doubleBuffer`
+   * do not apply. @default {false}
+   */
+  direct?: boolean;
 }
 
 /** What a tiling choice depends on: the sizes, the batch, the layouts and B's element type. */
@@ -120,6 +128,7 @@ export function matmulWorkgroups(s: MatmulShape, tile: MatmulTile): number {
  * ```
  */
 export function matmulWorkgroupBytes(c: MatmulConfig): number {
+  if (c.direct) return 0;
   const { wgX, wgY } = MATMUL_TILES[c.tile];
   const pad = c.pad ? 1 : 0;
   return 16 * 16 * (2 * wgX + pad + 2 * wgY + pad) * (c.doubleBuffer ? 2 : 1);
@@ -163,7 +172,7 @@ export function allowedSplits(s: MatmulShape, maxBinding = 2 ** 27): number[] {
  *
  * A CPU adapter (`software`) takes, for the others, the tile of least estimated work (padding to
  * whole tiles and the copy to workgroup memory counted) among those that give every core a
- * workgroup.
+ * workgroup, and the kernel without barriers (`direct`) where it exists (vec4 layout, f32 B).
  *
  * Measured on lavapipe (2 cores): 16 x 128 tiles multiply 16 rows 3x faster than 64 x 64;
  * splitting K gains nothing there once every core has a workgroup.
@@ -198,13 +207,15 @@ export function matmulHeuristic(s: MatmulShape, device: MatmulDevice): MatmulCon
     tile = "128x128";
   } else tile = "64x64";
   const wgs = matmulWorkgroups(s, tile);
+  // CPU adapters: the product without barriers where its kernel exists (vec4 layout, f32 B)
+  const direct = device.software && !!s.vec4 && (s.bDtype ?? "f32") === "f32";
   let splitK = 1;
-  if (wgs === 0) return { tile, splitK };
+  if (wgs === 0) return direct ? { tile, splitK, direct } : { tile, splitK };
   for (const f of allowedSplits(s, device.maxBinding)) {
     if (wgs * splitK >= target) break;
     splitK = f;
   }
-  return { tile, splitK };
+  return direct ? { tile, splitK, direct } : { tile, splitK };
 }
 
 /**

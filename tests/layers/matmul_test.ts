@@ -407,44 +407,50 @@ function productCpu(
 }
 
 gpuTest(
-  "every tile of MATMUL_TILES matches the CPU reference with vec4 and scalar loads, every transpose, ragged and exact sizes",
+  "every tile of MATMUL_TILES matches the CPU reference with vec4 and scalar loads, every transpose, ragged and exact sizes, tiled and direct",
   async (gpu) => {
     const rng = new Rng(11);
     for (const tile of Object.keys(MATMUL_TILES) as MatmulTile[]) {
-      const { wgX, wgY } = MATMUL_TILES[tile];
-      // ragged (36x44x100: vec4 layouts with bounds checks), odd (scalar), exact (no checks)
-      const sizes: [number, number, number, number][] = [
-        [36, 44, 100, 0],
-        [37, 45, 103, 1],
-        [8 * wgY, 16 * wgX, 32, 0],
-      ];
-      for (const [m, n, k, offset] of sizes) {
-        for (const [tA, tB] of TRANS) {
-          const o = {
-            m,
-            n,
-            k,
-            tA,
-            tB,
-            a: rng.normal(m * k),
-            b: rng.normal(k * n),
-            bias: rng.normal(n),
-            alpha: 0.75,
-            offset,
-            config: { tile },
-          };
-          const { c, op } = await product(gpu, o);
-          op.destroy();
-          const want = productCpu(o);
-          assertClose(c, want, {
-            atol: 1e-4,
-            rtol: 1e-4,
-            label: `${tile} ${m}x${n}x${k} tA=${tA} tB=${tB} ${offset ? "scalar" : "vec4"}`,
-          });
-          assert.equal(
-            op.dispatches[0].kernel,
-            offset || (m % 4 !== 0 && (tA || tB)) || (k % 4 !== 0) ? "matmul_scalar" : "matmul",
-          );
+      for (const direct of [false, true]) {
+        const { wgX, wgY } = MATMUL_TILES[tile];
+        // ragged (36x44x100: vec4 layouts with bounds checks), odd (scalar), exact (no checks)
+        const sizes: [number, number, number, number][] = [
+          [36, 44, 100, 0],
+          [37, 45, 103, 1],
+          [8 * wgY, 16 * wgX, 32, 0],
+        ];
+        for (const [m, n, k, offset] of sizes) {
+          for (const [tA, tB] of TRANS) {
+            const o = {
+              m,
+              n,
+              k,
+              tA,
+              tB,
+              a: rng.normal(m * k),
+              b: rng.normal(k * n),
+              bias: rng.normal(n),
+              alpha: 0.75,
+              offset,
+              config: { tile, direct },
+            };
+            const { c, op } = await product(gpu, o);
+            op.destroy();
+            const want = productCpu(o);
+            const vec4 = !(offset || (m % 4 !== 0 && (tA || tB)) || (k % 4 !== 0));
+            assertClose(c, want, {
+              atol: 1e-4,
+              rtol: 1e-4,
+              label: `${tile}${direct ? " direct" : ""} ${m}x${n}x${k} tA=${tA} tB=${tB} ${
+                vec4 ? "vec4" : "scalar"
+              }`,
+            });
+            // the direct kernel exists for the vec4 layout; other layouts take the tiled one
+            assert.equal(
+              op.dispatches[0].kernel,
+              vec4 ? (direct ? "matmul_direct" : "matmul") : "matmul_scalar",
+            );
+          }
         }
       }
     }
@@ -476,13 +482,17 @@ gpuTest(
         const plain = await product(gpu, { ...base, config: { tile: "32x32", splitK: 1 } });
         assert.equal(plain.op.dispatches.length, 1);
         for (const splitK of [2, 3, 8]) {
-          for (const tile of ["32x32", "16x128"] as const) {
-            const label = `split ${splitK} ${tile} tA=${tA} tB=${tB} offset=${offset}`;
-            const run1 = await product(gpu, { ...base, config: { tile, splitK } });
+          for (
+            const [tile, direct] of [["32x32", false], ["16x128", false], ["32x32", true]] as const
+          ) {
+            const label = `split ${splitK} ${tile}${
+              direct ? " direct" : ""
+            } tA=${tA} tB=${tB} offset=${offset}`;
+            const run1 = await product(gpu, { ...base, config: { tile, splitK, direct } });
             assert.equal(run1.op.dispatches.at(-1)!.kernel, "matmul_reduce", label);
             assertClose(run1.c, want, { atol: 1e-4, rtol: 1e-4, label });
             assertClose(run1.c, plain.c, { atol: 1e-4, rtol: 1e-4, label: `${label} vs unsplit` });
-            const run2 = await product(gpu, { ...base, config: { tile, splitK } });
+            const run2 = await product(gpu, { ...base, config: { tile, splitK, direct } });
             assert.deepEqual(run2.c, run1.c, `${label}: bitwise equal run to run`);
             run1.op.destroy();
             run2.op.destroy();
@@ -643,6 +653,17 @@ Deno.test("matmulHeuristic() picks few-row and few-column tiles, and splits K on
   // lavapipe for the tiny T5 step's products (128x128 would pad 672 x 192 to 768 x 256)
   assert.deepEqual(matmulHeuristic({ m: 672, n: 192, k: 64 }, cpu), { tile: "64x64", splitK: 1 });
   assert.deepEqual(matmulHeuristic({ m: 32, n: 64, k: 256 }, cpu), { tile: "32x32", splitK: 1 });
+  // ... without barriers where the direct kernel exists (vec4 layout, f32 B), never on a GPU
+  assert.deepEqual(matmulHeuristic({ m: 672, n: 192, k: 64, vec4: true }, cpu), {
+    tile: "64x64",
+    splitK: 1,
+    direct: true,
+  });
+  assert.equal(
+    matmulHeuristic({ m: 672, n: 192, k: 64, vec4: true, bDtype: "f16" }, cpu).direct,
+    undefined,
+  );
+  assert.equal(matmulHeuristic({ m: 672, n: 192, k: 64, vec4: true }, gpu).direct, undefined);
   // large products keep the largest tile (the least copying per multiply-add)
   assert.deepEqual(matmulHeuristic({ m: 4096, n: 4096, k: 64 }, cpu).tile, "128x128");
   // K too short to split (chunks of at least 128), or an empty product
