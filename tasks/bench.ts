@@ -4,6 +4,7 @@
  *
  * Usage: `deno task bench [--only matmul,roundtrip,t5,methods,tokenize] [--quick] [--full]
  * [--out FILE.jsonl] [--compare BASELINE.jsonl] [--tolerance 0.1] [--vs-torch] [--tune]`
+ * (`--help` lists them).
  *
  * - `--full` also runs the T5-base step and the T5-small method steps on a software (CPU)
  *   adapter, where they take minutes.
@@ -42,21 +43,55 @@ import { benchMethods } from "./bench_methods.ts";
 import { benchTokenize } from "./bench_tokenize.ts";
 import { benchVsTorch } from "./bench_vs_torch.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  strict: true,
-  options: {
-    only: { type: "string" },
-    quick: { type: "boolean", default: false },
-    full: { type: "boolean", default: false },
-    out: { type: "string" },
-    compare: { type: "string" },
-    tolerance: { type: "string", default: "0.1" },
-    "vs-torch": { type: "boolean", default: false },
-    tune: { type: "boolean", default: false },
-  },
-});
-const only = values.only?.split(",");
+function parseFlags() {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      strict: true,
+      options: {
+        only: { type: "string" },
+        quick: { type: "boolean", default: false },
+        full: { type: "boolean", default: false },
+        out: { type: "string" },
+        compare: { type: "string" },
+        tolerance: { type: "string", default: "0.1" },
+        "vs-torch": { type: "boolean", default: false },
+        tune: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (e) {
+    console.error(`deno task bench: ${(e as Error).message}; see --help`);
+    Deno.exit(2);
+  }
+}
+const { values } = parseFlags();
+if (values.help) {
+  console.log(`deno task bench [options]: benchmarks, one JSON line per figure
+
+  --only LIST         groups to run, comma-separated: matmul, roundtrip, t5, methods, tokenize
+                      ("" runs none: with --vs-torch, only the PyTorch comparison)
+  --quick             fewer repetitions (CI smoke runs)
+  --full              also the T5-base step and T5-small method steps on a CPU adapter (minutes)
+  --out FILE.jsonl    write every record with the adapter, its limits, Deno, commit and date
+  --compare FILE      Markdown table against a baseline; exit 1 on a regression
+  --tolerance F       regression threshold for --compare (default 0.1 = 10 %)
+  --vs-torch          the same ADePT step in PyTorch (tools/torch_bench.py; ADEPT_PYTHON,
+                      ADEPT_TORCH_THREADS) beside ours
+  --tune              measure the T5 steps' matmul tilings first (saved and reused)
+  -h, --help          this text`);
+  Deno.exit(0);
+}
+const GROUPS = ["matmul", "roundtrip", "t5", "methods", "tokenize"];
+const only = values.only?.split(",").filter((x) => x !== "");
+const unknown = only?.filter((x) => !GROUPS.includes(x)) ?? [];
+if (unknown.length) {
+  console.error(
+    `deno task bench: --only ${unknown.join(",")}: unknown group; groups: ${GROUPS.join(", ")} ` +
+      `(--only "" runs none: with --vs-torch, only the PyTorch comparison)`,
+  );
+  Deno.exit(2);
+}
 const want = (name: string) => !only || only.includes(name);
 const tolerance = Number(values.tolerance);
 if (!(tolerance >= 0 && tolerance < 1)) {

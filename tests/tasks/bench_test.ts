@@ -87,3 +87,42 @@ Deno.test("deno task bench --out writes the run's info; --compare exits 1 on a r
   assert.match(await Deno.readTextFile(join(dir, "summary.md")), /## Benchmarks vs/);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("deno task bench refuses unknown flags and groups before requesting a GPU, and --help lists the flags", async () => {
+  const run = async (...args: string[]) => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(ROOT, "tasks/bench.ts"), ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+  };
+  const cases: [string[], RegExp][] = [
+    [["--bogus"], /Unknown option '--bogus'; see --help/],
+    [["--only", "matmul,bogus"], /--only bogus: unknown group; groups: matmul, roundtrip, t5/],
+    [["--tolerance", "2"], /--tolerance 2: expected a fraction in \[0, 1\)/],
+  ];
+  for (const [args, want] of cases) {
+    const r = await run(...args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.err}`);
+    assert.match(r.err, want);
+    assert.doesNotMatch(r.err, /\[gpu\] adapter/, "refused before the GPU is requested");
+  }
+  const help = await run("--help");
+  assert.equal(help.code, 0);
+  for (
+    const flag of [
+      "--only",
+      "--quick",
+      "--full",
+      "--out",
+      "--compare",
+      "--tolerance",
+      "--vs-torch",
+      "--tune",
+    ]
+  ) {
+    assert.ok(help.out.includes(flag), `--help lists ${flag}`);
+  }
+});
