@@ -10,14 +10,16 @@
 //
 // Shapes: dout (N, C), x (N, C), weight (C), rstd (N), state (2) u32, dx (N, C), dbranch (N, C)
 //   (a placeholder without BRANCH). Without ACCUMULATE, dx may alias dout (every read of a row
-//   happens before the barriers that precede its writes).
+//   happens before the barriers that precede its writes; with ROW_PER_THREAD one thread reads
+//   its whole row for the dot, then each element before it overwrites it).
 // Thread mapping: one workgroup of 64 threads per row; thread t handles columns t, t + 64, ...;
 //   workgroup_sum64 (kernels/include/reduce64.wgsl: deterministic; a two-barrier tree, or
 //   subgroup reductions where the device has them) gives dot. With ROW_PER_THREAD, one thread
 //   per row (64 rows per workgroup, ceil(N / 64) workgroups), adding in column order, with no
 //   barrier (for CPU adapters, as in rms_norm).
-// Grid: N workgroups, folded into (x, y) by the runtime beyond 65535; row = wid.x + wid.y *
-//   nwg.x, and workgroups past N return (uniformly, before any barrier).
+// Grid: N workgroups (ceil(N / 64) with ROW_PER_THREAD), folded into (x, y) by the runtime
+//   beyond 65535; row = wid.x + wid.y * nwg.x, and workgroups past N return (uniformly, before
+//   any barrier).
 
 override ACCUMULATE: bool = false;
 override DROP_DOUT: bool = false;

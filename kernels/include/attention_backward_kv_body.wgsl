@@ -2,7 +2,7 @@
 // (attention_small_backward_kv with scalar loads, attention_vec4_backward_kv with vec4 loads; the
 // including kernel declares `alias V`, `const VW` and `fn hsum`, as for
 // attention_forward_body.wgsl; head sizes, row widths and column offsets in the params are in
-// units of V), one thread per key row (b, h, j), summing over the queries in order
+// units of V), for each key row (b, h, j), summing over the queries in order
 // (deterministic, no atomics):
 //   dk[b, j, h] = Σ_i ds[b, h, i, j] · q[b, i, h]
 //   dv[b, j, h] = Σ_i dropout(P)[b, h, i, j] · dctx[b, i, h]   (the forward's mask, regenerated)
@@ -13,8 +13,10 @@
 //   dv is written through dk's binding (both gradients side by side in one tensor, bound once:
 //   WebGPU forbids two writable bindings that overlap).
 // Thread mapping: one thread per key row, 64 per workgroup; with ROW_CACHED (D <= 128) the
-//   queries are the outer loop and the row's D sums live in private arrays.
-// Grid: ceil(B · H · Lk / 64) workgroups, folded into (x, y) when large.
+//   queries are the outer loop and the row's D sums live in private arrays. With ROWS > 1 a
+//   thread computes ROWS key rows of one head (multi_rows).
+// Grid: ceil(B · H · Lk / 64) workgroups (ceil(B · H · ceil(Lk / ROWS) / 64) with ROWS),
+//   folded into (x, y) when large.
 
 override DROPOUT: bool = false;
 override DV_IN_DK: bool = false;

@@ -2,7 +2,7 @@
 // (attention_small_backward_q with scalar loads, attention_vec4_backward_q with vec4 loads; the
 // including kernel declares `alias V`, `const VW` and `fn hsum`, as for
 // attention_forward_body.wgsl; head sizes, row widths and column offsets in the params are in
-// units of V), one thread per query row (b, h, i):
+// units of V), for each query row (b, h, i):
 //   dP[j]  = dropout'(dctx[b, i, h] · v[b, j, h])          (the forward's mask, regenerated)
 //   dS[j]  = scale · P[j] · (dP[j] − Σ_k dP[k] · P[k])      (written to ds: the scores' gradient)
 //   dq[b, i, h] = Σ_j dS[j] · k[b, j, h]
@@ -14,8 +14,10 @@
 //   not touched). With V_IN_K the values are read from k's binding (keys and values side by
 //   side in one tensor, bound once).
 // Thread mapping: one thread per query row, 64 per workgroup; sums in key order. With CACHED
-//   (Lk <= 128) dP lives in a private array; otherwise it is recomputed in a second pass.
-// Grid: ceil(B · H · Lq / 64) workgroups, folded into (x, y) when large.
+//   (Lk <= 128) dP lives in a private array; otherwise it is recomputed in a second pass. With
+//   ROWS > 1 a thread computes ROWS query rows of one head (multi_rows).
+// Grid: ceil(B · H · Lq / 64) workgroups (ceil(B · H · ceil(Lq / ROWS) / 64) with ROWS),
+//   folded into (x, y) when large.
 
 override DROPOUT: bool = false;
 override CACHED: bool = true;

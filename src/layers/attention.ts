@@ -133,8 +133,9 @@ export interface AttentionOptions {
    * Rows per thread of the fused kernels (1 to {@link MAX_ROWS_PER_THREAD}): each key and value
    * row a thread loads serves that many of its query rows (the backward's too). Applies where
    * the rows are cached (at most {@link CACHED_MAX_KEYS} keys) and a head is at most 8 loads
-   * (32 floats with vec4 loads, 8 with scalar ones); elsewhere 1. The results agree to f32
-   * rounding (compilers may fuse multiply-adds differently).
+   * (32 floats with vec4 loads, 8 with scalar ones), capped at the rows there are (Lq, or Lk for
+   * the keys' gradients); elsewhere 1. The results agree to f32 rounding (compilers may fuse
+   * multiply-adds differently).
    * @default {4 on a software adapter, where loads cost the most, else 1}
    */
   rowsPerThread?: number;
@@ -292,6 +293,7 @@ export function attention(gpu: Gpu, o: AttentionOptions): AttentionOps {
       label,
       o.rowsPerThread,
       cached && head.ROW_CACHED && head.DV <= ROWS_MAX_HEAD_LOADS,
+      d.lq,
     );
     const op = buildOp(gpu, {
       kernel: w === 4 ? "attention_vec4" : "attention_small",
@@ -437,14 +439,16 @@ export const MAX_ROWS_PER_THREAD = 4;
 const ROWS_MAX_HEAD_LOADS = 8;
 
 /**
- * Rows per thread for a fused kernel: the option (checked) or the adapter's default where
- * `eligible` (rows cached, head of at most 16 loads), else 1.
+ * Rows per thread for a fused kernel over rows of length `length` (Lq or Lk): the option
+ * (checked) or the adapter's default where `eligible` (rows cached, a head of at most
+ * {@link ROWS_MAX_HEAD_LOADS} loads), at most `length` (no repeated rows), else 1.
  */
 function rowsPerThread(
   gpu: Gpu,
   label: string,
   asked: number | undefined,
   eligible: boolean,
+  length: number,
 ): number {
   if (
     asked !== undefined &&
@@ -455,7 +459,7 @@ function rowsPerThread(
     );
   }
   if (!eligible) return 1;
-  return asked ?? (gpu.adapter.software ? MAX_ROWS_PER_THREAD : 1);
+  return Math.min(asked ?? (gpu.adapter.software ? MAX_ROWS_PER_THREAD : 1), length);
 }
 
 /** Options of {@link attentionBackward}. */
@@ -559,8 +563,8 @@ export function attentionBackward(gpu: Gpu, o: AttentionBackwardOptions): Op[] {
     const common = { h: d.H, lq: d.lq, lk: d.lk, d: d.D / w };
     const cached = d.lk <= CACHED_MAX_KEYS;
     const fits = head.ROW_CACHED && head.DV <= ROWS_MAX_HEAD_LOADS;
-    const rowsQ = rowsPerThread(gpu, label, o.rowsPerThread, cached && fits);
-    const rowsKv = rowsPerThread(gpu, label, o.rowsPerThread, fits);
+    const rowsQ = rowsPerThread(gpu, label, o.rowsPerThread, cached && fits, d.lq);
+    const rowsKv = rowsPerThread(gpu, label, o.rowsPerThread, fits, d.lk);
     return [
       buildOp(gpu, {
         kernel: w === 4 ? "attention_vec4_backward_q" : "attention_small_backward_q",

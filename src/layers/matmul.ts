@@ -707,7 +707,12 @@ async function tuneOne(
     if (options.kernelOptions ?? true) {
       // A second round times the winner, the heuristic's choice and the winner with padding
       // and double buffering side by side; another choice must beat the winner by 2%.
-      const extra = [{ pad: true }, { doubleBuffer: true }, { pad: true, doubleBuffer: true }]
+      // (the direct kernel has no workgroup memory: nothing to pad or double-buffer)
+      const extra = best.config.direct ? [] : [
+        { pad: true },
+        { doubleBuffer: true },
+        { pad: true, doubleBuffer: true },
+      ]
         .map((x) => ({ ...best.config, ...x }))
         .filter((x) => matmulWorkgroupBytes(x) <= gpu.limits.maxComputeWorkgroupStorageSize);
       const again = sameConfig(best.config, heuristic) ? [] : [heuristic];

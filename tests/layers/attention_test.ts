@@ -300,6 +300,32 @@ for (const impl of ["fused, scalar loads", "fused, vec4 loads"] as const) {
 }
 
 gpuTest(
+  "rowsPerThread sets the kernels' grids (rows capped at Lq or Lk); by default 4 on a CPU adapter, 1 on a GPU",
+  (gpu) => {
+    const [B, H, D] = [4, 4, 8], HD = H * D;
+    const grid = (L: number, r: number) => Math.ceil(B * H * Math.ceil(L / r) / 64);
+    for (const [lq, lk] of [[33, 33], [1, 6], [6, 1]]) {
+      const q = gpu.tensor("q", [B, lq, HD]), k = gpu.tensor("k", [B, lk, HD]);
+      const probs = gpu.tensor("probs", [B, H, lq, lk]), ctx = gpu.tensor("ctx", [B, lq, HD]);
+      const dq = gpu.tensor("dq", [B, lq, HD]), dk = gpu.tensor("dk", [B, lk, HD]);
+      const dv = gpu.tensor("dv", [B, lk, HD]), s = gpu.tensor("s", [B * H * lq * lk]);
+      for (const asked of [1, 2, 3, 4, undefined]) {
+        const r = asked ?? (gpu.adapter.software ? 4 : 1);
+        const common = { q, k, v: k, heads: H, probs, rowsPerThread: asked };
+        const f = attention(gpu, { ...common, ctx }).ops;
+        const b = attentionBackward(gpu, { ...common, dctx: ctx, dq, dk, dv, scratch: [s] });
+        const label = `Lq ${lq}, Lk ${lk}, rowsPerThread ${asked}`;
+        assert.equal(f[0].dispatches[0].workgroups[0], grid(lq, Math.min(r, lq)), `${label}: fwd`);
+        assert.equal(b[0].dispatches[0].workgroups[0], grid(lq, Math.min(r, lq)), `${label}: dq`);
+        assert.equal(b[1].dispatches[0].workgroups[0], grid(lk, Math.min(r, lk)), `${label}: dkv`);
+        for (const op of [...f, ...b]) op.destroy();
+      }
+      for (const t of [q, k, probs, ctx, dq, dk, dv, s]) gpu.freeBuffer(t.buffer);
+    }
+  },
+);
+
+gpuTest(
   "attention() refuses a rowsPerThread outside 1 to 4 and vec4 loads on unaligned operands",
   (gpu) => {
     const q = gpu.tensor("q", [1, 3, 6]), probs = gpu.tensor("probs", [1, 2, 3, 3]);

@@ -418,6 +418,8 @@ gpuTest(
           [36, 44, 100, 0],
           [37, 45, 103, 1],
           [8 * wgY, 16 * wgX, 32, 0],
+          // K not a multiple of 4: vec4 only where K is not contiguous (Aᵀ with B), k checked
+          [36, 44, 103, 0],
         ];
         for (const [m, n, k, offset] of sizes) {
           for (const [tA, tB] of TRANS) {
@@ -437,7 +439,9 @@ gpuTest(
             const { c, op } = await product(gpu, o);
             op.destroy();
             const want = productCpu(o);
-            const vec4 = !(offset || (m % 4 !== 0 && (tA || tB)) || (k % 4 !== 0));
+            // vec4 needs each operand's contiguous dimension (A: K, or M when transposed; B: N,
+            // or K when transposed) a multiple of 4 and no offset
+            const vec4 = !offset && (tA ? m : k) % 4 === 0 && (tB ? k : n) % 4 === 0;
             assertClose(c, want, {
               atol: 1e-4,
               rtol: 1e-4,
@@ -798,7 +802,13 @@ gpuTest(
     const cpuWant = cpu.map((v, i) => mask[i] ? Math.max(v, 0) * scale : 0);
     assertClose(want, cpuWant, { atol: 1e-4, rtol: 1e-4, label: "separate kernels vs CPU" });
     assert.ok(mask.some((k) => !k) && mask.some((k) => k), "some dropped, some kept");
-    for (const config of [{ tile: "32x32" }, { tile: "16x128", splitK: 3 }] as MatmulConfig[]) {
+    const configs: MatmulConfig[] = [
+      { tile: "32x32" },
+      { tile: "16x128", splitK: 3 },
+      { tile: "32x32", direct: true },
+      { tile: "32x32", splitK: 3, direct: true },
+    ];
+    for (const config of configs) {
       for (const scalar of [false, true]) {
         // The scalar kernel: x read from an offset of one element.
         const xs = gpu.upload("x1", Float32Array.of(0, ...x));
@@ -829,7 +839,11 @@ gpuTest(
           });
         await gpu.run(op);
         const label = `${matmulConfigName(config)} ${scalar ? "scalar" : "vec4"}`;
-        assert.equal(op.dispatches[0].kernel, scalar ? "matmul_scalar" : "matmul", label);
+        assert.equal(
+          op.dispatches[0].kernel,
+          scalar ? "matmul_scalar" : config.direct ? "matmul_direct" : "matmul",
+          label,
+        );
         const got = await gpu.read(f);
         if ((config.splitK ?? 1) === 1) {
           assert.deepEqual(got, want, `${label}: bitwise equal to matmul + relu(dropout)`);
