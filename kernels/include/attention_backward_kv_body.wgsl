@@ -1,6 +1,6 @@
 // attention_backward_kv_body: the body of the second half of the fused attention backward pass
 // (attention_small_backward_kv with scalar loads, attention_vec4_backward_kv with vec4 loads; the
-// including kernel declares `alias V`, `const VW` and `fn hsum`, as for
+// including kernel includes row_f32.wgsl or row_vec4.wgsl first, as for
 // attention_forward_body.wgsl; head sizes, row widths and column offsets in the params are in
 // units of V), for each key row (b, h, j), summing over the queries in order
 // (deterministic, no atomics):

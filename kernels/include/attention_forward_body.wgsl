@@ -1,7 +1,7 @@
 // attention_forward_body: the body of the fused attention forward kernels (attention_small with
-// scalar loads, attention_vec4 with vec4 loads). The including kernel declares `alias V` (f32
-// or vec4<f32>), `const VW: u32` (the floats in a V) and `fn hsum(x: V) -> f32` (the sum of a
-// V's lanes); head sizes, row widths and column offsets in the params are in units of V.
+// scalar loads, attention_vec4 with vec4 loads). The including kernel includes row_f32.wgsl or
+// row_vec4.wgsl first (the row type V); head sizes, row widths and column offsets in the params
+// are in units of V.
 //
 //   probs[b, h, i, :] = softmax(scale · q[b, i, h] · k[b, :, h]ᵀ + bias[h, i, :] + mask terms)
 //   ctx[b, i, h]      = dropout(probs[b, h, i, :]) · v[b, :, h]

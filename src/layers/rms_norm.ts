@@ -39,6 +39,8 @@ export interface RmsNormOptions {
   eps: number;
   /** As {@link ResidualRmsNormOptions.threadPerRow}. */
   threadPerRow?: boolean;
+  /** As {@link ResidualRmsNormOptions.loads}. */
+  loads?: RmsNormLoads;
   /** Name in error messages. @default {"rms_norm"} */
   label?: string;
 }
@@ -136,8 +138,32 @@ export interface ResidualRmsNormOptions {
    * @default {true on a software adapter, else false}
    */
   threadPerRow?: boolean;
+  /**
+   * How the row kernels read rows: 4 floats per load (`"vec4"`, C a multiple of 4) or one.
+   * @default {vec4 where C is a multiple of 4, else scalar}
+   */
+  loads?: RmsNormLoads;
   /** Name in error messages. @default {"residual_rms_norm"} */
   label?: string;
+}
+
+/**
+ * The row kernels' loads: vec4 (4 floats per load, C a multiple of 4) or scalar; see
+ * {@link ResidualRmsNormOptions.loads}.
+ */
+export type RmsNormLoads = "vec4" | "scalar";
+
+/** Floats per load: 4 where C allows and `loads` does not ask for scalar ones; refuses bad asks. */
+function loadWidth(label: string, c: number, loads: RmsNormLoads | undefined): 1 | 4 {
+  if (loads === "scalar") return 1;
+  if (c % 4 === 0) return 4;
+  if (loads === "vec4") {
+    throw new ShapeError(
+      `${label}: loads "vec4" needs C, the rows' length, to be a multiple of 4; C = ${c} is not: ` +
+        `use loads "scalar"`,
+    );
+  }
+  return 1;
 }
 
 /** The row kernels' grid and mapping constant for `rows` rows (see `threadPerRow`). */
@@ -202,8 +228,9 @@ export function residualRmsNorm(gpu: Gpu, o: ResidualRmsNormOptions): Op {
   const ph = gpu.placeholder;
   const parts = [o.x && "x", o.y && `${dropY ? "dropout(y)" : "y"}`].filter(Boolean).join(" + ");
   const map = rowMapping(gpu, g.rows, o.threadPerRow);
+  const w = loadWidth(label, g.c, o.loads);
   return buildOp(gpu, {
-    kernel: "rms_norm",
+    kernel: w === 4 ? "rms_norm_vec4" : "rms_norm",
     label:
       `${label}(${parts}: ${ref.describe()}, weight=${o.weight.describe()} -> ${o.out.describe()})`,
     bindings: {
@@ -217,7 +244,7 @@ export function residualRmsNorm(gpu: Gpu, o: ResidualRmsNormOptions): Op {
     },
     params: {
       rows: g.rows,
-      c: g.c,
+      c: g.c / w,
       eps: o.eps,
       stream_y: dropY ? o.dropoutY!.stream : 0,
       stream_out: dropOut ? o.dropoutOut!.stream : 0,
@@ -287,6 +314,8 @@ export interface RmsNormBackwardOptions {
   scratch?: Tensor;
   /** As {@link ResidualRmsNormOptions.threadPerRow} (for dx). */
   threadPerRow?: boolean;
+  /** As {@link ResidualRmsNormOptions.loads} (for dx). */
+  loads?: RmsNormLoads;
   /** Name in error messages. @default {"rms_norm_backward"} */
   label?: string;
 }
@@ -352,8 +381,9 @@ export function rmsNormBackward(gpu: Gpu, o: RmsNormBackwardOptions): Op {
   const specs: OpSpec[] = [];
   if (o.dx && g.rows > 0 && g.c > 0) {
     const map = rowMapping(gpu, g.rows, o.threadPerRow);
+    const w = loadWidth(label, g.c, o.loads);
     specs.push({
-      kernel: "rms_norm_backward",
+      kernel: w === 4 ? "rms_norm_backward_vec4" : "rms_norm_backward",
       label: `${label}.dx(dout=${o.dout.describe()}, x=${o.x.describe()} -> ${o.dx.describe()})`,
       bindings: {
         dout: o.dout,
@@ -366,7 +396,7 @@ export function rmsNormBackward(gpu: Gpu, o: RmsNormBackwardOptions): Op {
       },
       params: {
         rows: g.rows,
-        c: g.c,
+        c: g.c / w,
         stream_dout: dropDout ? o.doutDropout!.stream : 0,
         stream_branch: branch ? o.branch!.stream : 0,
         threshold: d.threshold,

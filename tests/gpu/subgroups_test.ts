@@ -38,6 +38,8 @@ const WITH_VARIANT: readonly KernelName[] = [
   "l2_norm_final",
   "rms_norm",
   "rms_norm_backward",
+  "rms_norm_backward_vec4",
+  "rms_norm_vec4",
   "softmax",
   "softmax_backward",
   "softmax_bias_backward",
@@ -395,10 +397,14 @@ gpuTest(
       await bothPaths(
         gpu,
         `C = ${c}`,
+        // a workgroup per row (the reduction; a CPU adapter's default is a thread per row)
         () => [
-          residualRmsNorm(gpu, { x, weight, out, rstd, eps: 1e-6 }),
-          residualRmsNorm(gpu, { x, y, weight, sum, out: out2, rstd: rstd2, eps: 1e-6 }),
-          rmsNormBackward(gpu, { dout, x, weight, rstd, dx }),
+          residualRmsNorm(gpu, { x, weight, out, rstd, eps: 1e-6, threadPerRow: false }),
+          residualRmsNorm(gpu, {
+            ...{ x, y, weight, sum, out: out2, rstd: rstd2, eps: 1e-6 },
+            threadPerRow: false,
+          }),
+          rmsNormBackward(gpu, { dout, x, weight, rstd, dx, threadPerRow: false }),
         ],
         () => Promise.all([out, rstd, out2, rstd2, dx].map((t) => gpu.readF64(t))),
         (r, at) => {
