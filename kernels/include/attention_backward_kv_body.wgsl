@@ -56,12 +56,12 @@ fn multi_rows(t: u32) {
   let lk = params.lk;
   let d = head_size();
   let hd = params.h * d;
-  let blocks = (lk + ROWS - 1u) / ROWS;
-  let bh = t / blocks;
-  if (bh * lk >= params.rows) { return; }
-  let j0 = (t % blocks) * ROWS;
-  let h = bh % params.h;
-  let b = bh / params.h;
+  let at = row_block(t, lk);
+  if (at.bh * lk >= params.rows) { return; }
+  let j0 = at.pos;
+  let bh = at.bh;
+  let h = at.h;
+  let b = at.b;
   let dkey = dropout_key();
   // rows past Lk (the head's last block) compute row Lk - 1 again and store nothing
   var gk: array<array<V, DQ_MAX>, ROWS_MAX>;

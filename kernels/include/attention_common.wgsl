@@ -44,3 +44,12 @@ fn head_row(r: u32, len: u32) -> HeadRow {
   let bh = r / len;
   return HeadRow(bh / params.h, bh % params.h, bh, r % len);
 }
+
+// ROWS > 1: the block of ROWS rows (of a sequence of `len`) that thread t computes, as
+// head_row gives it, with `pos` the block's first row (blocks = ceil(len / ROWS) per head).
+// Threads past the last head have bh · len >= params.rows.
+fn row_block(t: u32, len: u32) -> HeadRow {
+  var at = head_row(t, (len + ROWS - 1u) / ROWS);
+  at.pos *= ROWS;
+  return at;
+}

@@ -36,6 +36,7 @@ import {
   dropoutUniforms,
 } from "./dropout.ts";
 import { matmulStrided, type StridedOperand } from "./matmul.ts";
+import { type Loads, loadWidth } from "./loads.ts";
 import { softmax, softmaxBackward, softmaxBackwardCpu, softmaxCpu } from "./softmax.ts";
 
 /** The longest key row the fused kernels keep in a private array (longer rows are recomputed). */
@@ -128,7 +129,7 @@ export interface AttentionOptions {
    * head size and every operand's row width and head column offset to be multiples of 4.
    * @default {vec4 where the operands allow it, else scalar}
    */
-  loads?: AttentionLoads;
+  loads?: Loads;
   /**
    * Rows per thread of the fused kernels (1 to {@link MAX_ROWS_PER_THREAD}): each key and value
    * row a thread loads serves that many of its query rows (the backward's too). Applies where
@@ -142,9 +143,6 @@ export interface AttentionOptions {
   /** Name in error messages. @default {"attention"} */
   label?: string;
 }
-
-/** How the fused attention kernels read the head columns: see {@link AttentionOptions.loads}. */
-export type AttentionLoads = "vec4" | "scalar";
 
 /** The ops of an attention forward pass; record `ops` in order. */
 export interface AttentionOps {
@@ -405,22 +403,17 @@ function useFused(fused: boolean | undefined, d: Dims): boolean {
  * operand's row width and head offset are multiples of 4 and `loads` allows it, else 1; a
  * requested "vec4" that the operands do not allow is refused, naming the operand.
  */
-function vectorWidth(label: string, loads: AttentionLoads | undefined, d: Dims, ops: Cols[]) {
-  if (loads === "scalar") return 1;
-  const bad = d.D % 4 !== 0
+function vectorWidth(label: string, loads: Loads | undefined, d: Dims, ops: Cols[]): 1 | 4 {
+  const bad = ops.find((c) => c.w % 4 !== 0 || c.off % 4 !== 0);
+  const misaligned = d.D % 4 !== 0
     ? `head size ${d.D}`
-    : ops.find((c) => c.w % 4 !== 0 || c.off % 4 !== 0);
-  if (!bad) return 4;
-  if (loads === "vec4") {
-    const what = typeof bad === "string"
-      ? bad
-      : `${bad.t.describe()}${bad.off ? ` from column ${bad.off}` : ""}`;
-    throw new ShapeError(
-      `${label}: loads "vec4" needs the head size, row widths and head offsets to be multiples ` +
-        `of 4; ${what} is not: use loads "scalar"`,
-    );
-  }
-  return 1;
+    : bad && `${bad.t.describe()}${bad.off ? ` from column ${bad.off}` : ""}`;
+  return loadWidth(
+    label,
+    loads,
+    "the head size, row widths and head offsets to be multiples of 4",
+    misaligned,
+  );
 }
 
 /** Override constants of the fused kernels for head size D read `w` floats at a time. */
@@ -500,7 +493,7 @@ export interface AttentionBackwardOptions {
   /** As the forward's {@link AttentionOptions.fused}. @default {auto} */
   fused?: boolean;
   /** As the forward's {@link AttentionOptions.loads} (dq, dk, dv and dctx count too). */
-  loads?: AttentionLoads;
+  loads?: Loads;
   /** As the forward's {@link AttentionOptions.rowsPerThread}. */
   rowsPerThread?: number;
   /** Name in error messages. @default {"attention_backward"} */

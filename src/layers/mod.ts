@@ -11,6 +11,7 @@ export * from "./dropout.ts";
 export * from "./elementwise.ts";
 export * from "./embedding.ts";
 export * from "./fill.ts";
+export * from "./loads.ts";
 export * from "./matmul.ts";
 export * from "./prompt_embed.ts";
 export * from "./reduce.ts";

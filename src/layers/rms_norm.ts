@@ -16,6 +16,7 @@ import { fmtShape, ShapeError } from "../gpu/errors.ts";
 import { buildOp, buildOps, type Op, type OpSpec, workgroupsFor } from "../gpu/op.ts";
 import { checkF32, type Tensor } from "../gpu/tensor.ts";
 import { type DropoutSite, dropoutUniforms } from "./dropout.ts";
+import { type Loads, loadWidth } from "./loads.ts";
 
 /** Columns per workgroup of the weight-gradient kernels (rows use one workgroup of 64 each). */
 const DW_COLUMNS = 256;
@@ -40,7 +41,7 @@ export interface RmsNormOptions {
   /** As {@link ResidualRmsNormOptions.threadPerRow}. */
   threadPerRow?: boolean;
   /** As {@link ResidualRmsNormOptions.loads}. */
-  loads?: RmsNormLoads;
+  loads?: Loads;
   /** Name in error messages. @default {"rms_norm"} */
   label?: string;
 }
@@ -142,28 +143,15 @@ export interface ResidualRmsNormOptions {
    * How the row kernels read rows: 4 floats per load (`"vec4"`, C a multiple of 4) or one.
    * @default {vec4 where C is a multiple of 4, else scalar}
    */
-  loads?: RmsNormLoads;
+  loads?: Loads;
   /** Name in error messages. @default {"residual_rms_norm"} */
   label?: string;
 }
 
-/**
- * The row kernels' loads: vec4 (4 floats per load, C a multiple of 4) or scalar; see
- * {@link ResidualRmsNormOptions.loads}.
- */
-export type RmsNormLoads = "vec4" | "scalar";
-
-/** Floats per load: 4 where C allows and `loads` does not ask for scalar ones; refuses bad asks. */
-function loadWidth(label: string, c: number, loads: RmsNormLoads | undefined): 1 | 4 {
-  if (loads === "scalar") return 1;
-  if (c % 4 === 0) return 4;
-  if (loads === "vec4") {
-    throw new ShapeError(
-      `${label}: loads "vec4" needs C, the rows' length, to be a multiple of 4; C = ${c} is not: ` +
-        `use loads "scalar"`,
-    );
-  }
-  return 1;
+/** Floats per load of the row kernels: 4 where C is a multiple of 4 (see `loads`). */
+function rowLoads(label: string, c: number, loads: Loads | undefined): 1 | 4 {
+  const needs = "C, the rows' length, to be a multiple of 4";
+  return loadWidth(label, loads, needs, c % 4 === 0 ? undefined : `C = ${c}`);
 }
 
 /** The row kernels' grid and mapping constant for `rows` rows (see `threadPerRow`). */
@@ -228,7 +216,7 @@ export function residualRmsNorm(gpu: Gpu, o: ResidualRmsNormOptions): Op {
   const ph = gpu.placeholder;
   const parts = [o.x && "x", o.y && `${dropY ? "dropout(y)" : "y"}`].filter(Boolean).join(" + ");
   const map = rowMapping(gpu, g.rows, o.threadPerRow);
-  const w = loadWidth(label, g.c, o.loads);
+  const w = rowLoads(label, g.c, o.loads);
   return buildOp(gpu, {
     kernel: w === 4 ? "rms_norm_vec4" : "rms_norm",
     label:
@@ -315,7 +303,7 @@ export interface RmsNormBackwardOptions {
   /** As {@link ResidualRmsNormOptions.threadPerRow} (for dx). */
   threadPerRow?: boolean;
   /** As {@link ResidualRmsNormOptions.loads} (for dx). */
-  loads?: RmsNormLoads;
+  loads?: Loads;
   /** Name in error messages. @default {"rms_norm_backward"} */
   label?: string;
 }
@@ -381,7 +369,7 @@ export function rmsNormBackward(gpu: Gpu, o: RmsNormBackwardOptions): Op {
   const specs: OpSpec[] = [];
   if (o.dx && g.rows > 0 && g.c > 0) {
     const map = rowMapping(gpu, g.rows, o.threadPerRow);
-    const w = loadWidth(label, g.c, o.loads);
+    const w = rowLoads(label, g.c, o.loads);
     specs.push({
       kernel: w === 4 ? "rms_norm_backward_vec4" : "rms_norm_backward",
       label: `${label}.dx(dout=${o.dout.describe()}, x=${o.x.describe()} -> ${o.dx.describe()})`,

@@ -8,9 +8,9 @@ import {
   attentionBackwardCpu,
   attentionCpu,
   type AttentionCpuOptions,
-  type AttentionLoads,
 } from "../../src/layers/attention.ts";
 import { setDropoutState } from "../../src/layers/dropout.ts";
+import type { Loads } from "../../src/layers/loads.ts";
 import { assertShapeError, gpuTest } from "../gpu_support.ts";
 import { assertClose, dot, f64, finiteDiff, Rng } from "../numeric.ts";
 
@@ -43,7 +43,7 @@ type Impl = "matmul path" | "fused, scalar loads" | "fused, vec4 loads";
 const IMPLS: Impl[] = ["matmul path", "fused, scalar loads", "fused, vec4 loads"];
 
 /** The attention options that select an implementation. */
-function implOptions(impl: Impl): { fused: boolean; loads?: AttentionLoads } {
+function implOptions(impl: Impl): { fused: boolean; loads?: Loads } {
   if (impl === "matmul path") return { fused: false };
   return { fused: true, loads: impl === "fused, vec4 loads" ? "vec4" : "scalar" };
 }

@@ -6,9 +6,9 @@ import {
   rmsNormBackward,
   rmsNormBackwardCpu,
   rmsNormCpu,
-  type RmsNormLoads,
   rmsNormScratchShape,
 } from "../../src/layers/rms_norm.ts";
+import type { Loads } from "../../src/layers/loads.ts";
 import { assertShapeError, gpuTest } from "../gpu_support.ts";
 import { assertClose, dot, f64, finiteDiff, Rng } from "../numeric.ts";
 
@@ -20,7 +20,7 @@ interface CheckOptions {
   accumulate?: boolean;
   tol?: { atol: number; rtol: number };
   threadPerRow?: boolean;
-  loads?: RmsNormLoads;
+  loads?: Loads;
 }
 
 /**
@@ -36,7 +36,7 @@ async function check(
   label: string,
   opts: CheckOptions = {},
 ): Promise<void> {
-  const widths: RmsNormLoads[] = w.length % 4 === 0 ? ["scalar", "vec4"] : ["scalar"];
+  const widths: Loads[] = w.length % 4 === 0 ? ["scalar", "vec4"] : ["scalar"];
   for (const loads of widths) {
     for (const threadPerRow of [false, true]) {
       const mapping = threadPerRow ? "a thread per row" : "a workgroup per row";
@@ -268,6 +268,17 @@ gpuTest(
       "xi(2, 3, 8) i32 must be f32",
     );
     assertShapeError(gpu, () => rmsNorm(gpu, { x, weight: w, out, rstd, eps: NaN }), "eps", "NaN");
+    // vec4 loads asked for rows of 7 floats
+    const x7 = gpu.tensor("x7", [2, 7]), r2 = gpu.tensor("r2", [2]);
+    for (
+      const run of [
+        () => rmsNorm(gpu, { x: x7, weight: w7, out: x7, rstd: r2, eps, loads: "vec4" }),
+        () =>
+          rmsNormBackward(gpu, { dout: x7, x: x7, weight: w7, rstd: r2, dx: x7, loads: "vec4" }),
+      ]
+    ) {
+      assertShapeError(gpu, run, 'loads "vec4" needs C', "C = 7 is not", 'use loads "scalar"');
+    }
     assertShapeError(
       gpu,
       () => rmsNormBackward(gpu, { dout: outBad, x, weight: w, rstd, dx: out }),
